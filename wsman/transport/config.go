@@ -1,0 +1,108 @@
+package transport
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Auth is an authentication method.
+type Auth int
+
+// Authentication methods.
+const (
+	AuthBasic Auth = iota
+	AuthNTLM
+	AuthCertificate
+	AuthKerberos
+	AuthNone
+)
+
+var authNames = []string{"basic", "ntlm", "certificate", "kerberos", "none"}
+
+func (a Auth) String() string {
+	if int(a) < len(authNames) {
+		return authNames[a]
+	}
+	return fmt.Sprintf("Auth(%d)", int(a))
+}
+
+// ParseAuth parses "basic", "ntlm" (also "negotiate"), "certificate", "kerberos", "none".
+func ParseAuth(s string) (Auth, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "negotiate" {
+		return AuthNTLM, nil
+	}
+	for i, n := range authNames {
+		if n == s {
+			return Auth(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown auth method %q (want basic, ntlm, certificate or kerberos)", s)
+}
+
+// Encryption says when to seal messages with the NTLM session (MS-WSMV 2.2.9.1).
+type Encryption int
+
+// Encryption modes. Auto seals over http:// and not over https://, as
+// pypsrp and pywinrm do.
+const (
+	EncryptionAuto Encryption = iota
+	EncryptionAlways
+	EncryptionNever
+)
+
+var encNames = []string{"auto", "always", "never"}
+
+func (e Encryption) String() string {
+	if int(e) < len(encNames) {
+		return encNames[e]
+	}
+	return fmt.Sprintf("Encryption(%d)", int(e))
+}
+
+// ParseEncryption parses "auto", "always" or "never".
+func ParseEncryption(s string) (Encryption, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for i, n := range encNames {
+		if n == s {
+			return Encryption(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown encryption mode %q (want auto, always or never)", s)
+}
+
+// Config describes how to reach one host. One Transport is built per host so
+// that connection-bound authentication (NTLM) is kept per host.
+type Config struct {
+	Auth Auth
+	// User is "user", "DOMAIN\\user" or "user@realm".
+	User string
+	// Password is never logged, recorded or put in an error.
+	Password string
+	// Encryption applies to NTLM only; Basic and certificate auth cannot seal.
+	Encryption Encryption
+
+	// CAFile is a PEM bundle of CAs to trust instead of the system pool.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key
+	// (certificate auth, or TLS client auth alongside another method).
+	CertFile, KeyFile string
+	// InsecureSkipVerify turns off server certificate checks. Callers must
+	// warn the user; it is never the default.
+	InsecureSkipVerify bool
+	// ServerName overrides the TLS server name.
+	ServerName string
+
+	// DialTimeout bounds connecting (default 30s).
+	DialTimeout time.Duration
+	// ResponseTimeout bounds waiting for a reply's headers after sending
+	// (0: none beyond the context). Use it above the OperationTimeout.
+	ResponseTimeout time.Duration
+	// MaxResponseBytes bounds a reply body (0: DefaultMaxResponseBytes).
+	MaxResponseBytes int64
+	// Proxy picks a proxy per request; nil means http.ProxyFromEnvironment.
+	Proxy func(*http.Request) (*url.URL, error)
+}
