@@ -105,4 +105,10 @@ type Config struct {
 	MaxResponseBytes int64
 	// Proxy picks a proxy per request; nil means http.ProxyFromEnvironment.
 	Proxy func(*http.Request) (*url.URL, error)
+
+	// MaxConnsPerHost bounds connections to the host (0: no bound). NTLM
+	// transports force 1 so that authentication stays on one connection.
+	MaxConnsPerHost int
+	// MaxIdleConnsPerHost bounds kept-alive idle connections (0: 2).
+	MaxIdleConnsPerHost int
 }
