@@ -2,8 +2,16 @@ package wsman
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/beevik/etree"
 
 	"github.com/bitsremote/bitsremote/wsman/transport"
 )
@@ -36,6 +44,9 @@ type Client struct {
 	Locale string
 	// SessionID, when set, is sent as wsmv:SessionId ("uuid:…").
 	SessionID string
+
+	// newID makes MessageIDs; tests fix it to get stable envelopes.
+	newID func() string
 }
 
 // NewClient returns a Client for endpoint over t with default settings.
@@ -61,36 +72,248 @@ type Option struct {
 
 // IdentifyResponse is what wsmid:IdentifyResponse carries.
 type IdentifyResponse struct {
-	ProtocolVersion string
-	ProductVendor   string
-	ProductVersion  string
+	ProtocolVersion  string
+	ProductVendor    string
+	ProductVersion   string
 	SecurityProfiles []string
+}
+
+// maxBodyStart bounds how much of a non-SOAP body an HTTPError shows.
+const maxBodyStart = 512
+
+// host names the host in errors.
+func (c *Client) host() string {
+	if c.Host != "" {
+		return c.Host
+	}
+	if u, err := url.Parse(c.Endpoint); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return c.Endpoint
+}
+
+func (c *Client) messageID() string {
+	if c.newID != nil {
+		return c.newID()
+	}
+	return newMessageID()
+}
+
+// opError wraps err with the operation, the resource and the host.
+func (c *Client) opError(op, resourceURI string, err error) error {
+	if resourceURI == "" {
+		return fmt.Errorf("%s on %s: %w", lowerFirst(op), c.host(), err)
+	}
+	return fmt.Errorf("%s %s on %s: %w", lowerFirst(op), resourceURI, c.host(), err)
+}
+
+func lowerFirst(s string) string {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return s
+	}
+	return string(s[0]+'a'-'A') + s[1:]
+}
+
+// call sends one envelope and returns the checked reply: a *Fault for a
+// SOAP fault (whatever the status), an *HTTPError for 401, 413 and
+// non-SOAP bodies, and ErrProtocol when RelatesTo or Action are wrong.
+func (c *Client) call(ctx context.Context, op string, r *request, wantAction string, extraNS ...string) (*reply, error) {
+	if c.Transport == nil {
+		return nil, c.opError(op, r.resourceURI, errors.New("no transport configured"))
+	}
+	body := render(c.envelope(r, extraNS...))
+	resp, err := c.Transport.RoundTrip(ctx, &transportRequest{URL: c.Endpoint, Body: body})
+	if err != nil {
+		return nil, c.opError(op, r.resourceURI, err)
+	}
+	rep, err := c.classify(op, r.resourceURI, resp)
+	if err != nil {
+		return nil, err
+	}
+	if got := rep.headerText(NsAddressing, "RelatesTo"); got != r.messageID {
+		return nil, c.opError(op, r.resourceURI, fmt.Errorf("%w: a:RelatesTo is %q, want our MessageID %q", ErrProtocol, got, r.messageID))
+	}
+	if got := rep.headerText(NsAddressing, "Action"); got != wantAction {
+		return nil, c.opError(op, r.resourceURI, fmt.Errorf("%w: a:Action is %q, want %q", ErrProtocol, got, wantAction))
+	}
+	return rep, nil
+}
+
+// classify turns a transport response into a reply or the right error.
+func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*reply, error) {
+	httpErr := func(kind error) error {
+		start := resp.Body
+		if len(start) > maxBodyStart {
+			start = start[:maxBodyStart]
+		}
+		return &HTTPError{
+			Host:       c.host(),
+			Operation:  op,
+			StatusCode: resp.StatusCode,
+			Status:     http.StatusText(resp.StatusCode),
+			BodyStart:  strings.TrimSpace(strings.ToValidUTF8(string(start), "\uFFFD")),
+			Kind:       kind,
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return nil, httpErr(ErrAuth)
+	case http.StatusRequestEntityTooLarge:
+		return nil, httpErr(ErrEnvelopeTooLarge)
+	}
+	rep, err := parseEnvelope(resp.Body)
+	if err != nil {
+		if resp.StatusCode == http.StatusOK {
+			return nil, httpErr(fmt.Errorf("%w: %v", ErrProtocol, err))
+		}
+		return nil, httpErr(nil)
+	}
+	if fe := rep.fault(); fe != nil {
+		f := parseFault(fe)
+		f.Host = c.host()
+		f.Operation = op
+		f.HTTPStatus = resp.StatusCode
+		f.Action = rep.headerText(NsAddressing, "Action")
+		return nil, f
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, httpErr(nil)
+	}
+	return rep, nil
 }
 
 // Identify sends an unauthenticated Identify (WSMANIDENTIFY: unauthenticated).
 func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
-	panic("wsman: not implemented yet")
+	const op = "Identify"
+	if c.Transport == nil {
+		return nil, c.opError(op, "", errors.New("no transport configured"))
+	}
+	req := &transportRequest{
+		URL:       c.Endpoint,
+		Body:      render(identifyEnvelope()),
+		Header:    http.Header{"Wsmanidentify": []string{"unauthenticated"}},
+		Anonymous: true,
+	}
+	resp, err := c.Transport.RoundTrip(ctx, req)
+	if err != nil {
+		return nil, c.opError(op, "", err)
+	}
+	rep, err := c.classify(op, "", resp)
+	if err != nil {
+		return nil, err
+	}
+	ir := child(rep.body, NsIdentity, "IdentifyResponse")
+	if ir == nil {
+		return nil, c.opError(op, "", fmt.Errorf("%w: no wsmid:IdentifyResponse in the body", ErrProtocol))
+	}
+	out := &IdentifyResponse{}
+	for _, e := range elementKids(ir) {
+		if e.NamespaceURI() != NsIdentity {
+			continue
+		}
+		switch e.Tag {
+		case "ProtocolVersion":
+			out.ProtocolVersion = strings.TrimSpace(textOf(e))
+		case "ProductVendor":
+			out.ProductVendor = strings.TrimSpace(textOf(e))
+		case "ProductVersion":
+			out.ProductVersion = strings.TrimSpace(textOf(e))
+		case "SecurityProfiles":
+			for _, p := range elementKids(e) {
+				out.SecurityProfiles = append(out.SecurityProfiles, strings.TrimSpace(textOf(p)))
+			}
+		}
+	}
+	return out, nil
 }
 
 // Get reads one instance (WS-Transfer Get).
 func (c *Client) Get(ctx context.Context, resourceURI string, opts Options) (*Instance, error) {
-	panic("wsman: not implemented yet")
+	const op = "Get"
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		return nil, c.opError(op, resourceURI, err)
+	}
+	r := &request{action: ActionGet, resourceURI: uri, messageID: c.messageID(), opts: &opts}
+	rep, err := c.call(ctx, op, r, ActionGetResponse)
+	if err != nil {
+		return nil, err
+	}
+	return c.bodyInstance(op, uri, rep, true)
+}
+
+// bodyInstance parses the body's element as an instance.
+func (c *Client) bodyInstance(op, uri string, rep *reply, required bool) (*Instance, error) {
+	el := rep.bodyChild()
+	if el == nil {
+		if !required {
+			return nil, nil
+		}
+		return nil, c.opError(op, uri, fmt.Errorf("%w: empty s:Body where an instance was expected", ErrProtocol))
+	}
+	in, err := ParseInstance(el)
+	if err != nil {
+		return nil, c.opError(op, uri, err)
+	}
+	return in, nil
 }
 
 // Put writes an instance (WS-Transfer Put with the whole instance as body)
-// and returns the updated instance from the PutResponse.
+// and returns the updated instance from the PutResponse (nil when the host
+// answers with an empty body).
 func (c *Client) Put(ctx context.Context, resourceURI string, opts Options, in *Instance) (*Instance, error) {
-	panic("wsman: not implemented yet")
+	const op = "Put"
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		return nil, c.opError(op, resourceURI, err)
+	}
+	if in == nil {
+		return nil, c.opError(op, uri, errors.New("no instance to put"))
+	}
+	r := &request{action: ActionPut, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
+	rep, err := c.call(ctx, op, r, ActionPutResponse)
+	if err != nil {
+		return nil, err
+	}
+	return c.bodyInstance(op, uri, rep, false)
 }
 
 // Create creates a resource and returns the EPR from x:ResourceCreated.
 func (c *Client) Create(ctx context.Context, resourceURI string, opts Options, in *Instance) (*EndpointReference, error) {
-	panic("wsman: not implemented yet")
+	const op = "Create"
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		return nil, c.opError(op, resourceURI, err)
+	}
+	if in == nil {
+		return nil, c.opError(op, uri, errors.New("no instance to create"))
+	}
+	r := &request{action: ActionCreate, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
+	rep, err := c.call(ctx, op, r, ActionCreateResponse)
+	if err != nil {
+		return nil, err
+	}
+	rc := child(rep.body, NsTransfer, "ResourceCreated")
+	if rc == nil {
+		return nil, c.opError(op, uri, fmt.Errorf("%w: no x:ResourceCreated in the CreateResponse", ErrProtocol))
+	}
+	epr, err := parseEPR(rc)
+	if err != nil {
+		return nil, c.opError(op, uri, err)
+	}
+	return epr, nil
 }
 
 // Delete deletes one instance.
 func (c *Client) Delete(ctx context.Context, resourceURI string, opts Options) error {
-	panic("wsman: not implemented yet")
+	const op = "Delete"
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		return c.opError(op, resourceURI, err)
+	}
+	r := &request{action: ActionDelete, resourceURI: uri, messageID: c.messageID(), opts: &opts}
+	_, err = c.call(ctx, op, r, ActionDeleteResponse)
+	return err
 }
 
 // Invoke calls a custom action (a WMI method): Action = resourceURI + "/" +
@@ -98,7 +321,39 @@ func (c *Client) Delete(ctx context.Context, resourceURI string, opts Options) e
 // answer <p:method_OUTPUT> returned as an Instance. A non-zero ReturnValue is
 // not a fault; callers interpret it.
 func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Options, input *Instance) (*Instance, error) {
-	panic("wsman: not implemented yet")
+	op := "Invoke " + method
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		return nil, c.opError(op, resourceURI, err)
+	}
+	if method == "" || strings.ContainsAny(method, "/?#<>&\"' \t\r\n") {
+		return nil, c.opError(op, uri, fmt.Errorf("invalid method name %q", method))
+	}
+	// The _INPUT element lives in the class namespace, which must equal the
+	// ResourceURI header byte for byte (winrm.vbs help).
+	body := &Instance{ClassName: method + "_INPUT", ResourceURI: uri}
+	if input != nil {
+		body.Props = input.Props
+	}
+	action := uri + "/" + method
+	r := &request{action: action, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: body.Element()}
+	rep, err := c.call(ctx, op, r, action+"Response")
+	if err != nil {
+		return nil, err
+	}
+	out := rep.bodyChild()
+	if out == nil || !strings.EqualFold(out.Tag, method+"_OUTPUT") {
+		got := "an empty body"
+		if out != nil {
+			got = "<" + out.Tag + ">"
+		}
+		return nil, c.opError(op, uri, fmt.Errorf("%w: want <%s_OUTPUT>, got %s", ErrProtocol, method, got))
+	}
+	in, err := ParseInstance(out)
+	if err != nil {
+		return nil, c.opError(op, uri, err)
+	}
+	return in, nil
 }
 
 // EnumerationMode selects what Enumerate returns.
@@ -135,5 +390,212 @@ type Item struct {
 // EndOfSequence (in either namespace), and Releases the context when the
 // caller stops early. An error ends the sequence as the final pair.
 func (c *Client) Enumerate(ctx context.Context, resourceURI string, opts EnumerateOptions) iter.Seq2[*Item, error] {
-	panic("wsman: not implemented yet")
+	return func(yield func(*Item, error) bool) {
+		e := &enumeration{c: c, ctx: ctx, opts: &opts}
+		e.run(resourceURI, yield)
+	}
+}
+
+// maxPullTimeouts bounds consecutive n:TimedOut answers to one Pull; each is
+// a full OperationTimeout of a server with no data yet.
+const maxPullTimeouts = 10
+
+// releaseTimeout bounds the Release sent after an early break, which runs
+// even when the caller's context is already cancelled.
+const releaseTimeout = 10 * time.Second
+
+type enumeration struct {
+	c    *Client
+	ctx  context.Context
+	opts *EnumerateOptions
+	uri  string
+}
+
+func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
+	uri, err := ResolveResourceURI(resourceURI)
+	if err != nil {
+		yield(nil, e.c.opError("Enumerate", resourceURI, err))
+		return
+	}
+	e.uri = uri
+	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, body: e.enumerateBody()}
+	rep, err := e.c.call(e.ctx, "Enumerate", r, ActionEnumerateResp, "n", NsEnumeration)
+	if err != nil {
+		yield(nil, err)
+		return
+	}
+	page, err := parsePage(rep, "EnumerateResponse")
+	if err != nil {
+		yield(nil, e.c.opError("Enumerate", uri, err))
+		return
+	}
+	for {
+		for _, it := range page.items {
+			if !yield(it, nil) {
+				if !page.done {
+					e.release(page.context)
+				}
+				return
+			}
+		}
+		if page.done {
+			return
+		}
+		page, err = e.pull(page.context)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+	}
+}
+
+func (e *enumeration) enumerateBody() *etree.Element {
+	en := etree.NewElement("n:Enumerate")
+	if e.opts.Optimize {
+		en.CreateElement("w:OptimizeEnumeration")
+		if e.opts.MaxElements > 0 {
+			en.CreateElement("w:MaxElements").SetText(strconv.Itoa(e.opts.MaxElements))
+		}
+	}
+	switch e.opts.Mode {
+	case EnumerateObjectAndEPR:
+		en.CreateElement("w:EnumerationMode").SetText("EnumerateObjectAndEPR")
+	case EnumerateEPR:
+		en.CreateElement("w:EnumerationMode").SetText("EnumerateEPR")
+	}
+	switch {
+	case e.opts.WQL != "":
+		f := en.CreateElement("w:Filter")
+		f.CreateAttr("Dialect", DialectWQL)
+		f.SetText(e.opts.WQL)
+	case len(e.opts.SelectorFilter) > 0:
+		f := en.CreateElement("w:Filter")
+		f.CreateAttr("Dialect", DialectSelector)
+		writeSelectorSet(f, e.opts.SelectorFilter)
+	}
+	return en
+}
+
+func (e *enumeration) pull(enumCtx string) (*page, error) {
+	for timeouts := 0; ; timeouts++ {
+		body := etree.NewElement("n:Pull")
+		body.CreateElement("n:EnumerationContext").SetText(enumCtx)
+		if e.opts.MaxElements > 0 {
+			body.CreateElement("n:MaxElements").SetText(strconv.Itoa(e.opts.MaxElements))
+		}
+		r := &request{action: ActionPull, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
+		rep, err := e.c.call(e.ctx, "Pull", r, ActionPullResponse, "n", NsEnumeration)
+		if err != nil {
+			// n:TimedOut means "no data yet"; the context is still valid.
+			if IsTimedOut(err) && timeouts < maxPullTimeouts && e.ctx.Err() == nil {
+				continue
+			}
+			return nil, err
+		}
+		p, err := parsePage(rep, "PullResponse")
+		if err != nil {
+			return nil, e.c.opError("Pull", e.uri, err)
+		}
+		return p, nil
+	}
+}
+
+// release ends a server-side enumeration the caller abandoned, so it does
+// not count against MaxConcurrentOperationsPerUser until it expires. Its
+// error is dropped: the caller has already stopped listening.
+func (e *enumeration) release(enumCtx string) {
+	if enumCtx == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
+	defer cancel()
+	body := etree.NewElement("n:Release")
+	body.CreateElement("n:EnumerationContext").SetText(enumCtx)
+	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
+	_, _ = e.c.call(ctx, "Release", r, ActionReleaseResponse, "n", NsEnumeration)
+}
+
+// page is one EnumerateResponse or PullResponse.
+type page struct {
+	context string
+	items   []*Item
+	done    bool
+}
+
+// parsePage reads an EnumerateResponse or PullResponse. Items and
+// EndOfSequence come in the w: namespace in an optimized EnumerateResponse
+// and in n: in a PullResponse; either is accepted in both. An absent or
+// empty context also means the enumeration is over.
+func parsePage(rep *reply, want string) (*page, error) {
+	resp := child(rep.body, NsEnumeration, want)
+	if resp == nil {
+		return nil, fmt.Errorf("%w: no n:%s in the body", ErrProtocol, want)
+	}
+	p := &page{}
+	hasContext := false
+	for _, c := range elementKids(resp) {
+		ns := c.NamespaceURI()
+		if ns != NsEnumeration && ns != NsWSMan {
+			continue
+		}
+		switch c.Tag {
+		case "EnumerationContext":
+			hasContext = true
+			p.context = strings.TrimSpace(textOf(c))
+		case "EndOfSequence":
+			p.done = true
+		case "Items":
+			items, err := parseItems(c)
+			if err != nil {
+				return nil, err
+			}
+			p.items = append(p.items, items...)
+		}
+	}
+	if !hasContext || p.context == "" {
+		p.done = true
+	}
+	return p, nil
+}
+
+// parseItems reads the children of n:Items or w:Items: objects, w:Item
+// (object + EPR) or bare a:EndpointReference elements.
+func parseItems(items *etree.Element) ([]*Item, error) {
+	kids := elementKids(items)
+	out := make([]*Item, 0, len(kids))
+	for _, k := range kids {
+		it := &Item{}
+		switch ns := k.NamespaceURI(); {
+		case k.Tag == "Item" && ns == NsWSMan:
+			for _, c := range elementKids(k) {
+				if c.Tag == "EndpointReference" && c.NamespaceURI() == NsAddressing {
+					epr, err := parseEPR(c)
+					if err != nil {
+						return nil, err
+					}
+					it.EPR = epr
+				} else if it.Instance == nil {
+					in, err := ParseInstance(c)
+					if err != nil {
+						return nil, err
+					}
+					it.Instance = in
+				}
+			}
+		case k.Tag == "EndpointReference" && ns == NsAddressing:
+			epr, err := parseEPR(k)
+			if err != nil {
+				return nil, err
+			}
+			it.EPR = epr
+		default:
+			in, err := ParseInstance(k)
+			if err != nil {
+				return nil, err
+			}
+			it.Instance = in
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }

@@ -3,6 +3,10 @@ package wsman
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
 )
 
 // Fault is a SOAP fault returned by a WS-Management service. Every field
@@ -119,4 +123,124 @@ func IsNotFound(err error) bool {
 func IsTimedOut(err error) bool {
 	var f *Fault
 	return errors.As(err, &f) && f.Subcode == "TimedOut"
+}
+
+// parseFault reads an s:Fault element into a Fault. Every detail variant
+// Windows sends is understood (wsman-wire.md §2.2); unknown parts are
+// ignored rather than failing, because a fault must always reach the user.
+func parseFault(el *etree.Element) *Fault {
+	f := &Fault{}
+	if code := child(el, NsSOAP, "Code"); code != nil {
+		if v := child(code, NsSOAP, "Value"); v != nil {
+			_, f.Code = resolveQName(v, strings.TrimSpace(textOf(v)))
+		}
+		if sub := child(code, NsSOAP, "Subcode"); sub != nil {
+			if v := child(sub, NsSOAP, "Value"); v != nil {
+				f.SubcodeNS, f.Subcode = resolveQName(v, strings.TrimSpace(textOf(v)))
+			}
+		}
+	}
+	if reason := child(el, NsSOAP, "Reason"); reason != nil {
+		if t := child(reason, NsSOAP, "Text"); t != nil {
+			f.Reason = collapseSpace(textOf(t))
+		}
+	}
+	detail := child(el, NsSOAP, "Detail")
+	if detail == nil {
+		return f
+	}
+	for _, d := range elementKids(detail) {
+		ns := d.NamespaceURI()
+		switch {
+		case ns == NsWSMan && d.Tag == "FaultDetail":
+			f.Detail = strings.TrimSpace(textOf(d))
+		case ns == NsWSManFault && d.Tag == "WSManFault":
+			f.WSManCode = parseCode(d.SelectAttrValue("Code", ""))
+			f.Machine = d.SelectAttrValue("Machine", "")
+			if msg := child(d, NsWSManFault, "Message"); msg != nil {
+				f.Message = collapseSpace(textOf(msg))
+				if pf := child(msg, NsWSManFault, "ProviderFault"); pf != nil {
+					f.ProviderFault, f.WMIError = parseProviderFault(pf)
+				}
+			}
+		case d.Tag == "MSFT_WmiError" || d.Tag == "__ExtendedStatus":
+			if in, err := ParseInstance(d); err == nil {
+				f.WMIError = in
+			}
+		}
+	}
+	return f
+}
+
+// parseProviderFault reads f:ProviderFault: text, or a nested WSManFault,
+// and an optional f:ExtendedError holding a WMI object.
+func parseProviderFault(pf *etree.Element) (*ProviderFault, *Instance) {
+	p := &ProviderFault{
+		Provider: strings.TrimSpace(pf.SelectAttrValue("provider", "")),
+		Path:     pf.SelectAttrValue("path", ""),
+		Text:     collapseSpace(textOf(pf)),
+	}
+	if p.Provider == "" {
+		p.Provider = pf.SelectAttrValue("providerId", "")
+	}
+	if inner := child(pf, NsWSManFault, "WSManFault"); inner != nil {
+		p.WSManCode = parseCode(inner.SelectAttrValue("Code", ""))
+		if msg := child(inner, NsWSManFault, "Message"); msg != nil && p.Text == "" {
+			p.Text = collapseSpace(textOf(msg))
+		}
+	}
+	var wmi *Instance
+	if ext := child(pf, NsWSManFault, "ExtendedError"); ext != nil {
+		if kids := elementKids(ext); len(kids) > 0 {
+			if in, err := ParseInstance(kids[0]); err == nil {
+				wmi = in
+			}
+		}
+	}
+	return p, wmi
+}
+
+// resolveQName resolves a QName written in element text ("w:InvalidSelectors")
+// with the namespaces in scope at el; prefixes are never trusted as such.
+func resolveQName(el *etree.Element, qname string) (ns, local string) {
+	prefix, local, ok := strings.Cut(qname, ":")
+	if !ok {
+		prefix, local = "", qname
+	}
+	for e := el; e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if (prefix != "" && a.Space == "xmlns" && a.Key == prefix) ||
+				(prefix == "" && a.Space == "" && a.Key == "xmlns") {
+				return a.Value, local
+			}
+		}
+	}
+	return "", local
+}
+
+// parseCode reads a WSManFault Code: decimal as Windows sends it, or 0x hex.
+func parseCode(s string) uint32 {
+	s = strings.TrimSpace(s)
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		n, _ := strconv.ParseUint(h, 16, 32)
+		return uint32(n)
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return uint32(n)
+	}
+	// Some stacks print HRESULTs signed.
+	if n, err := strconv.ParseInt(s, 10, 32); err == nil {
+		return uint32(n)
+	}
+	return 0
+}
+
+// collapseSpace trims text and folds runs of white space, which
+// pretty-printing proxies and old WinRM versions insert into messages.
+func collapseSpace(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.ContainsAny(s, "\t\n\r") && !strings.Contains(s, "  ") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }

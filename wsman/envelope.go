@@ -1,0 +1,221 @@
+package wsman
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/bitsremote/bitsremote/wsman/transport"
+)
+
+// maxDepth bounds the nesting of a reply. Real replies nest about 12 deep
+// (fault details with embedded WMI errors); 256 leaves room for deep
+// embedded objects while refusing pathological input.
+const maxDepth = 256
+
+// request is one envelope to build: the addressing headers and a body.
+type request struct {
+	action      string
+	resourceURI string
+	messageID   string
+	opts        *Options
+	// body, when set, is added as the only child of s:Body.
+	body *etree.Element
+}
+
+// newMessageID returns "uuid:" + an upper-case random UUID, the form
+// Windows itself uses.
+func newMessageID() string {
+	return "uuid:" + strings.ToUpper(uuid.NewString())
+}
+
+// envelope renders r with the client's defaults as wsman-wire.md §1.3
+// describes: prefixes s, a, w, p (and n or x when the body needs them).
+func (c *Client) envelope(r *request, extraNS ...string) *etree.Document {
+	doc := etree.NewDocument()
+	env := doc.CreateElement("s:Envelope")
+	env.CreateAttr("xmlns:s", NsSOAP)
+	env.CreateAttr("xmlns:a", NsAddressing)
+	env.CreateAttr("xmlns:w", NsWSMan)
+	env.CreateAttr("xmlns:p", NsWSMV)
+	for i := 0; i+1 < len(extraNS); i += 2 {
+		env.CreateAttr("xmlns:"+extraNS[i], extraNS[i+1])
+	}
+	h := env.CreateElement("s:Header")
+
+	mu := func(el *etree.Element, v string) *etree.Element {
+		el.CreateAttr("s:mustUnderstand", v)
+		return el
+	}
+	mu(h.CreateElement("a:Action"), "true").SetText(r.action)
+	locale := c.Locale
+	if locale == "" {
+		locale = DefaultLocale
+	}
+	mu(h.CreateElement("p:DataLocale"), "false").CreateAttr("xml:lang", locale)
+	mu(h.CreateElement("w:Locale"), "false").CreateAttr("xml:lang", locale)
+	size := c.MaxEnvelopeSize
+	if size <= 0 {
+		size = DefaultMaxEnvelopeSize
+	}
+	mu(h.CreateElement("w:MaxEnvelopeSize"), "true").SetText(strconv.Itoa(size))
+	h.CreateElement("a:MessageID").SetText(r.messageID)
+	timeout := c.OperationTimeout
+	if timeout <= 0 {
+		// A negative timeout is a fault on Windows (PT-1S ->
+		// InvalidMessageInformationHeader); never send one.
+		timeout = DefaultOperationTimeout
+	}
+	h.CreateElement("w:OperationTimeout").SetText(FormatDuration(timeout))
+	mu(h.CreateElement("a:ReplyTo").CreateElement("a:Address"), "true").SetText(AddressAnonymous)
+	mu(h.CreateElement("w:ResourceURI"), "true").SetText(r.resourceURI)
+	if c.SessionID != "" {
+		mu(h.CreateElement("p:SessionId"), "false").SetText(c.SessionID)
+	}
+	h.CreateElement("a:To").SetText(c.Endpoint)
+	if r.opts != nil {
+		if len(r.opts.Selectors) > 0 {
+			writeSelectorSet(h, r.opts.Selectors)
+		}
+		if len(r.opts.OptionSet) > 0 {
+			os := h.CreateElement("w:OptionSet")
+			for _, o := range r.opts.OptionSet {
+				oe := os.CreateElement("w:Option")
+				oe.CreateAttr("Name", o.Name)
+				if o.Type != "" {
+					oe.CreateAttr("Type", o.Type)
+				}
+				oe.SetText(o.Value)
+			}
+		}
+	}
+	b := env.CreateElement("s:Body")
+	if r.body != nil {
+		b.AddChild(r.body)
+	}
+	return doc
+}
+
+// identifyEnvelope is the unauthenticated Identify request: no addressing
+// headers at all (wsman-wire.md §1.6).
+func identifyEnvelope() *etree.Document {
+	doc := etree.NewDocument()
+	env := doc.CreateElement("s:Envelope")
+	env.CreateAttr("xmlns:s", NsSOAP)
+	env.CreateAttr("xmlns:wsmid", NsIdentity)
+	env.CreateElement("s:Header")
+	env.CreateElement("s:Body").CreateElement("wsmid:Identify")
+	return doc
+}
+
+// reply is a parsed SOAP envelope.
+type reply struct {
+	doc    *etree.Document
+	header *etree.Element
+	body   *etree.Element
+}
+
+// errNotSOAP marks a body that is not a SOAP 1.2 envelope.
+var errNotSOAP = errors.New("not a SOAP envelope")
+
+// parseEnvelope parses a reply body with a depth limit and without DTDs
+// (so no entity can be declared, let alone expanded).
+func parseEnvelope(body []byte) (*reply, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.MaxDepth = maxDepth
+	if err := doc.ReadFromBytes(body); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotSOAP, err)
+	}
+	for _, tok := range doc.Child {
+		if _, ok := tok.(*etree.Directive); ok {
+			return nil, fmt.Errorf("%w: document type declarations are not allowed in SOAP", errNotSOAP)
+		}
+	}
+	env := doc.Root()
+	if env == nil || env.Tag != "Envelope" || env.NamespaceURI() != NsSOAP {
+		return nil, fmt.Errorf("%w: root element is not a SOAP 1.2 Envelope", errNotSOAP)
+	}
+	r := &reply{doc: doc}
+	for _, c := range elementKids(env) {
+		if c.NamespaceURI() != NsSOAP {
+			continue
+		}
+		switch c.Tag {
+		case "Header":
+			r.header = c
+		case "Body":
+			r.body = c
+		}
+	}
+	if r.body == nil {
+		return nil, fmt.Errorf("%w: no s:Body", errNotSOAP)
+	}
+	return r, nil
+}
+
+// headerText returns the trimmed text of the header ns:local, or "".
+func (r *reply) headerText(ns, local string) string {
+	if r.header == nil {
+		return ""
+	}
+	for _, c := range r.header.ChildElements() {
+		if c.Tag == local && c.NamespaceURI() == ns {
+			return strings.TrimSpace(textOf(c))
+		}
+	}
+	return ""
+}
+
+// bodyChild returns the first element child of s:Body, or nil.
+func (r *reply) bodyChild() *etree.Element {
+	for _, tok := range r.body.Child {
+		if el, ok := tok.(*etree.Element); ok {
+			return el
+		}
+	}
+	return nil
+}
+
+// fault returns the s:Fault element of the body, or nil.
+func (r *reply) fault() *etree.Element {
+	if c := r.bodyChild(); c != nil && c.Tag == "Fault" && c.NamespaceURI() == NsSOAP {
+		return c
+	}
+	return nil
+}
+
+// child returns the first element child of el with namespace ns and local
+// name local.
+func child(el *etree.Element, ns, local string) *etree.Element {
+	if el == nil {
+		return nil
+	}
+	for _, tok := range el.Child {
+		if c, ok := tok.(*etree.Element); ok && c.Tag == local && c.NamespaceURI() == ns {
+			return c
+		}
+	}
+	return nil
+}
+
+// render serialises a document without an XML declaration (as pypsrp and
+// Windows do).
+func render(doc *etree.Document) []byte {
+	var buf bytes.Buffer
+	buf.Grow(1024)
+	if _, err := doc.WriteTo(&buf); err != nil {
+		// bytes.Buffer never fails.
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+type (
+	transportRequest  = transport.Request
+	transportResponse = transport.Response
+)
