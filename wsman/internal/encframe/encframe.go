@@ -242,8 +242,8 @@ func cutClosing(b []byte) ([]byte, bool) {
 }
 
 func trunc(b []byte) string {
-	if len(b) > 64 {
-		return string(b[:64]) + "..."
+	if len(b) > 100 {
+		return string(b[:100]) + "..."
 	}
 	return string(b)
 }
