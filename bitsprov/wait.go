@@ -1,0 +1,454 @@
+package bitsprov
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/bitsremote/bitsremote/wsman"
+)
+
+// JobSource is what the poller needs of a host; *Client implements it, and
+// tests substitute a fake.
+type JobSource interface {
+	Job(ctx context.Context, jobID string) (*Job, error)
+	SetJobState(ctx context.Context, jobID string, a JobAction) (Code, error)
+	GetError(ctx context.Context, jobID string, languageID uint32) (*JobError, error)
+}
+
+// Clock is the poller's time source, injectable so that tests do not wait.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has elapsed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// TransferredAction says what the poller does when the job is Transferred.
+type TransferredAction int
+
+// Actions on Transferred.
+const (
+	// TransferredComplete completes the job (SetJobState 1) so the files
+	// appear, as the PowerShell loop does.
+	TransferredComplete TransferredAction = iota
+	// TransferredLeave returns without completing.
+	TransferredLeave
+)
+
+// TransientAction says what the poller does on TransientError.
+type TransientAction int
+
+// Actions on TransientError.
+const (
+	// TransientCancel treats TransientError like Error, as the PowerShell
+	// loop does (it stops on states 4, 5 and 6).
+	TransientCancel TransientAction = iota
+	// TransientWait rides the error out: BITS retries by itself, and the
+	// job either makes progress or turns to Error when its
+	// NoProgressTimeout runs out. The poller also gives up (and applies
+	// OnError) when the job has stayed in TransientError for longer than
+	// its NoProgressTimeout, or at the deadline.
+	TransientWait
+)
+
+// ErrorAction says what the poller does on Error.
+type ErrorAction int
+
+// Actions on Error.
+const (
+	// ErrorCancel cancels the failed job, as the PowerShell loop does.
+	ErrorCancel ErrorAction = iota
+	// ErrorLeave leaves the failed job on the host for inspection.
+	ErrorLeave
+)
+
+// Policy shapes a Wait. The zero Policy is the Microsoft how-to loop:
+// poll every second, complete on Transferred, cancel on Error or
+// TransientError, no deadline.
+type Policy struct {
+	// Interval is the first pause between polls (default 1 s).
+	Interval time.Duration
+	// Backoff multiplies the pause after every poll (values <= 1: none),
+	// up to MaxInterval (default 30 s).
+	Backoff     float64
+	MaxInterval time.Duration
+	// Timeout, relative to the start of the Wait, and Deadline, absolute,
+	// bound the wait; the earlier wins. Zero means none. At the deadline
+	// the poller polls once more and then returns ResultTimedOut.
+	Timeout  time.Duration
+	Deadline time.Time
+	// CancelOnTimeout cancels the job when the wait times out.
+	CancelOnTimeout bool
+
+	OnTransferred TransferredAction
+	OnTransient   TransientAction
+	OnError       ErrorAction
+
+	// SkipErrorDetails stops the poller from calling GetError when the job
+	// is in Error or TransientError.
+	SkipErrorDetails bool
+	// LanguageID is passed to GetError; 0 means DefaultLanguageID.
+	LanguageID uint32
+
+	// Progress, if set, is called with every job the poller reads.
+	Progress func(*Job)
+	// Clock, if set, replaces the real clock.
+	Clock Clock
+}
+
+// Result says how a Wait ended.
+type Result int
+
+// Results of a Wait.
+const (
+	// ResultCompleted: the job was Transferred and the poller completed it.
+	ResultCompleted Result = iota + 1
+	// ResultCancelled: the job failed (or timed out with CancelOnTimeout)
+	// and the poller cancelled it.
+	ResultCancelled
+	// ResultLeft: the job reached a state the policy says to leave as is
+	// (Transferred with TransferredLeave, Error with ErrorLeave).
+	ResultLeft
+	// ResultTimedOut: the deadline passed first; the job was left.
+	ResultTimedOut
+	// ResultGone: the job left the queue without us (someone else
+	// completed or cancelled it).
+	ResultGone
+)
+
+var resultNames = [...]string{"", "Completed", "Cancelled", "Left", "TimedOut", "Gone"}
+
+// String returns "Completed", "Cancelled", "Left", "TimedOut" or "Gone".
+func (r Result) String() string {
+	if r > 0 && int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return fmt.Sprintf("Result(%d)", int(r))
+}
+
+// MarshalText renders the name.
+func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Outcome is what a Wait saw and did.
+type Outcome struct {
+	// Job is the last job read (nil if none could be read).
+	Job *Job `json:"job"`
+	// Final is the job's state when the wait ended: Acknowledged after
+	// Complete, Cancelled after Cancel, else the last state seen.
+	Final State `json:"final"`
+	// Action is what happened.
+	Action Result `json:"action"`
+	// Code is the ReturnValue of the Complete or Cancel the poller made
+	// (for example BG_S_PARTIAL_COMPLETE).
+	Code Code `json:"code"`
+	// Error is GetError's report for a job in Error or TransientError.
+	Error *JobError `json:"error,omitempty"`
+	// Polls counts the Get calls made, failed ones included.
+	Polls int `json:"polls"`
+	// Reason explains the outcome in a sentence.
+	Reason string `json:"reason"`
+	// LastErr is the last retried host error, if the wait ended while the
+	// host was unreachable.
+	LastErr error `json:"-"`
+}
+
+// Wait polls the job until the policy says to stop, then completes,
+// cancels or leaves it. It reproduces the PowerShell loop of Microsoft's
+// how-to (while the state is not 4, 5 or 6: sleep and Get; then complete
+// on 6, cancel on 4 and 5) and adds backoff, a deadline, riding out
+// transient errors, error details and progress.
+//
+// Connection failures, 502/503/504 and w:TimedOut while polling are
+// retried until the deadline, so a host restarting does not break a wait.
+// The error is non-nil only when the poller could not do its job: ctx
+// ended, the host refused us (authentication, a fault), the job was never
+// found, or the Complete/Cancel failed; the Outcome is then what was
+// known so far.
+func Wait(ctx context.Context, src JobSource, jobID string, p Policy) (*Outcome, error) {
+	w := newWaiter(src, jobID, p)
+	return w.run(ctx)
+}
+
+// Wait is Wait with c as the job source.
+func (c *Client) Wait(ctx context.Context, jobID string, p Policy) (*Outcome, error) {
+	return Wait(ctx, c, jobID, p)
+}
+
+type waiter struct {
+	src      JobSource
+	id       string
+	p        Policy
+	clock    Clock
+	deadline time.Time // zero: none
+	out      Outcome
+	// transientSince is when the current TransientError stretch began.
+	transientSince time.Time
+	seen           bool
+}
+
+func newWaiter(src JobSource, id string, p Policy) *waiter {
+	if p.Interval <= 0 {
+		p.Interval = time.Second
+	}
+	if p.MaxInterval <= 0 {
+		p.MaxInterval = 30 * time.Second
+	}
+	if p.MaxInterval < p.Interval {
+		p.MaxInterval = p.Interval
+	}
+	if p.LanguageID == 0 {
+		p.LanguageID = DefaultLanguageID
+	}
+	w := &waiter{src: src, id: id, p: p, clock: p.Clock}
+	if w.clock == nil {
+		w.clock = realClock{}
+	}
+	now := w.clock.Now()
+	if p.Timeout > 0 {
+		w.deadline = now.Add(p.Timeout)
+	}
+	if !p.Deadline.IsZero() && (w.deadline.IsZero() || p.Deadline.Before(w.deadline)) {
+		w.deadline = p.Deadline
+	}
+	return w
+}
+
+func (w *waiter) expired() bool {
+	return !w.deadline.IsZero() && !w.clock.Now().Before(w.deadline)
+}
+
+func (w *waiter) run(ctx context.Context) (*Outcome, error) {
+	if w.id == "" {
+		return &w.out, errors.New("bitsprov: wait: empty JobId")
+	}
+	interval := w.p.Interval
+	for {
+		if err := ctx.Err(); err != nil {
+			return &w.out, fmt.Errorf("wait for job %s: %w", w.id, err)
+		}
+		done, err := w.poll(ctx)
+		if done || err != nil {
+			return &w.out, err
+		}
+		if w.expired() {
+			return w.timeout(ctx)
+		}
+		pause := interval
+		if !w.deadline.IsZero() {
+			if left := w.deadline.Sub(w.clock.Now()); left < pause {
+				pause = left
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &w.out, fmt.Errorf("wait for job %s: %w", w.id, ctx.Err())
+		case <-w.clock.After(pause):
+		}
+		if w.p.Backoff > 1 {
+			interval = time.Duration(float64(interval) * w.p.Backoff)
+			if interval > w.p.MaxInterval {
+				interval = w.p.MaxInterval
+			}
+		}
+	}
+}
+
+// poll reads the job once and acts on its state; done reports that the
+// wait is over.
+func (w *waiter) poll(ctx context.Context) (done bool, err error) {
+	w.out.Polls++
+	j, err := w.src.Job(ctx, w.id)
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound) && w.seen:
+			w.out.Action = ResultGone
+			w.out.Reason = fmt.Sprintf("job left the queue (completed or cancelled elsewhere) after state %v", w.out.Final)
+			return true, nil
+		case ctx.Err() == nil && Retryable(err):
+			w.out.LastErr = err
+			return false, nil
+		}
+		return true, fmt.Errorf("wait for job %s: %w", w.id, err)
+	}
+	w.seen = true
+	w.out.LastErr = nil
+	w.out.Job = j
+	w.out.Final = j.State
+	if w.p.Progress != nil {
+		w.p.Progress(j)
+	}
+	switch j.State {
+	case StateTransferred:
+		if w.p.OnTransferred == TransferredLeave {
+			w.out.Action = ResultLeft
+			w.out.Reason = "job transferred; left for the caller to complete"
+			return true, nil
+		}
+		return true, w.act(ctx, ActionComplete, "job transferred", " and completed")
+	case StateError:
+		w.details(ctx)
+		return true, w.failed(ctx, "job failed")
+	case StateTransientError:
+		now := w.clock.Now()
+		if w.transientSince.IsZero() {
+			w.transientSince = now
+			w.details(ctx)
+		}
+		if w.p.OnTransient == TransientCancel {
+			return true, w.failed(ctx, "job hit a transient error")
+		}
+		// BITS itself turns the job to Error when NoProgressTimeout runs
+		// out; this is the backstop for a host that does not. With a
+		// timeout of 0 BITS never retries, so one interval is enough.
+		stuck := now.Sub(w.transientSince)
+		if stuck >= j.NoProgressTimeout && (j.NoProgressTimeout > 0 || stuck > 0) {
+			return true, w.failed(ctx, fmt.Sprintf("job stayed in TransientError for %v, reaching its NoProgressTimeout of %v", stuck, j.NoProgressTimeout))
+		}
+		return false, nil
+	case StateAcknowledged, StateCancelled:
+		w.out.Action = ResultGone
+		w.out.Reason = fmt.Sprintf("job is already %v", j.State)
+		return true, nil
+	}
+	// Queued, Connecting, Transferring, Suspended: keep waiting, as the
+	// PowerShell loop does. A transient error the job recovered from is
+	// no longer the outcome's error.
+	w.transientSince = time.Time{}
+	w.out.Error = nil
+	w.out.Reason = ""
+	return false, nil
+}
+
+// details records GetError's report; a failure to get it is noted in the
+// reason but does not change the outcome.
+func (w *waiter) details(ctx context.Context) {
+	if w.p.SkipErrorDetails {
+		return
+	}
+	je, err := w.src.GetError(ctx, w.id, w.p.LanguageID)
+	if err != nil {
+		w.out.Error = nil
+		w.out.Reason = fmt.Sprintf("(error details unavailable: %v)", err)
+		return
+	}
+	w.out.Error = je
+	w.out.Reason = ""
+}
+
+func (w *waiter) failed(ctx context.Context, why string) error {
+	if w.out.Error != nil {
+		why += ": " + w.out.Error.Error()
+	} else if w.out.Reason != "" {
+		why += " " + w.out.Reason
+	}
+	if w.p.OnError == ErrorLeave {
+		w.out.Action = ResultLeft
+		w.out.Reason = why + "; left on the host for inspection"
+		return nil
+	}
+	return w.act(ctx, ActionCancel, why, "; cancelled")
+}
+
+func (w *waiter) timeout(ctx context.Context) (*Outcome, error) {
+	why := fmt.Sprintf("deadline passed with the job %v", w.out.Final)
+	switch {
+	case w.out.Job == nil && w.out.LastErr != nil:
+		why = fmt.Sprintf("deadline passed; host unreachable: %v", w.out.LastErr)
+	case w.out.LastErr != nil:
+		why += fmt.Sprintf(" when last seen; host then unreachable: %v", w.out.LastErr)
+	}
+	if w.p.CancelOnTimeout {
+		if err := w.act(ctx, ActionCancel, why, "; cancelled"); err != nil {
+			w.out.Action = ResultTimedOut
+			return &w.out, err
+		}
+		return &w.out, nil
+	}
+	w.out.Action = ResultTimedOut
+	w.out.Reason = why
+	return &w.out, nil
+}
+
+// act completes or cancels the job; the reason is why+done on success. Host errors are retried like polls
+// (until the deadline); a not-found answer on a retry means the first
+// attempt went through and the job already left the queue.
+func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
+	result, final := ResultCompleted, StateAcknowledged
+	if a == ActionCancel {
+		result, final = ResultCancelled, StateCancelled
+	}
+	interval := w.p.Interval
+	for attempt := 0; ; attempt++ {
+		code, err := w.src.SetJobState(ctx, w.id, a)
+		if err == nil {
+			w.out.Action, w.out.Final, w.out.Code = result, final, code
+			w.out.Reason = why + done
+			if code != 0 {
+				w.out.Reason += " (" + code.String() + ")"
+			}
+			return nil
+		}
+		if attempt > 0 && errors.Is(err, ErrNotFound) {
+			w.out.Action, w.out.Final = result, final
+			w.out.Reason = why + done + " (the job had already left the queue when the call was retried)"
+			return nil
+		}
+		if ctx.Err() != nil || !Retryable(err) || w.expired() {
+			w.out.Reason = why + "; but " + a.String() + " failed"
+			return fmt.Errorf("wait for job %s: %w", w.id, err)
+		}
+		w.out.LastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for job %s: %s: %w", w.id, a, ctx.Err())
+		case <-w.clock.After(interval):
+		}
+	}
+}
+
+// Retryable reports whether err is a passing host condition worth
+// retrying: the connection refused, reset or timed out, a 502/503/504
+// from the host or a proxy, or a w:TimedOut fault. Authentication
+// failures, faults and bad replies are not.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if wsman.IsTimedOut(err) {
+		return true
+	}
+	var he *wsman.HTTPError
+	if errors.As(err, &he) {
+		switch he.StatusCode {
+		case 502, 503, 504:
+			return true
+		}
+		return false
+	}
+	var f *wsman.Fault
+	if errors.As(err, &f) {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
