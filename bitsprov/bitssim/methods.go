@@ -230,7 +230,11 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 	name, ok1 := a.str("DisplayName")
 	remote, ok2 := a.str("RemoteUrl")
 	local, ok3 := a.str("LocalFile")
-	if !ok1 || !ok2 || !ok3 {
+	// [I] With neither RemoteUrl nor LocalFile the job is created empty
+	// (files come with AddFile), as the COM CreateJob does; the page marks
+	// both [in] but not whether NULL is refused. One without the other is
+	// E_INVALIDARG.
+	if !ok1 || ok2 != ok3 {
 		return output("CreateJob", eInvalidArg)
 	}
 	acct := bitsprov.AccountNetworkService
@@ -256,8 +260,10 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 	if len(name) > 256 || len(desc) > 1024 {
 		return output("CreateJob", bgEStringTooLong)
 	}
-	if rv := checkFile(remote, local); rv != sOK {
-		return output("CreateJob", rv)
+	if ok2 {
+		if rv := checkFile(remote, local); rv != sOK {
+			return output("CreateJob", rv)
+		}
 	}
 	now := p.now()
 	j := &job{
@@ -274,12 +280,14 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 		noProgressTimeout: defaultNoProgressTimeout,
 		creds:             map[[2]uint16][2]string{},
 	}
-	j.files = append(j.files, newFile(remote, local))
+	if ok2 {
+		j.files = append(j.files, newFile(remote, local))
+	}
 	p.mu.Lock()
 	p.seq++
 	j.seq = p.seq
 	p.jobs[j.id] = j
-	if !suspend {
+	if !suspend && len(j.files) > 0 {
 		j.state = bitsprov.StateQueued
 		j.progressAt = now
 		p.scheduleLocked()

@@ -300,8 +300,8 @@ func (t *transferCtx) download(i int, f file) *jobError {
 		}
 		offset, total = 0, resp.ContentLength
 	case http.StatusPartialContent:
-		var start int64
-		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%*d/%d", &start, &total); err != nil || start != offset {
+		var start, end int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total); err != nil || start != offset || end != total-1 {
 			return &jobError{context: bitsprov.ContextRemoteFile, code: bgEInsufficientRange}
 		}
 	case http.StatusRequestedRangeNotSatisfiable:

@@ -1,0 +1,431 @@
+package bitssim
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/wsman"
+)
+
+func TestDownloadTransferredThenComplete(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 200<<10)
+	writeFile(t, filepath.Join(src, "a.bin"), data)
+	fs := fileServer(t, src)
+	p := newTestProvider(t, Config{})
+	local := filepath.Join(dst, "a.bin")
+	id := create(t, p, "DisplayName", "dl", "RemoteUrl", fs.URL+"/a.bin", "LocalFile", local)
+
+	in := get(t, p, id)
+	if s := prop(t, in, "State"); s != "3" {
+		t.Fatalf("new suspended job State %s, want 3", s)
+	}
+	if got := prop(t, in, "BytesTotal"); got != "18446744073709551615" {
+		t.Fatalf("BytesTotal before transfer %s, want BG_SIZE_UNKNOWN", got)
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "2"); got != 0 {
+		t.Fatalf("resume ReturnValue 0x%08X", got)
+	}
+	waitState(t, p, id, bitsprov.StateTransferred)
+	assertAbsent(t, local) // files appear only on Complete
+	in = get(t, p, id)
+	for name, want := range map[string]string{
+		"BytesTotal": strconv.Itoa(len(data)), "BytesTransferred": strconv.Itoa(len(data)),
+		"FilesTotal": "1", "FilesTransferred": "1", "TransientErrorCount": "0",
+	} {
+		if got := prop(t, in, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	if prop(t, in, "JobCompletionTime") == "0" {
+		t.Error("JobCompletionTime not set on Transferred")
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "1"); got != 0 {
+		t.Fatalf("complete ReturnValue 0x%08X", got)
+	}
+	assertFile(t, local, data)
+	if m := tmpFiles(t, dst); len(m) != 0 {
+		t.Fatalf("temp files left: %v", m)
+	}
+	_, err := p.Get(context.Background(), req(id, ""))
+	fault(t, err, "DestinationUnreachable", wsman.CodeResourceNotFound)
+}
+
+func TestCreateJobTransfersImmediatelyByDefault(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 1000)
+	writeFile(t, filepath.Join(src, "x"), data)
+	fs := fileServer(t, src)
+	p := newTestProvider(t, Config{})
+	out := invoke(t, p, "", "CreateJob", "DisplayName", "now", "RemoteUrl", fs.URL+"/x", "LocalFile", filepath.Join(dst, "x"))
+	id := prop(t, out, "JobId")
+	waitState(t, p, id, bitsprov.StateTransferred)
+}
+
+func TestUploadArrivesWhole(t *testing.T) {
+	src, srv := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 5000)
+	local := filepath.Join(src, "up.bin")
+	writeFile(t, local, data)
+	us := NewUploadServer(srv)
+	t.Cleanup(us.Close)
+	p := newTestProvider(t, Config{FragmentSize: 1000})
+	id := create(t, p, "DisplayName", "up", "Type", "1", "RemoteUrl", us.URL+"/in/up.bin", "LocalFile", local)
+	if got := rv(t, p, id, "AddFile", "RemoteUrl", us.URL+"/second", "LocalFile", local); got != bgETooManyFiles {
+		t.Fatalf("second file on upload job: 0x%08X, want BG_E_TOO_MANY_FILES", got)
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "1"); got != bgEInvalidState {
+		t.Fatalf("Complete of a suspended upload: 0x%08X, want BG_E_INVALID_STATE", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransferred)
+	dest := filepath.Join(srv, "in", "up.bin")
+	assertAbsent(t, dest)
+	if got := rv(t, p, id, "SetJobState", "JobState", "1"); got != 0 {
+		t.Fatalf("complete upload: 0x%08X", got)
+	}
+	assertFile(t, dest, data)
+
+	var types []string
+	var ranges []string
+	for _, pk := range us.Packets() {
+		types = append(types, pk.Type)
+		if pk.Type == "Fragment" {
+			ranges = append(ranges, pk.ContentRange)
+		}
+	}
+	wantTypes := []string{"Ping", "Create-Session", "Fragment", "Fragment", "Fragment", "Fragment", "Fragment", "Close-Session"}
+	if !equalStrings(types, wantTypes) {
+		t.Fatalf("packets %v, want %v", types, wantTypes)
+	}
+	wantRanges := []string{"bytes 0-999/5000", "bytes 1000-1999/5000", "bytes 2000-2999/5000", "bytes 3000-3999/5000", "bytes 4000-4999/5000"}
+	if !equalStrings(ranges, wantRanges) {
+		t.Fatalf("ranges %v, want %v", ranges, wantRanges)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPermanentHTTPErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   uint32
+		desc   string
+	}{
+		{404, 0x80190194, "HTTP status 404: The requested URL does not exist on the server."},
+		{403, 0x80190193, "HTTP status 403: The client does not have sufficient access rights to the requested server object."},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+			}))
+			t.Cleanup(srv.Close)
+			p := newTestProvider(t, Config{})
+			id := create(t, p, "DisplayName", "e", "RemoteUrl", srv.URL+"/missing", "LocalFile", filepath.Join(t.TempDir(), "m"))
+			rv(t, p, id, "SetJobState", "JobState", "2")
+			waitState(t, p, id, bitsprov.StateError)
+			out := invoke(t, p, id, "GetError", "LanguageId", "1033")
+			want := map[string]string{
+				"ReturnValue":        "0",
+				"ErrorCode":          strconv.FormatUint(uint64(tc.code), 10),
+				"ErrorContext":       "5",
+				"ContextDescription": "The error occurred while the remote file was being processed.",
+				"ErrorDescription":   tc.desc,
+			}
+			for k, v := range want {
+				if got := prop(t, out, k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if got := out.Props[len(out.Props)-1].Name; got != "ReturnValue" {
+				t.Errorf("last output property %s, want ReturnValue", got)
+			}
+			if got := prop(t, get(t, p, id), "TransientErrorCount"); got != "0" {
+				t.Errorf("TransientErrorCount %s after a permanent error", got)
+			}
+		})
+	}
+}
+
+func TestLocalFileError(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "x"), []byte("hello"))
+	fs := fileServer(t, src)
+	p := newTestProvider(t, Config{})
+	id := create(t, p, "DisplayName", "l", "RemoteUrl", fs.URL+"/x", "LocalFile", filepath.Join(t.TempDir(), "no", "such", "dir", "x"))
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateError)
+	out := invoke(t, p, id, "GetError")
+	if got := prop(t, out, "ErrorContext"); got != "4" {
+		t.Errorf("ErrorContext %s, want 4 (local file)", got)
+	}
+	if got := prop(t, out, "ErrorCode"); got != strconv.FormatUint(uint64(ePathNotFound), 10) {
+		t.Errorf("ErrorCode %s, want ERROR_PATH_NOT_FOUND", got)
+	}
+}
+
+func TestFlappingServerRetries(t *testing.T) {
+	src := t.TempDir()
+	data := randomBytes(t, 10000)
+	writeFile(t, filepath.Join(src, "f"), data)
+	files := http.FileServer(http.Dir(src))
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p := newTestProvider(t, Config{})
+	local := filepath.Join(t.TempDir(), "f")
+	id := create(t, p, "DisplayName", "flap", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransientError)
+	out := invoke(t, p, id, "GetError")
+	if got := prop(t, out, "ErrorCode"); got != strconv.FormatUint(0x801901F7, 10) {
+		t.Fatalf("ErrorCode %s, want BG_E_HTTP_ERROR_503", got)
+	}
+	waitState(t, p, id, bitsprov.StateTransferred)
+	if got := prop(t, get(t, p, id), "TransientErrorCount"); got != "1" {
+		t.Fatalf("TransientErrorCount %s, want 1", got)
+	}
+	if got := rv(t, p, id, "GetError"); got != bgEErrorInfoUnavailable {
+		t.Fatalf("GetError when Transferred: 0x%08X, want 0x8020000F", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, local, data)
+}
+
+func TestConnectionRefusedIsTransient(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := newTestProvider(t, Config{})
+	id := create(t, p, "DisplayName", "r", "RemoteUrl", "http://"+addr+"/x", "LocalFile", filepath.Join(t.TempDir(), "x"))
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransientError)
+	out := invoke(t, p, id, "GetError")
+	if got, want := prop(t, out, "ErrorCode"), strconv.FormatUint(uint64(winhttpCannotConnect), 10); got != want {
+		t.Errorf("ErrorCode %s, want %s", got, want)
+	}
+	if got := prop(t, out, "ErrorContext"); got != "6" {
+		t.Errorf("ErrorContext %s, want 6", got)
+	}
+	// Suspend stops the retry; Cancel ends the job.
+	rv(t, p, id, "SetJobState", "JobState", "3")
+	if s := state(t, p, id); s != bitsprov.StateSuspended {
+		t.Fatalf("state %s after suspend", s)
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "0"); got != 0 {
+		t.Fatalf("cancel: 0x%08X", got)
+	}
+}
+
+// cutServer serves data, but the first GET sends the full Content-Length
+// and only half of the body before dropping the connection.
+type cutServer struct {
+	data   []byte
+	mu     sync.Mutex
+	ranges []string
+	n      int
+}
+
+func (s *cutServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.n++
+	first := s.n == 1
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	s.mu.Unlock()
+	if first {
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.data)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.data[:len(s.data)/2])
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	http.ServeContent(w, r, "f", time.Time{}, bytesReader(s.data))
+}
+
+func TestRangeResumeAfterMidBodyFailure(t *testing.T) {
+	data := randomBytes(t, 100000)
+	cs := &cutServer{data: data}
+	srv := httptest.NewServer(cs)
+	t.Cleanup(srv.Close)
+	p := newTestProvider(t, Config{})
+	dir := t.TempDir()
+	local := filepath.Join(dir, "f")
+	id := create(t, p, "DisplayName", "cut", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransientError)
+	if got := prop(t, invoke(t, p, id, "GetError"), "ErrorCode"); got != strconv.FormatUint(uint64(winhttpConnectionError), 10) {
+		t.Fatalf("ErrorCode %s after a dropped body", got)
+	}
+	waitState(t, p, id, bitsprov.StateTransferred)
+	cs.mu.Lock()
+	ranges := append([]string(nil), cs.ranges...)
+	cs.mu.Unlock()
+	want := []string{"", "bytes=" + strconv.Itoa(len(data)/2) + "-"}
+	if !equalStrings(ranges, want) {
+		t.Fatalf("Range headers %q, want %q", ranges, want)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, local, data)
+}
+
+// stallServer sends headers and part of the body, then waits until released.
+type stallServer struct {
+	release chan struct{}
+	size    int
+}
+
+func (s *stallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", strconv.Itoa(s.size))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(make([]byte, s.size/2))
+	w.(http.Flusher).Flush()
+	select {
+	case <-s.release:
+	case <-r.Context().Done():
+	}
+}
+
+func newStallServer(t *testing.T, size int) (*stallServer, *httptest.Server) {
+	ss := &stallServer{release: make(chan struct{}), size: size}
+	srv := httptest.NewServer(ss)
+	t.Cleanup(func() {
+		close(ss.release)
+		srv.Close()
+	})
+	return ss, srv
+}
+
+func TestCancelRemovesPartialFiles(t *testing.T) {
+	_, srv := newStallServer(t, 50000)
+	p := newTestProvider(t, Config{})
+	dir := t.TempDir()
+	local := filepath.Join(dir, "f")
+	id := create(t, p, "DisplayName", "c", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitFor(t, "partial bytes", func() bool { return prop(t, get(t, p, id), "BytesTransferred") == "25000" })
+	if s := state(t, p, id); s != bitsprov.StateTransferring {
+		t.Fatalf("state %s, want Transferring", s)
+	}
+	if m := tmpFiles(t, dir); len(m) != 1 {
+		t.Fatalf("temp files %v, want one partial file", m)
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "0"); got != 0 {
+		t.Fatalf("cancel: 0x%08X", got)
+	}
+	if m := tmpFiles(t, dir); len(m) != 0 {
+		t.Fatalf("temp files after cancel: %v", m)
+	}
+	assertAbsent(t, local)
+	if got := rv(t, p, id, "SetJobState", "JobState", "2"); got != bgEInvalidState {
+		t.Fatalf("resume of a cancelled job: 0x%08X, want BG_E_INVALID_STATE", got)
+	}
+}
+
+func TestNoProgressTimeoutGivesError(t *testing.T) {
+	_, srv := newStallServer(t, 1000)
+	p := newTestProvider(t, Config{})
+	id := create(t, p, "DisplayName", "stall", "RemoteUrl", srv.URL+"/f", "LocalFile", filepath.Join(t.TempDir(), "f"))
+	in := get(t, p, id)
+	findProp(in, "NoProgressTimeout").Values[0].Text = "60" // 60 ms at this scale
+	if _, err := p.Put(context.Background(), req(id, ""), in); err != nil {
+		t.Fatal(err)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateError)
+	if got := prop(t, invoke(t, p, id, "GetError"), "ErrorCode"); got != strconv.FormatUint(uint64(winhttpTimeout), 10) {
+		t.Fatalf("ErrorCode %s, want ERROR_WINHTTP_TIMEOUT", got)
+	}
+}
+
+func TestCompletePartialDownloadKeepsFinishedFiles(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 3000)
+	writeFile(t, filepath.Join(src, "good"), data)
+	fs := fileServer(t, src)
+	p := newTestProvider(t, Config{})
+	good, bad := filepath.Join(dst, "good"), filepath.Join(dst, "bad")
+	id := create(t, p, "DisplayName", "part", "RemoteUrl", fs.URL+"/good", "LocalFile", good)
+	if got := rv(t, p, id, "AddFile", "remoteUrl", fs.URL+"/bad", "localFile", bad); got != 0 {
+		t.Fatalf("AddFile: 0x%08X", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateError)
+	in := get(t, p, id)
+	if got := prop(t, in, "FilesTransferred"); got != "1" {
+		t.Fatalf("FilesTransferred %s, want 1", got)
+	}
+	if got := rv(t, p, id, "SetJobState", "JobState", "1"); got != bgSPartialComplete {
+		t.Fatalf("complete: 0x%08X, want BG_S_PARTIAL_COMPLETE", got)
+	}
+	assertFile(t, good, data)
+	assertAbsent(t, bad)
+	if m := tmpFiles(t, dst); len(m) != 0 {
+		t.Fatalf("temp files left: %v", m)
+	}
+}
+
+func TestForegroundGoesFirst(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(src, "small"), randomBytes(t, 2000))
+	fs := fileServer(t, src)
+	_, stall := newStallServer(t, 4000)
+	p := newTestProvider(t, Config{Slots: 1})
+
+	blocker := create(t, p, "DisplayName", "blocker", "RemoteUrl", stall.URL+"/b", "LocalFile", filepath.Join(dst, "b"))
+	rv(t, p, blocker, "SetJobState", "JobState", "2")
+	waitState(t, p, blocker, bitsprov.StateTransferring)
+
+	normal := create(t, p, "DisplayName", "normal", "RemoteUrl", fs.URL+"/small", "LocalFile", filepath.Join(dst, "n"))
+	fg := create(t, p, "DisplayName", "fg", "RemoteUrl", fs.URL+"/small", "LocalFile", filepath.Join(dst, "f"))
+	in := get(t, p, fg)
+	findProp(in, "Priority").Values[0].Text = "0"
+	if _, err := p.Put(context.Background(), req(fg, ""), in); err != nil {
+		t.Fatal(err)
+	}
+	rv(t, p, normal, "SetJobState", "JobState", "2")
+	if s := state(t, p, normal); s != bitsprov.StateQueued {
+		t.Fatalf("normal job %s while the only slot is busy, want Queued", s)
+	}
+	rv(t, p, fg, "SetJobState", "JobState", "2")
+	waitState(t, p, fg, bitsprov.StateTransferred)
+	// The foreground job took the slot from the blocker; the blocker, older
+	// than the normal job, runs next and the normal job still waits.
+	waitState(t, p, blocker, bitsprov.StateTransferring)
+	if s := state(t, p, normal); s != bitsprov.StateQueued {
+		t.Fatalf("normal job %s, want Queued behind the older blocker", s)
+	}
+	rv(t, p, blocker, "SetJobState", "JobState", "0")
+	waitState(t, p, normal, bitsprov.StateTransferred)
+}
