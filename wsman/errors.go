@@ -26,10 +26,12 @@ type HTTPError struct {
 	Status     string
 	// BodyStart is at most the first 512 bytes of the body, as text.
 	BodyStart string
-	// Kind is ErrAuth, ErrEnvelopeTooLarge or nil.
+	// Kind is ErrAuth, ErrEnvelopeTooLarge, an error wrapping ErrProtocol
+	// (a 200 reply that is not SOAP), or nil.
 	Kind error
 }
 
+// Error renders "host: operation: HTTP status (why): body start".
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("%s: %s: HTTP %d", e.Host, e.Operation, e.StatusCode)
 	switch {
@@ -37,6 +39,8 @@ func (e *HTTPError) Error() string {
 		s += " (authentication failed: check the user, the password and the auth method)"
 	case errors.Is(e.Kind, ErrEnvelopeTooLarge):
 		s += " (request envelope too large for the host)"
+	case e.Kind != nil:
+		s += " (" + e.Kind.Error() + ")"
 	}
 	if e.BodyStart != "" {
 		s += ": " + e.BodyStart

@@ -510,9 +510,10 @@ func (in *Instance) SetNil(name string) {
 	in.SetValues(name, Value{Kind: KindNil})
 }
 
-// SetDatetime sets a cim:Datetime value in RFC 3339 form (UTC offset kept).
+// SetDatetime sets a cim:Datetime value in RFC 3339 form with microseconds,
+// as WMI renders datetimes (its resolution is one microsecond).
 func (in *Instance) SetDatetime(name string, t time.Time) {
-	in.SetValues(name, Value{Kind: KindDatetime, Text: t.Format(time.RFC3339Nano)})
+	in.SetValues(name, Value{Kind: KindDatetime, Text: t.Format("2006-01-02T15:04:05.000000Z07:00")})
 }
 
 // SetInterval sets a cim:Interval value in xs:duration form.
