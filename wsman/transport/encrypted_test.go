@@ -1,0 +1,423 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bitsremote/bitsremote/wsman/internal/ntlmauth"
+)
+
+// encServer is a loopback WinRM-like listener behind the ntlmauth
+// middleware. It records every request body exactly as it arrived on the
+// wire, before any unsealing.
+type encServer struct {
+	*httptest.Server
+	mu         sync.Mutex
+	raw        [][]byte
+	handshakes atomic.Int32 // requests carrying Authorization
+	conns      atomic.Int32
+	// corrupt, when set, rewrites the next sealed reply: "sig" flips a
+	// signature byte, "plain" replaces it with an unencrypted envelope.
+	corrupt atomic.Value
+}
+
+// encEcho answers "echo:" + the request; a body containing "fault" gets a
+// SOAP-ish 500, and "block" waits for the request to be cancelled.
+var encEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if bytes.Contains(body, []byte("block")) {
+		<-r.Context().Done()
+		return
+	}
+	w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	if bytes.Contains(body, []byte("fault")) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+	w.Write(append([]byte("echo:"), body...))
+})
+
+func newEncServer(t testing.TB, opts ntlmauth.MiddlewareOptions, tls bool) *encServer {
+	t.Helper()
+	return newEncServerWith(t, opts, tls, nil)
+}
+
+func newEncServerWith(t testing.TB, opts ntlmauth.MiddlewareOptions, tls bool, ln net.Listener) *encServer {
+	t.Helper()
+	srv := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "SIM01", Users: map[string]string{"alice": "S3cret!pw"}}
+	es := &encServer{}
+	es.corrupt.Store("")
+	mw := srv.Middleware(encEcho, opts)
+	es.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		es.mu.Lock()
+		es.raw = append(es.raw, body)
+		es.mu.Unlock()
+		if r.Header.Get("Authorization") != "" {
+			es.handshakes.Add(1)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		mode := es.corrupt.Swap("").(string)
+		if mode == "" {
+			mw.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, r)
+		out := rec.Body.Bytes()
+		switch mode {
+		case "sig":
+			i := bytes.Index(out, []byte("octet-stream\r\n")) + len("octet-stream\r\n") + 4 + 5
+			out[i] ^= 0x01
+		case "plain":
+			rec.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+			out = []byte("<s:Envelope>trust me</s:Envelope>")
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		w.Write(out)
+	}))
+	if ln != nil {
+		es.Listener.Close()
+		es.Listener = ln
+	}
+	es.Config.ConnContext = srv.ConnContext
+	es.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			es.conns.Add(1)
+		}
+	}
+	if tls {
+		es.StartTLS()
+	} else {
+		es.Start()
+	}
+	t.Cleanup(es.Close)
+	return es
+}
+
+func (es *encServer) bodies() [][]byte {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	return append([][]byte(nil), es.raw...)
+}
+
+func newEncTransport(t testing.TB, cfg Config) Transport {
+	t.Helper()
+	if cfg.User == "" {
+		cfg.User, cfg.Password = `WORKGROUP\alice`, "S3cret!pw"
+	}
+	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	tr, err := NewNTLMEncrypted(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+	return tr
+}
+
+func post(t testing.TB, tr Transport, url, body string) *Response {
+	t.Helper()
+	resp, err := tr.RoundTrip(context.Background(), &Request{URL: url, Body: []byte(body)})
+	if err != nil {
+		t.Fatalf("RoundTrip(%.40q): %v", body, err)
+	}
+	return resp
+}
+
+func TestNTLMEncryptedManyMessagesOneHandshake(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	for i := range 1000 {
+		env := fmt.Sprintf("<s:Envelope>%d</s:Envelope>", i)
+		resp := post(t, tr, es.URL+"/wsman", env)
+		want := &Response{StatusCode: 200, ContentType: "application/soap+xml;charset=UTF-8", Body: []byte("echo:" + env), Encrypted: true}
+		if diff := cmp.Diff(want, resp, cmpResponse); diff != "" {
+			t.Fatalf("message %d (-want +got):\n%s", i, diff)
+		}
+	}
+	if h, c := es.handshakes.Load(), es.conns.Load(); h != 2 || c != 1 {
+		t.Fatalf("%d requests with Authorization on %d connections, want 2 (NEGOTIATE, AUTHENTICATE) on 1", h, c)
+	}
+	assertNothingPlain(t, es, "<s:Envelope>")
+}
+
+// cmpResponse compares Responses without their HTTP headers.
+var cmpResponse = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Header" }, cmp.Ignore())
+
+// assertNothingPlain checks that every body the server received is empty
+// (a handshake leg) or MS-WSMV-framed, and that marker never crossed the
+// wire in clear.
+func assertNothingPlain(t *testing.T, es *encServer, marker string) {
+	t.Helper()
+	for i, b := range es.bodies() {
+		if len(b) != 0 && !bytes.HasPrefix(b, []byte("--Encrypted Boundary\r\n")) {
+			t.Errorf("request %d went unsealed: %.80q", i, b)
+		}
+		if bytes.Contains(b, []byte(marker)) {
+			t.Errorf("request %d carries %q in clear", i, marker)
+		}
+	}
+}
+
+func TestNTLMEncryptedLargeMessage(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	env := "<s:Envelope>" + strings.Repeat("BitsClientJob ", 90_000) + "</s:Envelope>" // ~1.2 MiB
+	resp := post(t, tr, es.URL, env)
+	if string(resp.Body) != "echo:"+env || !resp.Encrypted {
+		t.Fatalf("reply of %d bytes (encrypted %v) is not the echo of %d bytes", len(resp.Body), resp.Encrypted, len(env))
+	}
+	raw := es.bodies()
+	if got, want := len(raw[len(raw)-1]), len(env)+254+len(fmt.Sprint(len(env))); got != want {
+		t.Fatalf("sealed request is %d bytes, want %d", got, want)
+	}
+}
+
+func TestNTLMEncryptedConcurrent(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				env := fmt.Sprintf("<g%d m%d/>", g, i)
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte(env)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if string(resp.Body) != "echo:"+env {
+					errs <- fmt.Errorf("goroutine %d message %d: got %q", g, i, resp.Body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if h := es.handshakes.Load(); h != 2 {
+		t.Fatalf("%d handshake legs, want 2", h)
+	}
+}
+
+func TestNTLMEncryptedSealedFault(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	resp := post(t, tr, es.URL, "<fault/>")
+	want := &Response{StatusCode: 500, ContentType: "application/soap+xml;charset=UTF-8", Body: []byte("echo:<fault/>"), Encrypted: true}
+	if diff := cmp.Diff(want, resp, cmpResponse); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	// The session is still in step after a fault.
+	if resp := post(t, tr, es.URL, "<after/>"); string(resp.Body) != "echo:<after/>" {
+		t.Fatalf("after fault: %q", resp.Body)
+	}
+}
+
+func TestNTLMEncryptedWrongPassword(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{User: "alice", Password: "not-the-password"})
+	for range 2 {
+		_, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte("<s:Envelope>SECRET-JOB</s:Envelope>")})
+		if !errors.Is(err, ErrAuthentication) {
+			t.Fatalf("err = %v, want ErrAuthentication", err)
+		}
+		if strings.Contains(err.Error(), "not-the-password") {
+			t.Fatalf("error leaks the password: %v", err)
+		}
+	}
+	for i, b := range es.bodies() {
+		if len(b) != 0 {
+			t.Errorf("request %d carried a body (%d bytes) although no session was established", i, len(b))
+		}
+	}
+	if len(es.bodies()) != 4 {
+		t.Fatalf("server saw %d requests, want 4 (two 2-leg handshakes)", len(es.bodies()))
+	}
+}
+
+func TestNTLMEncryptedReHandshake(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	post(t, tr, es.URL, "<one/>")
+
+	// The host drops the connection: the next message reaches a new,
+	// unauthenticated one, gets 401 and is sent again after a handshake.
+	es.CloseClientConnections()
+	if resp := post(t, tr, es.URL, "<two/>"); string(resp.Body) != "echo:<two/>" {
+		t.Fatalf("after drop: %q", resp.Body)
+	}
+
+	// The host restarts on the same address and has forgotten everything.
+	addr := es.Listener.Addr().String()
+	es.Close()
+	es2 := newEncServerOn(t, addr)
+	if resp := post(t, tr, es2.URL, "<three/>"); string(resp.Body) != "echo:<three/>" {
+		t.Fatalf("after restart: %q", resp.Body)
+	}
+	if h := es2.handshakes.Load(); h != 2 {
+		t.Fatalf("restarted server saw %d handshake legs, want 2", h)
+	}
+	assertNothingPlain(t, es, "<")
+	assertNothingPlain(t, es2, "<")
+}
+
+// newEncServerOn starts a fresh encServer on addr, as a restarted host.
+func newEncServerOn(t *testing.T, addr string) *encServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen again on %s: %v", addr, err)
+	}
+	return newEncServerWith(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false, ln)
+}
+
+func TestNTLMEncryptedBadReplies(t *testing.T) {
+	tests := []struct {
+		mode, want string
+	}{
+		{"sig", "checksum does not match"},
+		{"plain", `HTTP 200 with Content-Type "application/soap+xml;charset=UTF-8"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+			tr := newEncTransport(t, Config{})
+			post(t, tr, es.URL, "<warm-up/>")
+			es.corrupt.Store(tt.mode)
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte("<x/>")})
+			if !errors.Is(err, ErrUnsealedReply) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("RoundTrip = %v, %v; want ErrUnsealedReply mentioning %q", resp, err, tt.want)
+			}
+			// The transport starts over: new connection, new handshake.
+			if resp := post(t, tr, es.URL, "<y/>"); string(resp.Body) != "echo:<y/>" {
+				t.Fatalf("after a bad reply: %q", resp.Body)
+			}
+			if h := es.handshakes.Load(); h != 4 {
+				t.Fatalf("%d handshake legs, want 4", h)
+			}
+		})
+	}
+}
+
+func TestNTLMEncryptedContextCancel(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	post(t, tr, es.URL, "<warm-up/>")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(ctx, &Request{URL: es.URL, Body: []byte("<block/>")})
+		done <- err
+	}()
+	// Cancel once the server holds the request.
+	for len(es.bodies()) < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if resp := post(t, tr, es.URL, "<next/>"); string(resp.Body) != "echo:<next/>" {
+		t.Fatalf("after cancel: %q", resp.Body)
+	}
+}
+
+func TestNTLMEncryptedModes(t *testing.T) {
+	tests := []struct {
+		name       string
+		tls        bool
+		mode       Encryption
+		wantSealed bool
+	}{
+		{"auto over http seals", false, EncryptionAuto, true},
+		{"auto over https does not", true, EncryptionAuto, false},
+		{"always over https seals", true, EncryptionAlways, true},
+		{"never over http does not", false, EncryptionNever, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			es := newEncServer(t, ntlmauth.MiddlewareOptions{}, tt.tls)
+			cfg := Config{Encryption: tt.mode}
+			if tt.tls {
+				cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+				pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: es.Certificate().Raw})
+				if err := os.WriteFile(cfg.CAFile, pemBytes, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tr := newEncTransport(t, cfg)
+			for i := range 3 {
+				env := fmt.Sprintf("<m%d/>", i)
+				resp := post(t, tr, es.URL, env)
+				if string(resp.Body) != "echo:"+env || resp.Encrypted != tt.wantSealed {
+					t.Fatalf("reply %q encrypted=%v, want echo and encrypted=%v", resp.Body, resp.Encrypted, tt.wantSealed)
+				}
+			}
+			raw := es.bodies()
+			if len(raw) != 5 {
+				t.Fatalf("server saw %d requests, want 2 handshake legs and 3 messages", len(raw))
+			}
+			for i, b := range raw[2:] {
+				if got := bytes.HasPrefix(b, []byte("--Encrypted Boundary")); got != tt.wantSealed {
+					t.Fatalf("message %d sealed=%v, want %v: %.60q", i, got, tt.wantSealed, b)
+				}
+			}
+		})
+	}
+}
+
+func TestNTLMEncryptedConfigErrors(t *testing.T) {
+	if _, err := NewNTLMEncrypted(Config{}); err == nil || err.Error() != "ntlm encrypted: a user name is required" {
+		t.Fatalf("NewNTLMEncrypted without user: %v", err)
+	}
+	tr, err := NewNTLMEncrypted(Config{User: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.RoundTrip(context.Background(), nil); err == nil || err.Error() != "nil request" {
+		t.Fatalf("nil request: %v", err)
+	}
+}
+
+func BenchmarkRoundTripNTLMEncrypted(b *testing.B) {
+	env := "<s:Envelope>" + strings.Repeat("x", 2000) + "</s:Envelope>"
+	for _, bc := range []struct {
+		name string
+		mode Encryption
+	}{{"sealed", EncryptionAlways}, {"plain", EncryptionNever}} {
+		b.Run(bc.name, func(b *testing.B) {
+			es := newEncServer(b, ntlmauth.MiddlewareOptions{}, false)
+			tr := newEncTransport(b, Config{Encryption: bc.mode})
+			post(b, tr, es.URL, env)
+			b.ReportAllocs()
+			for b.Loop() {
+				post(b, tr, es.URL, env)
+			}
+		})
+	}
+}

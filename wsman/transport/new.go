@@ -1,0 +1,127 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// ErrKerberosUnsupported is returned by New for AuthKerberos until the
+// Kerberos transport exists.
+var ErrKerberosUnsupported = errors.New("kerberos authentication is not supported yet: use ntlm (sealed over http, or over https) or certificate auth")
+
+// New builds the Transport that cfg describes:
+//
+//   - Basic, certificate and none: NewBasic, NewCertificate, or a transport
+//     that never sends credentials. They cannot seal, so Encryption=Always
+//     is an error (pywinrm refuses the same way).
+//   - NTLM with Encryption=Never: NewNTLM. With Always: NewNTLMEncrypted.
+//     With Auto: sealed (NewNTLMEncrypted) for http:// endpoints and plain
+//     NTLM for https:// ones, chosen per request URL; each is built on first
+//     use.
+//   - Kerberos: ErrKerberosUnsupported for now.
+func New(cfg Config) (Transport, error) {
+	switch cfg.Auth {
+	case AuthBasic:
+		return NewBasic(cfg)
+	case AuthCertificate:
+		return NewCertificate(cfg)
+	case AuthNone:
+		return newAnonymous(cfg)
+	case AuthKerberos:
+		return nil, ErrKerberosUnsupported
+	case AuthNTLM:
+		switch cfg.Encryption {
+		case EncryptionNever:
+			return NewNTLM(cfg)
+		case EncryptionAlways:
+			return NewNTLMEncrypted(cfg)
+		case EncryptionAuto:
+			if cfg.User == "" {
+				return nil, errors.New("ntlm auth: a user name is required")
+			}
+			// Check the TLS and proxy settings now rather than on the
+			// first request.
+			if _, err := cfg.httpTransport(); err != nil {
+				return nil, fmt.Errorf("ntlm auth: %w", err)
+			}
+			return &ntlmAuto{cfg: cfg}, nil
+		}
+		return nil, fmt.Errorf("unknown encryption mode %v", cfg.Encryption)
+	}
+	return nil, fmt.Errorf("unknown auth method %v", cfg.Auth)
+}
+
+// newAnonymous is AuthNone: no credentials on any request (Identify).
+func newAnonymous(cfg Config) (Transport, error) {
+	if cfg.Encryption == EncryptionAlways {
+		return nil, errors.New("unauthenticated requests cannot be encrypted")
+	}
+	t, err := cfg.httpTransport()
+	if err != nil {
+		return nil, fmt.Errorf("no auth: %w", err)
+	}
+	return &httpPost{
+		rt:        t,
+		transport: t,
+		limit:     cfg.maxResponseBytes(),
+		authorize: func(*http.Request) {},
+		name:      "none",
+	}, nil
+}
+
+// ntlmAuto seals over http:// and relies on TLS over https://.
+type ntlmAuto struct {
+	cfg         Config
+	mu          sync.Mutex
+	sealed, tls Transport
+}
+
+func (a *ntlmAuto) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+	if req == nil {
+		return nil, errors.New("nil request")
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return nil, fmt.Errorf("build request for %s: %w", req.URL, err)
+	}
+	t, err := a.pick(strings.ToLower(u.Scheme))
+	if err != nil {
+		return nil, err
+	}
+	return t.RoundTrip(ctx, req)
+}
+
+func (a *ntlmAuto) pick(scheme string) (Transport, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var err error
+	switch scheme {
+	case "https":
+		if a.tls == nil {
+			a.tls, err = NewNTLM(a.cfg)
+		}
+		return a.tls, err
+	case "http":
+		if a.sealed == nil {
+			a.sealed, err = NewNTLMEncrypted(a.cfg)
+		}
+		return a.sealed, err
+	}
+	return nil, fmt.Errorf("endpoint scheme %q: must be http or https", scheme)
+}
+
+// CloseIdleConnections closes the idle connections of both transports.
+func (a *ntlmAuto) CloseIdleConnections() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range []Transport{a.sealed, a.tls} {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
