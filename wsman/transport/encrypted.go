@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/bodgit/ntlmssp"
 
@@ -43,7 +46,8 @@ const ntlmSignatureLen = 16
 // shared by every message, so the transport keeps one connection per host
 // and lets one request at a time through. A 401 (the host forgot the
 // session, or the connection was replaced) drops the session, runs the
-// handshake again and retries once.
+// handshake again and retries once; so does a kept-alive connection found
+// dead before any reply (see deadConnError).
 //
 // A body is never sent unsealed by accident: a failed handshake or a wrong
 // password returns an error (ErrAuthentication, ErrEncryptionRequired) and
@@ -138,6 +142,10 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 			// The peer may or may not have consumed a sequence number; the
 			// session can no longer be trusted to be in step.
 			t.reset()
+			var dead *deadConnError
+			if attempt == 0 && errors.As(err, &dead) {
+				continue
+			}
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusUnauthorized && !resp.Encrypted {
@@ -277,7 +285,12 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		}
 		ctype = encframe.ContentType
 	}
-	hr, err := newHTTPRequest(ctx, req, body, ctype)
+	var reused, answered bool
+	trace := &httptrace.ClientTrace{
+		GotConn:              func(i httptrace.GotConnInfo) { reused = i.Reused },
+		GotFirstResponseByte: func() { answered = true },
+	}
+	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, body, ctype)
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +298,9 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 	hr.Header.Del("Authorization")
 	resp, err := doHTTP(t.transport, hr, t.limit)
 	if err != nil {
+		if reused && !answered && ctx.Err() == nil && connDead(err) {
+			return nil, &deadConnError{err}
+		}
 		return nil, err
 	}
 	if !encframe.IsEncrypted(resp.ContentType) {
@@ -309,6 +325,24 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 	}
 	resp.Body, resp.ContentType, resp.Encrypted = plain, otype, true
 	return resp, nil
+}
+
+// deadConnError is a kept-alive connection found closed when a message was
+// sent on it: EOF or a reset before any byte of reply. That is the host
+// having closed an idle connection or restarted (a new process has no
+// session and cannot have acted on a sealed message), so RoundTrip
+// authenticates a new connection and sends the message once more. Go's
+// own transport does not retry a POST here because in general a server
+// may have acted before dying; for WinRM the alternative is failing every
+// first request after a host reboot.
+type deadConnError struct{ err error }
+
+func (e *deadConnError) Error() string { return e.err.Error() }
+func (e *deadConnError) Unwrap() error { return e.err }
+
+func connDead(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func hostOf(rawURL string) string {
