@@ -265,11 +265,6 @@ func (t *transferCtx) progress(i int, transferred, total uint64, completed bool)
 	})
 }
 
-// setState moves the job to s if the run is current.
-func (t *transferCtx) setState(s bitsprov.State) {
-	t.p.current(t.j, t.r, func() { t.j.state = s })
-}
-
 // download fetches one file into its temp file, resuming a partial temp
 // file with a Range request.
 func (t *transferCtx) download(i int, f file) *jobError {
