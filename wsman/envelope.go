@@ -113,6 +113,25 @@ func identifyEnvelope() *etree.Document {
 	return doc
 }
 
+// readXML parses untrusted XML with a depth limit and refuses DTDs, so
+// no entity can be declared, let alone expanded.
+func readXML(b []byte) (*etree.Document, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.MaxDepth = maxDepth
+	if err := doc.ReadFromBytes(b); err != nil {
+		return nil, err
+	}
+	for _, tok := range doc.Child {
+		if _, ok := tok.(*etree.Directive); ok {
+			return nil, errors.New("document type declarations are not allowed")
+		}
+	}
+	if doc.Root() == nil {
+		return nil, errors.New("no root element")
+	}
+	return doc, nil
+}
+
 // reply is a parsed SOAP envelope.
 type reply struct {
 	doc    *etree.Document
@@ -123,18 +142,11 @@ type reply struct {
 // errNotSOAP marks a body that is not a SOAP 1.2 envelope.
 var errNotSOAP = errors.New("not a SOAP envelope")
 
-// parseEnvelope parses a reply body with a depth limit and without DTDs
-// (so no entity can be declared, let alone expanded).
+// parseEnvelope parses a reply body (see readXML for the limits).
 func parseEnvelope(body []byte) (*reply, error) {
-	doc := etree.NewDocument()
-	doc.ReadSettings.MaxDepth = maxDepth
-	if err := doc.ReadFromBytes(body); err != nil {
+	doc, err := readXML(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotSOAP, err)
-	}
-	for _, tok := range doc.Child {
-		if _, ok := tok.(*etree.Directive); ok {
-			return nil, fmt.Errorf("%w: document type declarations are not allowed in SOAP", errNotSOAP)
-		}
 	}
 	env := doc.Root()
 	if env == nil || env.Tag != "Envelope" || env.NamespaceURI() != NsSOAP {
