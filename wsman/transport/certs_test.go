@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"math/big"
@@ -115,3 +117,12 @@ func writePEMRaw(t *testing.T, path, s string) {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+func errorsIsDeadline(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

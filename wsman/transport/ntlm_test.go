@@ -1,0 +1,351 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bitsremote/bitsremote/wsman/internal/ntlmauth"
+	"github.com/google/go-cmp/cmp"
+)
+
+// ntlmCounts is what an NTLM test server saw.
+type ntlmCounts struct {
+	negotiates int // NEGOTIATE messages: one per handshake
+	conns      int // TCP connections accepted
+	authHeader int // requests carrying any Authorization
+	requests   int
+}
+
+type ntlmCounter struct {
+	mu sync.Mutex
+	ntlmCounts
+}
+
+func (c *ntlmCounter) get() ntlmCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ntlmCounts
+}
+
+// ntlmEcho answers with the authenticated user and whether the request
+// came sealed.
+var ntlmEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	user, _ := ntlmauth.UserFromContext(r.Context())
+	w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	fmt.Fprintf(w, "user=%s encrypted=%v body=%s", user, ntlmauth.EncryptedFromContext(r.Context()), body)
+})
+
+// newNTLMServer starts a loopback host that accepts NTLM for alice (also
+// as a UPN) and counts handshakes and connections.
+func newNTLMServer(t *testing.T, tlsPKI *testPKI, opts ntlmauth.MiddlewareOptions) (*httptest.Server, *ntlmCounter) {
+	t.Helper()
+	acc := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "WIN-BITS01", Users: map[string]string{
+		"alice": "S3cret!pw", "alice@corp.example": "S3cret!pw",
+	}}
+	counts := &ntlmCounter{}
+	inner := acc.Middleware(ntlmEcho, opts)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		counts.mu.Lock()
+		counts.requests++
+		if h := r.Header.Get("Authorization"); h != "" {
+			counts.authHeader++
+			_, tok, _ := strings.Cut(h, " ")
+			if msg, err := base64.StdEncoding.DecodeString(tok); err == nil && len(msg) > 8 && msg[8] == 1 {
+				counts.negotiates++
+			}
+		}
+		counts.mu.Unlock()
+		inner.ServeHTTP(w, r)
+	}))
+	srv.Config.ConnContext = acc.ConnContext
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			counts.mu.Lock()
+			counts.conns++
+			counts.mu.Unlock()
+		}
+	}
+	if tlsPKI != nil {
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{tlsPKI.ServerCert}}
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, counts
+}
+
+func TestNTLMOneHandshakeFor100Requests(t *testing.T) {
+	srv, counts := newNTLMServer(t, nil, ntlmauth.MiddlewareOptions{})
+	tr, err := NewNTLM(Config{Auth: AuthNTLM, User: `WORKGROUP\alice`, Password: "S3cret!pw", Encryption: EncryptionNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	for i := range 100 {
+		body := fmt.Sprintf("<m n='%d'/>", i)
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if want := "user=alice encrypted=false body=" + body; resp.StatusCode != 200 || string(resp.Body) != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, resp.Body, want)
+		}
+	}
+	// The first request goes out anonymously, gets 401, then NEGOTIATE and
+	// AUTHENTICATE; the other 99 ride the authenticated connection.
+	got := counts.get()
+	want := ntlmCounts{negotiates: 1, conns: 1, authHeader: 2, requests: 102}
+	if got != want {
+		t.Errorf("server saw %+v, want %+v", got, want)
+	}
+}
+
+func TestNTLMConcurrentRequestsShareOneHandshake(t *testing.T) {
+	srv, counts := newNTLMServer(t, nil, ntlmauth.MiddlewareOptions{})
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	var wg sync.WaitGroup
+	errs := make(chan error, 80)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				body := fmt.Sprintf("<g%d i='%d'/>", g, i)
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte(body)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := "user=alice encrypted=false body=" + body; string(resp.Body) != want {
+					errs <- fmt.Errorf("got %d %q, want %q", resp.StatusCode, resp.Body, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := counts.get(); got.negotiates != 1 || got.conns != 1 {
+		t.Errorf("server saw %+v, want one handshake on one connection", got)
+	}
+}
+
+func TestNTLMUsers(t *testing.T) {
+	srv, _ := newNTLMServer(t, nil, ntlmauth.MiddlewareOptions{})
+	tests := []struct {
+		user, pass string
+		wantStatus int
+		wantBody   string
+	}{
+		{`WORKGROUP\alice`, "S3cret!pw", 200, "user=alice encrypted=false body=<x/>"},
+		{"alice@corp.example", "S3cret!pw", 200, "user=alice@corp.example encrypted=false body=<x/>"},
+		{"alice", "S3cret!pw", 200, "user=alice encrypted=false body=<x/>"},
+		{"alice", "wrong", 401, ""},
+		{"mallory", "S3cret!pw", 401, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user+"/"+tc.pass, func(t *testing.T) {
+			tr, err := NewNTLM(Config{User: tc.user, Password: tc.pass})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte("<x/>")})
+			if err != nil {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+			if resp.StatusCode != tc.wantStatus || string(resp.Body) != tc.wantBody {
+				t.Errorf("got %d %q, want %d %q", resp.StatusCode, resp.Body, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestNTLMAnonymousSendsNoCredentials(t *testing.T) {
+	srv, counts := newNTLMServer(t, nil, ntlmauth.MiddlewareOptions{})
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte("<identify/>"), Anonymous: true,
+		Header: http.Header{"WSMANIDENTIFY": {"unauthenticated"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The acceptor requires NTLM for everything, so an unauthenticated
+	// request on a fresh connection is refused; what matters is that no
+	// handshake was attempted.
+	if resp.StatusCode != 401 {
+		t.Errorf("got %d, want 401", resp.StatusCode)
+	}
+	if got, want := counts.get(), (ntlmCounts{conns: 1, requests: 1}); got != want {
+		t.Errorf("server saw %+v, want %+v", got, want)
+	}
+}
+
+// A 401 that carries a body must not hold the only connection while the
+// negotiator sends its next leg.
+func TestNTLM401WithBodyDoesNotHang(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", "Negotiate")
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, strings.Repeat("<p>Access is denied.</p>", 100))
+	}))
+	defer srv.Close()
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := tr.RoundTrip(ctx, &Request{URL: srv.URL + "/wsman", Body: []byte("<x/>")})
+	if err != nil {
+		t.Fatalf("got %v, want the 401", err)
+	}
+	if resp.StatusCode != 401 || string(resp.Body) != strings.Repeat("<p>Access is denied.</p>", 100) {
+		t.Errorf("got %d %q", resp.StatusCode, resp.Body)
+	}
+}
+
+func TestNTLMOverHTTPSProxy(t *testing.T) {
+	pki := newTestPKI(t)
+	srv, counts := newNTLMServer(t, pki, ntlmauth.MiddlewareOptions{})
+	proxy := newConnectProxy(t)
+	proxyURL, _ := url.Parse(proxy.URL)
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw", CAFile: pki.CAFile, Proxy: http.ProxyURL(proxyURL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	for i := range 5 {
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte("<x/>")})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request %d: %+v, %v", i, resp, err)
+		}
+	}
+	if got := counts.get(); got.negotiates != 1 || got.conns != 1 {
+		t.Errorf("server saw %+v, want one handshake on one tunnelled connection", got)
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if len(proxy.targets) != 1 {
+		t.Errorf("proxy tunnels: %v, want one", proxy.targets)
+	}
+}
+
+func TestNTLMContextDeadlineDuringHandshake(t *testing.T) {
+	// A host that challenges and then never answers AUTHENTICATE: the
+	// negotiator swallows leg errors, so the transport must report the
+	// context's.
+	acc := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "WIN", Users: map[string]string{"alice": "S3cret!pw"}}
+	inner := acc.Middleware(ntlmEcho, ntlmauth.MiddlewareOptions{})
+	stop := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if msg, _ := base64.StdEncoding.DecodeString(tok); len(msg) > 8 && msg[8] == 3 {
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	srv.Config.ConnContext = acc.ConnContext
+	srv.Start()
+	defer srv.Close()
+	defer close(stop)
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	resp, err := tr.RoundTrip(ctx, &Request{URL: srv.URL + "/wsman", Body: []byte("<x/>")})
+	if !errorsIsDeadline(err) {
+		t.Fatalf("got %+v, %v; want context.DeadlineExceeded", resp, err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	pki := newTestPKI(t)
+	plain, _ := newNTLMServer(t, nil, ntlmauth.MiddlewareOptions{RequireEncryption: true})
+	secure, _ := newNTLMServer(t, pki, ntlmauth.MiddlewareOptions{})
+	tests := []struct {
+		name     string
+		cfg      Config
+		url      string
+		wantBody string
+		wantErr  string
+	}{
+		{name: "ntlm auto over http seals", cfg: Config{Auth: AuthNTLM, Encryption: EncryptionAuto}, url: plain.URL, wantBody: "user=alice encrypted=true body=<x/>"},
+		{name: "ntlm auto over https does not", cfg: Config{Auth: AuthNTLM, Encryption: EncryptionAuto}, url: secure.URL, wantBody: "user=alice encrypted=false body=<x/>"},
+		{name: "ntlm always seals", cfg: Config{Auth: AuthNTLM, Encryption: EncryptionAlways}, url: plain.URL, wantBody: "user=alice encrypted=true body=<x/>"},
+		{name: "ntlm always seals over https too", cfg: Config{Auth: AuthNTLM, Encryption: EncryptionAlways}, url: secure.URL, wantBody: "user=alice encrypted=true body=<x/>"},
+		{name: "ntlm never over https", cfg: Config{Auth: AuthNTLM, Encryption: EncryptionNever}, url: secure.URL, wantBody: "user=alice encrypted=false body=<x/>"},
+		{name: "basic always", cfg: Config{Auth: AuthBasic, Encryption: EncryptionAlways}, wantErr: "basic auth cannot encrypt messages: use --encryption never or auto with https, or NTLM"},
+		{name: "certificate always", cfg: Config{Auth: AuthCertificate, Encryption: EncryptionAlways}, wantErr: "certificate auth cannot encrypt messages: it runs over https, which already does"},
+		{name: "none always", cfg: Config{Auth: AuthNone, Encryption: EncryptionAlways}, wantErr: "unauthenticated requests cannot be encrypted"},
+		{name: "kerberos", cfg: Config{Auth: AuthKerberos}, wantErr: ErrKerberosUnsupported.Error()},
+		{name: "unknown auth", cfg: Config{Auth: Auth(42)}, wantErr: "unknown auth method Auth(42)"},
+		{name: "unknown encryption", cfg: Config{Auth: AuthNTLM, Encryption: Encryption(9)}, wantErr: "unknown encryption mode Encryption(9)"},
+		{name: "ntlm auto without user", cfg: Config{Auth: AuthNTLM}, wantErr: "ntlm auth: a user name is required"},
+		{name: "ntlm auto bad CA", cfg: Config{Auth: AuthNTLM, User: "alice", CAFile: "/nonexistent"}, wantErr: "ntlm auth: read CA file: open /nonexistent: no such file or directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			if cfg.User == "" && tc.wantErr == "" {
+				cfg.User, cfg.Password = "alice", "S3cret!pw"
+			}
+			if cfg.Auth == AuthBasic || cfg.Auth == AuthCertificate {
+				cfg.User, cfg.CertFile, cfg.KeyFile = "u", pki.CertFile, pki.KeyFile
+			}
+			cfg.CAFile = cmpOr(cfg.CAFile, pki.CAFile)
+			tr, err := New(cfg)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got %v, want error %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			for i := range 3 {
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: tc.url + "/wsman", Body: []byte("<x/>")})
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if diff := cmp.Diff(tc.wantBody, string(resp.Body)); resp.StatusCode != 200 || diff != "" {
+					t.Fatalf("request %d: status %d, body (-want +got):\n%s", i, resp.StatusCode, diff)
+				}
+			}
+		})
+	}
+}
