@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"testing"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
+)
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, ExitOK},
+		{"usage", usageErrorf("bad flag"), ExitUsage},
+		{"wrapped usage", fmt.Errorf("x: %w", usageErrorf("bad")), ExitUsage},
+		{"job failed", &JobFailedError{Host: "h", JobID: "{1}", Reason: "cancelled"}, ExitJobFailed},
+		{"explicit", &exitError{code: ExitConnection, err: errors.New("x")}, ExitConnection},
+		{"http 401", &wsman.HTTPError{Host: "h", StatusCode: 401, Kind: wsman.ErrAuth}, ExitAuth},
+		{"ErrAuth wrapped", fmt.Errorf("get: %w", wsman.ErrAuth), ExitAuth},
+		{"http 403", &wsman.HTTPError{StatusCode: 403}, ExitAuth},
+		{"http 503", &wsman.HTTPError{StatusCode: 503}, ExitConnection},
+		{"http 502", &wsman.HTTPError{StatusCode: 502}, ExitConnection},
+		{"http 500 not soap", &wsman.HTTPError{StatusCode: 500}, ExitFault},
+		{"http 413", &wsman.HTTPError{StatusCode: 413, Kind: wsman.ErrEnvelopeTooLarge}, ExitFault},
+		{"fault", &wsman.Fault{Code: "Sender", Subcode: "InvalidSelectors", WSManCode: wsman.CodeInvalidSelectors}, ExitFault},
+		{"fault access denied subcode", &wsman.Fault{Code: "Sender", Subcode: "AccessDenied", WSManCode: 5}, ExitAuth},
+		{"fault E_ACCESSDENIED", &wsman.Fault{Code: "Receiver", Subcode: "InternalError", WSManCode: 0x80070005}, ExitAuth},
+		{"fault WBEM_E_ACCESS_DENIED", &wsman.Fault{Code: "Receiver", WSManCode: 0x80041003}, ExitAuth},
+		{"not found wraps fault", &bitsprov.NotFoundError{Host: "h", Op: "Get", Key: "{X}", Err: &wsman.Fault{Subcode: "DestinationUnreachable", SubcodeNS: wsman.NsAddressing}}, ExitFault},
+		{"return error", &bitsprov.ReturnError{Host: "h", Method: "SetJobState", Code: 0x80200002}, ExitFault},
+		{"return access denied", &bitsprov.ReturnError{Method: "CreateJob", Code: 0x80070005}, ExitAuth},
+		{"setup error", &bitsprov.SetupError{Host: "h", JobID: "{1}", Step: "AddFile", Err: &bitsprov.ReturnError{Code: 0x8020001C}}, ExitFault},
+		{"protocol", fmt.Errorf("h: Get: %w", wsman.ErrProtocol), ExitFault},
+		{"too large", &transport.SizeError{Limit: 10}, ExitFault},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, ExitConnection},
+		{"dns", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, ExitConnection},
+		{"deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), ExitConnection},
+		{"unknown CA", fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), ExitConnection},
+		{"hostname", x509.HostnameError{Host: "h"}, ExitConnection},
+		{"encryption required", fmt.Errorf("h: %w", transport.ErrEncryptionRequired), ExitConnection},
+		{"other", errors.New("something else"), ExitJobFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ExitCode(tt.err); got != tt.want {
+				t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWorst(t *testing.T) {
+	tests := []struct {
+		codes []int
+		want  int
+	}{
+		{nil, 0},
+		{[]int{0, 0}, 0},
+		{[]int{0, 1, 0}, 1},
+		{[]int{4, 1, 5, 0}, 5},
+		{[]int{2, 3}, 3},
+	}
+	for _, tt := range tests {
+		if got := worst(tt.codes...); got != tt.want {
+			t.Errorf("worst(%v) = %d, want %d", tt.codes, got, tt.want)
+		}
+	}
+}

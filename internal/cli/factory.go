@@ -1,0 +1,440 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
+)
+
+// Environment variables read by the command line.
+const (
+	// EnvPassword holds the password for --user.
+	EnvPassword = "BITSREMOTE_PASSWORD"
+	// EnvJobPassword holds the password set-credentials and transfer send
+	// to the job (the BITS server or proxy credentials, not ours).
+	EnvJobPassword = "BITSREMOTE_JOB_PASSWORD"
+)
+
+// Factory holds what commands need from the outside world. Tests replace
+// any part of it; NewFactory wires the real ones.
+type Factory struct {
+	IO *IOStreams
+	// Clock is the time source of waits and elapsed times.
+	Clock bitsprov.Clock
+	// Getenv reads the environment.
+	Getenv func(string) string
+	// NewTransport builds the transport for one host from its settings.
+	NewTransport func(transport.Config) (transport.Transport, error)
+
+	// Conn holds the connection flags, filled by cobra.
+	Conn ConnOptions
+
+	// logger is set from --debug when a command starts.
+	logger *slog.Logger
+}
+
+// NewFactory returns a Factory on the process's streams and environment.
+func NewFactory() *Factory {
+	return &Factory{
+		IO:           System(),
+		Clock:        realClock{},
+		Getenv:       os.Getenv,
+		NewTransport: transport.New,
+	}
+}
+
+// ConnOptions are the connection flags every command accepts.
+type ConnOptions struct {
+	Hosts              []string
+	Inventory          string
+	Port               int
+	HTTPS              bool
+	Auth               string
+	User               string
+	PasswordFile       string
+	Encryption         string
+	CAFile             string
+	CertFile           string
+	KeyFile            string
+	InsecureSkipVerify bool
+	Timeout            time.Duration
+	Concurrency        int
+	Output             string
+	Debug              bool
+}
+
+// Defaults of the connection flags.
+const (
+	defaultTimeout     = 60 * time.Second
+	defaultConcurrency = 16
+)
+
+func (f *Factory) addConnFlags(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	c := &f.Conn
+	fl.StringArrayVarP(&c.Hosts, "host", "H", nil, "`host` to manage: name, name:port or URL (repeatable)")
+	fl.StringVar(&c.Inventory, "inventory", "", "read hosts from `FILE`, one host[:port] per line, # comments")
+	fl.IntVar(&c.Port, "port", 0, "WinRM port when a host names none (default 5985, or 5986 with --https)")
+	fl.BoolVar(&c.HTTPS, "https", false, "use https:// (WinRM HTTPS listener)")
+	fl.StringVar(&c.Auth, "auth", "ntlm", "authentication: basic, ntlm, kerberos or certificate")
+	fl.StringVarP(&c.User, "user", "u", "", "user name: user, DOMAIN\\user or user@realm")
+	fl.StringVar(&c.PasswordFile, "password-file", "", "read the password from the first line of `FILE` (else $"+EnvPassword+", else a prompt on a terminal)")
+	fl.StringVar(&c.Encryption, "encryption", "auto", "message encryption: auto (seal over http, not over https), always or never")
+	fl.StringVar(&c.CAFile, "ca-file", "", "trust the CAs in this PEM `FILE` instead of the system pool")
+	fl.StringVar(&c.CertFile, "cert-file", "", "client certificate PEM `FILE` (--auth certificate)")
+	fl.StringVar(&c.KeyFile, "key-file", "", "client key PEM `FILE` (--auth certificate)")
+	fl.BoolVar(&c.InsecureSkipVerify, "insecure-skip-verify", false, "do not check the host's TLS certificate (dangerous; warns)")
+	fl.DurationVar(&c.Timeout, "timeout", defaultTimeout, "time allowed to connect and for each reply")
+	fl.IntVar(&c.Concurrency, "concurrency", defaultConcurrency, "hosts handled at once")
+	fl.StringVarP(&c.Output, "output", "o", "table", "output format: table, json or jsonl")
+	fl.BoolVar(&c.Debug, "debug", false, "diagnostics and a wire dump (secrets removed) on stderr")
+}
+
+// checkOutput validates -o before anything runs.
+func (c *ConnOptions) checkOutput() error {
+	switch c.Output {
+	case "table", "json", "jsonl":
+		return nil
+	}
+	return usageErrorf("unknown output format %q (want table, json or jsonl)", c.Output)
+}
+
+// endpoints resolves -H and --inventory into endpoints, in order, without
+// duplicates.
+func (f *Factory) endpoints() ([]Endpoint, error) {
+	c := &f.Conn
+	specs := append([]string(nil), c.Hosts...)
+	if c.Inventory != "" {
+		fh, err := os.Open(c.Inventory)
+		if err != nil {
+			return nil, usageErrorf("inventory: %w", err)
+		}
+		hosts, err := readHostsFile(fh, c.Inventory)
+		fh.Close()
+		if err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		specs = append(specs, hosts...)
+	}
+	if len(specs) == 0 {
+		return nil, usageErrorf("no host: give -H HOST (repeatable) or --inventory FILE")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return nil, usageErrorf("--port %d is not a port number", c.Port)
+	}
+	port := c.Port
+	if port == 0 {
+		port = portHTTP
+		if c.HTTPS {
+			port = portHTTPS
+		}
+	}
+	seen := map[string]bool{}
+	var eps []Endpoint
+	for _, s := range specs {
+		ep, err := parseHost(s, port, c.HTTPS)
+		if err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		if seen[ep.URL] {
+			continue
+		}
+		seen[ep.URL] = true
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// session is what a command gets to talk to one host.
+type session struct {
+	Endpoint Endpoint
+	WSMan    *wsman.Client
+	Bits     *bitsprov.Client
+}
+
+// baseConfig validates the connection flags and returns the transport
+// settings shared by every host, without the password.
+func (f *Factory) baseConfig() (transport.Config, error) {
+	c := &f.Conn
+	var cfg transport.Config
+	auth, err := transport.ParseAuth(c.Auth)
+	if err != nil || auth == transport.AuthNone {
+		return cfg, usageErrorf("--auth %q: want basic, ntlm, kerberos or certificate", c.Auth)
+	}
+	enc, err := transport.ParseEncryption(c.Encryption)
+	if err != nil {
+		return cfg, usageErrorf("--encryption: %w", err)
+	}
+	if c.Timeout <= 0 {
+		return cfg, usageErrorf("--timeout must be positive, got %s", c.Timeout)
+	}
+	if c.Concurrency < 1 {
+		return cfg, usageErrorf("--concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return cfg, usageErrorf("--cert-file and --key-file go together")
+	}
+	switch auth {
+	case transport.AuthCertificate:
+		if c.CertFile == "" {
+			return cfg, usageErrorf("--auth certificate needs --cert-file and --key-file")
+		}
+		if !c.HTTPS && !f.anyHTTPSHost() {
+			return cfg, usageErrorf("--auth certificate needs --https (WinRM accepts client certificates only over HTTPS)")
+		}
+	case transport.AuthBasic, transport.AuthNTLM:
+		if c.User == "" {
+			return cfg, usageErrorf("--auth %s needs --user", auth)
+		}
+	}
+	for _, p := range []struct{ flag, path string }{{"--ca-file", c.CAFile}, {"--cert-file", c.CertFile}, {"--key-file", c.KeyFile}} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return cfg, usageErrorf("%s: %w", p.flag, err)
+		}
+	}
+	cfg = transport.Config{
+		Auth:               auth,
+		User:               c.User,
+		Encryption:         enc,
+		CAFile:             c.CAFile,
+		CertFile:           c.CertFile,
+		KeyFile:            c.KeyFile,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		DialTimeout:        c.Timeout,
+		// The host answers within OperationTimeout (set to --timeout
+		// below) with a fault of its own; wait a little longer for it.
+		ResponseTimeout: c.Timeout + 5*time.Second,
+	}
+	return cfg, nil
+}
+
+func (f *Factory) anyHTTPSHost() bool {
+	for _, h := range f.Conn.Hosts {
+		if strings.HasPrefix(strings.ToLower(h), "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// password finds the password for --user: --password-file, then
+// $BITSREMOTE_PASSWORD, then a no-echo prompt when stdin is a terminal.
+func (f *Factory) password(auth transport.Auth) (string, error) {
+	c := &f.Conn
+	switch auth {
+	case transport.AuthCertificate:
+		return "", nil
+	case transport.AuthKerberos:
+		// A Kerberos ticket cache may be enough; use a password only
+		// when one is given.
+		if c.PasswordFile == "" && f.Getenv(EnvPassword) == "" {
+			return "", nil
+		}
+	}
+	return readSecret(f, c.PasswordFile, EnvPassword, "--password-file",
+		fmt.Sprintf("Password for %s: ", c.User))
+}
+
+// readSecret reads a secret from a file, then an environment variable,
+// then a terminal prompt. The secret never appears in an error.
+func readSecret(f *Factory, file, env, fileFlag, prompt string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageErrorf("%s: %w", fileFlag, err)
+		}
+		s := string(b)
+		if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+			s = s[:i]
+		}
+		if s == "" {
+			return "", usageErrorf("%s: %s: the first line is empty", fileFlag, file)
+		}
+		return s, nil
+	}
+	if v := f.Getenv(env); v != "" {
+		return v, nil
+	}
+	if f.IO.StdinTTY && f.IO.ReadSecret != nil {
+		s, err := f.IO.ReadSecret(prompt)
+		if err != nil {
+			return "", &UsageError{Err: err}
+		}
+		if s == "" {
+			return "", usageErrorf("empty password")
+		}
+		return s, nil
+	}
+	return "", usageErrorf("no password: set %s, or use %s FILE, or run on a terminal to be prompted", env, fileFlag)
+}
+
+// forEachHost connects to every host and runs fn on each, at most
+// --concurrency at a time. A host's failure is reported on stderr (and, in
+// fleet JSON output, as a record) and does not stop the others; the worst
+// exit code wins.
+func (f *Factory) forEachHost(ctx context.Context, out *output, fn func(ctx context.Context, s *session) error) error {
+	eps, cfg, err := f.prepare()
+	if err != nil {
+		return err
+	}
+	return f.fanOut(ctx, out, eps, cfg, fn)
+}
+
+// prepare checks the connection flags, resolves the hosts and finds the
+// password: everything that can fail before a host is contacted.
+func (f *Factory) prepare() ([]Endpoint, transport.Config, error) {
+	eps, err := f.endpoints()
+	if err != nil {
+		return nil, transport.Config{}, err
+	}
+	cfg, err := f.baseConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
+	if cfg.Password, err = f.password(cfg.Auth); err != nil {
+		return nil, cfg, err
+	}
+	if f.Conn.InsecureSkipVerify {
+		f.IO.Warnf("warning: --insecure-skip-verify: the hosts' TLS certificates are not checked; anyone on the path can read and change the traffic")
+	}
+	return eps, cfg, nil
+}
+
+// fanOut runs fn on every endpoint with bounded concurrency.
+func (f *Factory) fanOut(ctx context.Context, out *output, eps []Endpoint, cfg transport.Config, fn func(ctx context.Context, s *session) error) error {
+	out.multiHost = len(eps) > 1
+	var mu sync.Mutex
+	codes := make([]int, len(eps))
+	var firstErr error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.Conn.Concurrency)
+	for i, ep := range eps {
+		g.Go(func() error {
+			err := f.runHost(gctx, cfg, ep, fn)
+			if err == nil {
+				return nil
+			}
+			if !strings.HasPrefix(err.Error(), ep.Name) {
+				err = fmt.Errorf("%s: %w", ep.Name, err)
+			}
+			code := ExitCode(err)
+			mu.Lock()
+			codes[i] = code
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			if len(eps) == 1 {
+				return nil
+			}
+			f.IO.Warnf("bitsremote: %v", err)
+			out.failure(ep.Name, code, err)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if len(eps) == 1 {
+		return firstErr
+	}
+	if code := worst(codes...); code != ExitOK {
+		return &exitError{code: code, err: fmt.Errorf("%d of %d hosts failed", countFailed(codes), len(eps))}
+	}
+	return nil
+}
+
+func countFailed(codes []int) int {
+	n := 0
+	for _, c := range codes {
+		if c != ExitOK {
+			n++
+		}
+	}
+	return n
+}
+
+// runHost builds the clients for one host and runs fn.
+func (f *Factory) runHost(ctx context.Context, cfg transport.Config, ep Endpoint, fn func(ctx context.Context, s *session) error) error {
+	s, closeFn, err := f.newSession(cfg, ep)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(ctx, s)
+}
+
+// newSession builds the wsman and bitsprov clients for one host.
+func (f *Factory) newSession(cfg transport.Config, ep Endpoint) (*session, func(), error) {
+	t, err := f.NewTransport(cfg)
+	if err != nil {
+		return nil, nil, &UsageError{Err: fmt.Errorf("%s: %w", ep.Name, err)}
+	}
+	if f.Conn.Debug {
+		t = &debugTransport{next: t, log: f.log(), host: ep.Name}
+	}
+	wc := wsman.NewClient(ep.URL, t)
+	wc.Host = ep.Name
+	wc.OperationTimeout = f.Conn.Timeout
+	closeFn := func() {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+	return &session{Endpoint: ep, WSMan: wc, Bits: &bitsprov.Client{WSMan: wc}}, closeFn, nil
+}
+
+// log returns the diagnostics logger: stderr with --debug, else discarded.
+func (f *Factory) log() *slog.Logger {
+	if f.logger != nil {
+		return f.logger
+	}
+	if !f.Conn.Debug {
+		f.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	} else {
+		f.logger = slog.New(slog.NewTextHandler(lockedWriter{f.IO, f.IO.ErrOut}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return f.logger
+}
+
+// identifyConfig is the transport for an anonymous Identify: TLS settings
+// and timeouts from the flags, no credentials, so no password is asked.
+func (f *Factory) identifyConfig() (transport.Config, error) {
+	c := &f.Conn
+	if c.Timeout <= 0 {
+		return transport.Config{}, usageErrorf("--timeout must be positive, got %s", c.Timeout)
+	}
+	if c.Concurrency < 1 {
+		return transport.Config{}, usageErrorf("--concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if c.InsecureSkipVerify {
+		f.IO.Warnf("warning: --insecure-skip-verify: the hosts' TLS certificates are not checked; anyone on the path can read and change the traffic")
+	}
+	return transport.Config{
+		Auth:               transport.AuthNone,
+		Encryption:         transport.EncryptionNever,
+		CAFile:             c.CAFile,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		DialTimeout:        c.Timeout,
+		ResponseTimeout:    c.Timeout + 5*time.Second,
+	}, nil
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+// perHostJobs bounds the jobs one host follows at once in import-csv.
+const perHostJobs = 8
+
+// NewCmdImportCSV builds "import-csv FILE".
+func NewCmdImportCSV(f *Factory) *cobra.Command {
+	opts := &TransferOptions{f: f}
+	var file string
+	cmd := &cobra.Command{
+		Use:   "import-csv FILE",
+		Short: "One transfer per CSV row, like Import-CSV | Start-BitsTransfer",
+		Long: `Read FILE, a CSV file with a header naming the columns Source and Destination
+(case-insensitive; other columns are ignored; a leading "#TYPE" line and a
+UTF-8 BOM, as Windows PowerShell's Export-CSV writes, are skipped), and run
+one job per row on every host: download from Source (a URL) to Destination (a
+path on the host), or with --type upload from Source (a path on the host) to
+Destination (a URL). "-" reads stdin.
+
+A bad row is reported on stderr with its row number and skipped; the good rows
+still run and are reported, and the exit code is then at least 2. Jobs are
+created first, then followed together, synchronously unless --async.`,
+		Example: `  bitsremote import-csv transfers.csv -H server1 -u admin
+  printf 'Source,Destination\nhttps://f.example.com/a.iso,C:\\Data\\a.iso\n' | bitsremote import-csv - -H server1 -u admin -o jsonl`,
+		Args: exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file = args[0]
+			return importCSVRun(cmd.Context(), opts, file)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.Async, "async", false, "return after resume with the JobIds")
+	fl.StringVar(&opts.Priority, "priority", "foreground", "foreground, high, normal or low")
+	fl.StringVar(&opts.Name, "name", "BITS Transfer", "job display name")
+	fl.StringVar(&opts.Description, "description", "", "job description")
+	fl.StringVar(&opts.Type, "type", "download", "download or upload")
+	fl.StringVar(&opts.JobUser, "job-user", "", "user the jobs authenticate to the server with")
+	fl.StringVar(&opts.JobAuth, "job-auth", "negotiate", "scheme for --job-user: basic, digest, ntlm, negotiate or passport")
+	fl.StringVar(&opts.JobPasswordFile, "job-password-file", "", "read the jobs' password from the first line of `FILE`")
+	fl.StringVar(&opts.ProxyUsage, "proxy-usage", "", "systemdefault, noproxy, autodetect or override")
+	fl.StringSliceVar(&opts.ProxyList, "proxy-list", nil, "proxies for override, host:port")
+	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy")
+	opts.wait.add(cmd, "cancel")
+	return cmd
+}
+
+// csvRow is one row of the file: its number (1 is the first data row)
+// and its pair, or why it is bad.
+type csvRow struct {
+	N           int
+	Source      string
+	Destination string
+	Err         error
+}
+
+// readTransferCSV reads Source/Destination rows. A file-level problem
+// (unreadable, no header, no Source or Destination column) is an error;
+// a row-level problem is kept in the row.
+func readTransferCSV(r io.Reader, name string) ([]csvRow, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	if err != nil {
+		return nil, usageErrorf("read %s: %w", name, err)
+	}
+	text := strings.TrimPrefix(string(data), "\ufeff")
+	lines := 0
+	if strings.HasPrefix(text, "#TYPE") || strings.HasPrefix(text, "#type") {
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			text = text[i+1:]
+		} else {
+			text = ""
+		}
+		lines = 1
+	}
+	cr := csv.NewReader(strings.NewReader(text))
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, usageErrorf("%s: empty file; want a header line \"Source,Destination\"", name)
+	}
+	if err != nil {
+		return nil, usageErrorf("%s: header: %w", name, err)
+	}
+	src, dst := -1, -1
+	for i, h := range header {
+		switch strings.ToLower(strings.TrimSpace(h)) {
+		case "source":
+			src = i
+		case "destination":
+			dst = i
+		}
+	}
+	if src < 0 || dst < 0 {
+		return nil, usageErrorf("%s line %d: the header %q must name the columns Source and Destination", name, lines+1, strings.Join(header, ","))
+	}
+	var rows []csvRow
+	for n := 1; ; n++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		line += lines
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				rows = append(rows, csvRow{N: n, Err: fmt.Errorf("%s row %d (line %d): %v", name, n, pe.StartLine+lines, pe.Err)})
+				continue
+			}
+			return nil, usageErrorf("read %s: %w", name, err)
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		row := csvRow{N: n}
+		if src >= len(rec) || dst >= len(rec) {
+			row.Err = fmt.Errorf("%s row %d (line %d): %d fields; want Source and Destination", name, n, line, len(rec))
+		} else {
+			row.Source, row.Destination = strings.TrimSpace(rec[src]), strings.TrimSpace(rec[dst])
+			switch {
+			case row.Source == "":
+				row.Err = fmt.Errorf("%s row %d (line %d): Source is empty", name, n, line)
+			case row.Destination == "":
+				row.Err = fmt.Errorf("%s row %d (line %d): Destination is empty", name, n, line)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func importCSVRun(ctx context.Context, opts *TransferOptions, file string) error {
+	f := opts.f
+	var in io.Reader = f.IO.In
+	if file != "-" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return usageErrorf("import-csv: %w", err)
+		}
+		defer fh.Close()
+		in = fh
+	}
+	rows, err := readTransferCSV(in, file)
+	if err != nil {
+		return err
+	}
+	t, err := parseJobType(opts.Type)
+	if err != nil {
+		return err
+	}
+	st, err := opts.settings()
+	if err != nil {
+		return err
+	}
+	// Check every row before contacting a host; bad rows are reported
+	// once, not per host.
+	var specs []transferSpec
+	badRows := 0
+	for _, r := range rows {
+		if r.Err == nil {
+			files, ferr := transferFiles(t, []string{r.Source}, r.Destination)
+			if ferr != nil {
+				r.Err = fmt.Errorf("%s row %d: %w", file, r.N, errors.Unwrap(ferr))
+			} else {
+				specs = append(specs, transferSpec{Row: r.N, Opts: st.jobOptions(files)})
+				continue
+			}
+		}
+		badRows++
+		f.IO.Warnf("bitsremote: %v (row skipped)", r.Err)
+	}
+	if len(specs) == 0 {
+		if badRows > 0 {
+			return usageErrorf("%s: no usable rows (%d bad)", file, badRows)
+		}
+		return usageErrorf("%s: no rows after the header", file)
+	}
+
+	out := newOutput(f.IO, f.Conn.Output, true)
+	prog := newProgress(f.IO)
+	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
+		return importHost(ctx, f, s, st, specs, out, prog)
+	})
+	err = flushWith(out, renderImportTable(out), err)
+	if badRows > 0 {
+		code := worst(ExitUsage, ExitCode(err))
+		msg := fmt.Errorf("%d bad row(s) in %s skipped", badRows, file)
+		if err != nil {
+			msg = fmt.Errorf("%w; %d bad row(s) in %s skipped", err, badRows, file)
+		}
+		return &exitError{code: code, err: msg}
+	}
+	return err
+}
+
+// importHost runs every row's job on one host: all are created, then
+// followed together. Row failures are reported as they happen; the
+// worst one is the host's result.
+func importHost(ctx context.Context, f *Factory, s *session, st *transferSettings, specs []transferSpec, out *output, prog *progress) error {
+	var mu sync.Mutex
+	var codes []int
+	var firstErr error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(perHostJobs)
+	for _, spec := range specs {
+		g.Go(func() error {
+			rec, err := runTransfer(gctx, f, s, st, spec, prog)
+			rec.Host, rec.Row = s.Endpoint.Name, spec.Row
+			if rec.Job != nil {
+				_ = out.emit(s.Endpoint.Name, rec)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: row %d: %w", s.Endpoint.Name, spec.Row, err)
+				code := ExitCode(err)
+				f.IO.Warnf("bitsremote: %v", err)
+				if rec.Job == nil && out.format != "table" {
+					_ = out.emit(s.Endpoint.Name, failureRecord{Host: s.Endpoint.Name, Row: spec.Row, ExitCode: code, Failure: err.Error()})
+				}
+				mu.Lock()
+				codes = append(codes, code)
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if firstErr == nil {
+		return nil
+	}
+	// Each row's failure was printed already.
+	return &exitError{code: worst(codes...), err: fmt.Errorf("%s: %d of %d rows failed", s.Endpoint.Name, len(codes), len(specs))}
+}
+
+// renderImportTable prints one row per job with its CSV row and outcome.
+func renderImportTable(out *output) func(io.Writer, []record) {
+	return func(w io.Writer, recs []record) {
+		tw := newTable(w)
+		if out.multiHost {
+			fmt.Fprint(tw, "HOST\t")
+		}
+		fmt.Fprintln(tw, "ROW\tJOBID\tSTATE\tBYTES\tRESULT")
+		for _, r := range recs {
+			jr, ok := r.value.(jobRecord)
+			if !ok || jr.Job == nil {
+				continue
+			}
+			if out.multiHost {
+				fmt.Fprintf(tw, "%s\t", jr.Host)
+			}
+			result := "-"
+			if jr.Outcome != nil {
+				result = jr.Outcome.Result
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", jr.Row, jr.Job.JobID, jr.Job.State, progressText(jr.Job.BytesTransferred, jr.Job.BytesTotal), result)
+		}
+		tw.Flush()
+	}
+}

@@ -1,0 +1,307 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+)
+
+// TransferOptions are the options of "transfer", Start-BitsTransfer's
+// equivalent.
+type TransferOptions struct {
+	f           *Factory
+	Sources     []string
+	Dest        string
+	Async       bool
+	Priority    string
+	Name        string
+	Description string
+	Type        string
+
+	JobUser         string
+	JobAuth         string
+	JobPasswordFile string
+
+	ProxyUsage  string
+	ProxyList   []string
+	ProxyBypass []string
+
+	wait waitFlags
+}
+
+// NewCmdTransfer builds "transfer SOURCE... DEST".
+func NewCmdTransfer(f *Factory) *cobra.Command {
+	opts := &TransferOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "transfer SOURCE... DEST",
+		Short: "Transfer files and wait, like Start-BitsTransfer",
+		Long: `The Start-BitsTransfer equivalent: create one job per host, add every file,
+set priority, credentials and proxy, resume, wait with progress, and complete
+the job so the files appear on the host.
+
+Download (default): SOURCE are http(s) URLs or UNC paths; DEST is a path on
+the host. With one source DEST is the file's path, unless it ends in \ or /,
+which makes it a directory; with several sources DEST is a directory and each
+file keeps the last segment of its URL.
+Upload (--type upload): SOURCE is one path on the host and DEST the URL of a
+BITS upload server (an upload job holds exactly one file).
+
+As with the cmdlet the priority defaults to foreground, the display name to
+"BITS Transfer", and the call is synchronous: --async returns after resume
+with the JobId. Server credentials for the job (--job-user, password from
+$BITSREMOTE_JOB_PASSWORD, --job-password-file or a prompt) are sent only over
+https:// or an encrypted connection.
+
+On wait and transfer --timeout bounds the whole wait, not each request. Exit
+codes: 0 transferred and completed; 1 the job failed or was cancelled; 4 the
+timeout passed (the job is left); 2, 3, 5 as for every command.`,
+		Example: `  bitsremote transfer https://files.example.com/a.iso 'C:\Data\a.iso' -H server1 -u admin
+  bitsremote transfer https://f.example.com/a.msi https://f.example.com/b.msi 'C:\Packages\' --priority normal --inventory hosts.txt -u admin
+  bitsremote transfer 'C:\Logs\today.zip' https://upload.example.com/bits/today.zip --type upload -H server1 -u admin
+  bitsremote transfer https://f.example.com/a.iso 'C:\Data\a.iso' --async -H server1 -u admin -o json`,
+		Args: minArgs(2, "at least one SOURCE and a DEST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Sources, opts.Dest = args[:len(args)-1], args[len(args)-1]
+			return transferRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.Async, "async", false, "return after resume with the JobId (Start-BitsTransfer -Asynchronous)")
+	fl.StringVar(&opts.Priority, "priority", "foreground", "foreground, high, normal or low")
+	fl.StringVar(&opts.Name, "name", "BITS Transfer", "job display name")
+	fl.StringVar(&opts.Description, "description", "", "job description (up to 1024 characters)")
+	fl.StringVar(&opts.Type, "type", "download", "download or upload")
+	fl.StringVar(&opts.JobUser, "job-user", "", "user the job authenticates to the server with (-Credential)")
+	fl.StringVar(&opts.JobAuth, "job-auth", "negotiate", "scheme for --job-user: basic, digest, ntlm, negotiate or passport (-Authentication)")
+	fl.StringVar(&opts.JobPasswordFile, "job-password-file", "", "read the job's password from the first line of `FILE`")
+	fl.StringVar(&opts.ProxyUsage, "proxy-usage", "", "systemdefault, noproxy, autodetect or override (-ProxyUsage)")
+	fl.StringSliceVar(&opts.ProxyList, "proxy-list", nil, "proxies for override, host:port (-ProxyList)")
+	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy (-ProxyBypass)")
+	opts.wait.add(cmd, "cancel")
+	return cmd
+}
+
+// transferSpec is one job to create and follow.
+type transferSpec struct {
+	// Row names the CSV row in messages (0 for the command line).
+	Row  int
+	Opts bitsprov.CreateJobOptions
+}
+
+// transferSettings are what every job of a transfer shares.
+type transferSettings struct {
+	Type        bitsprov.JobType
+	Priority    bitsprov.Priority
+	Name        string
+	Description string
+	Credentials []bitsprov.Credential
+	Proxy       *bitsprov.ProxySettings
+	Async       bool
+	Policy      bitsprov.Policy
+}
+
+// settings validates the flags shared by transfer and import-csv.
+func (o *TransferOptions) settings() (*transferSettings, error) {
+	f := o.f
+	t, err := parseJobType(o.Type)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := bitsprov.ParsePriority(o.Priority)
+	if err != nil {
+		return nil, usageErrorf("--priority: %w", err)
+	}
+	if err := checkText("--name", o.Name, 256); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(o.Name) == "" {
+		return nil, usageErrorf("--name must not be empty")
+	}
+	if err := checkText("--description", o.Description, 1024); err != nil {
+		return nil, err
+	}
+	pol, err := o.wait.policy(f)
+	if err != nil {
+		return nil, err
+	}
+	st := &transferSettings{Type: t, Priority: pr, Name: o.Name, Description: o.Description, Async: o.Async, Policy: pol}
+	if o.ProxyUsage != "" || len(o.ProxyList) > 0 || len(o.ProxyBypass) > 0 {
+		if st.Proxy, err = proxySettings(o.ProxyUsage, o.ProxyList, o.ProxyBypass); err != nil {
+			return nil, err
+		}
+	}
+	if o.JobPasswordFile != "" && o.JobUser == "" {
+		return nil, usageErrorf("--job-password-file needs --job-user")
+	}
+	if o.JobUser != "" {
+		if err := f.checkSecretsProtected(); err != nil {
+			return nil, err
+		}
+		cr, err := jobCredential(f, "server", o.JobAuth, o.JobUser, o.JobPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		st.Credentials = []bitsprov.Credential{cr}
+	}
+	return st, nil
+}
+
+// jobOptions builds one job's CreateJobOptions from its file pairs.
+func (st *transferSettings) jobOptions(files []bitsprov.FileSpec) bitsprov.CreateJobOptions {
+	pr := st.Priority
+	jo := bitsprov.CreateJobOptions{
+		DisplayName:          st.Name,
+		Description:          st.Description,
+		RemoteURL:            files[0].RemoteURL,
+		LocalFile:            files[0].LocalFile,
+		Type:                 st.Type,
+		Priority:             &pr,
+		ExtraFiles:           files[1:],
+		Credentials:          st.Credentials,
+		Proxy:                st.Proxy,
+		CancelOnSetupFailure: true,
+	}
+	return jo
+}
+
+// transferFiles pairs sources with the destination as Start-BitsTransfer
+// does: see the command's help.
+func transferFiles(t bitsprov.JobType, sources []string, dest string) ([]bitsprov.FileSpec, error) {
+	if t == bitsprov.TypeUpload {
+		if len(sources) != 1 {
+			return nil, usageErrorf("an upload job holds exactly one file; got %d sources", len(sources))
+		}
+		if err := checkUploadURL(dest); err != nil {
+			return nil, err
+		}
+		return []bitsprov.FileSpec{{RemoteURL: dest, LocalFile: sources[0]}}, nil
+	}
+	if strings.HasPrefix(strings.ToLower(dest), "http://") || strings.HasPrefix(strings.ToLower(dest), "https://") {
+		return nil, usageErrorf("DEST %q is a URL; for an upload use --type upload", dest)
+	}
+	dir := len(sources) > 1 || strings.HasSuffix(dest, `\`) || strings.HasSuffix(dest, "/")
+	var files []bitsprov.FileSpec
+	seen := map[string]string{}
+	for _, src := range sources {
+		if err := checkRemoteURL(src); err != nil {
+			return nil, err
+		}
+		local := dest
+		if dir {
+			name, err := remoteBaseName(src)
+			if err != nil {
+				return nil, err
+			}
+			local = joinHostPath(dest, name)
+		}
+		key := strings.ToLower(local)
+		if prev, ok := seen[key]; ok {
+			return nil, usageErrorf("sources %q and %q would both be saved as %q", prev, src, local)
+		}
+		seen[key] = src
+		files = append(files, bitsprov.FileSpec{RemoteURL: src, LocalFile: local})
+	}
+	return files, nil
+}
+
+func checkUploadURL(u string) error {
+	l := strings.ToLower(u)
+	if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+		return nil
+	}
+	return usageErrorf("upload DEST %q: want the http(s) URL of a BITS upload server", u)
+}
+
+// remoteBaseName is the file name a source keeps in a directory.
+func remoteBaseName(src string) (string, error) {
+	var p string
+	if strings.HasPrefix(src, `\\`) {
+		p = strings.ReplaceAll(src, `\`, "/")
+	} else {
+		u, err := url.Parse(src)
+		if err != nil {
+			return "", usageErrorf("source %q: %w", src, err)
+		}
+		p = u.Path
+	}
+	name := path.Base(p)
+	if name == "" || name == "/" || name == "." {
+		return "", usageErrorf("source %q has no file name to keep; give the full destination path", src)
+	}
+	return name, nil
+}
+
+// joinHostPath joins a directory and a file name with the separator the
+// directory already uses (Windows paths on the host).
+func joinHostPath(dir, name string) string {
+	sep := `\`
+	if strings.Contains(dir, "/") && !strings.Contains(dir, `\`) {
+		sep = "/"
+	}
+	return strings.TrimRight(dir, `\/`) + sep + name
+}
+
+func transferRun(ctx context.Context, opts *TransferOptions) error {
+	f := opts.f
+	t, err := parseJobType(opts.Type)
+	if err != nil {
+		return err
+	}
+	files, err := transferFiles(t, opts.Sources, opts.Dest)
+	if err != nil {
+		return err
+	}
+	st, err := opts.settings()
+	if err != nil {
+		return err
+	}
+	spec := transferSpec{Opts: st.jobOptions(files)}
+	out := newOutput(f.IO, f.Conn.Output, false)
+	prog := newProgress(f.IO)
+	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
+		rec, err := runTransfer(ctx, f, s, st, spec, prog)
+		if rec.Job != nil || rec.Outcome != nil {
+			if eerr := out.emit(s.Endpoint.Name, rec); eerr != nil && err == nil {
+				err = eerr
+			}
+		}
+		return err
+	})
+	return flushWith(out, renderJobDetail, err)
+}
+
+// runTransfer creates one job, then waits for it unless async.
+func runTransfer(ctx context.Context, f *Factory, s *session, st *transferSettings, spec transferSpec, prog *progress) (jobRecord, error) {
+	start := f.Clock.Now()
+	id, err := s.Bits.CreateJob(ctx, spec.Opts)
+	if err != nil {
+		var se *bitsprov.SetupError
+		if errors.As(err, &se) {
+			return jobRecord{}, err
+		}
+		return jobRecord{}, fmt.Errorf("create job: %w", err)
+	}
+	if st.Async {
+		j, err := s.Bits.Job(ctx, id)
+		if err != nil {
+			return jobRecord{Host: s.Endpoint.Name, Job: &bitsprov.Job{JobID: id}}, fmt.Errorf("job %s created and resumed, but reading it failed: %w", id, err)
+		}
+		return jobRecord{Host: s.Endpoint.Name, Job: j, Outcome: &outcomeRecord{Result: "Async",
+			Elapsed: f.Clock.Now().Sub(start).Seconds(), Detail: "job created and resumed; not waited for"}}, nil
+	}
+	rec, err := waitJob(ctx, f, s, id, st.Policy, prog)
+	if rec.Job == nil {
+		rec.Job = &bitsprov.Job{JobID: id}
+	}
+	if rec.Outcome != nil {
+		rec.Outcome.Elapsed = f.Clock.Now().Sub(start).Seconds()
+	}
+	return rec, err
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+)
+
+// WaitOptions are the options of "wait".
+type WaitOptions struct {
+	f         *Factory
+	JobID     string
+	Interval  time.Duration
+	Timeout   time.Duration
+	Transient string
+	OnError   string
+	Complete  bool
+}
+
+// waitFlags are the polling flags wait and transfer share.
+type waitFlags struct {
+	Interval  time.Duration
+	Timeout   time.Duration
+	Transient string
+	OnError   string
+}
+
+func (w *waitFlags) add(cmd *cobra.Command, onErrorDefault string) {
+	fl := cmd.Flags()
+	fl.DurationVar(&w.Interval, "interval", time.Second, "first pause between polls; it grows 1.5x per poll up to 10x")
+	fl.DurationVar(&w.Timeout, "timeout", 0, "give up waiting after this long (0: no limit; exit 4, the job is left)")
+	fl.StringVar(&w.Transient, "transient", "wait", "on TransientError: wait (BITS retries; give up at the job's NoProgressTimeout) or cancel (treat as Error)")
+	fl.StringVar(&w.OnError, "on-error", onErrorDefault, "on Error: leave the job for inspection, or cancel it")
+}
+
+// policy turns the flags into a poller policy.
+func (w *waitFlags) policy(f *Factory) (bitsprov.Policy, error) {
+	p := bitsprov.Policy{
+		Interval:    w.Interval,
+		Backoff:     1.5,
+		MaxInterval: 10 * w.Interval,
+		Timeout:     w.Timeout,
+		Clock:       f.Clock,
+	}
+	if w.Interval <= 0 {
+		return p, usageErrorf("--interval must be positive, got %s", w.Interval)
+	}
+	if w.Timeout < 0 {
+		return p, usageErrorf("--timeout must not be negative, got %s", w.Timeout)
+	}
+	switch strings.ToLower(w.Transient) {
+	case "wait":
+		p.OnTransient = bitsprov.TransientWait
+	case "cancel":
+		p.OnTransient = bitsprov.TransientCancel
+	default:
+		return p, usageErrorf("--transient %q: want wait or cancel", w.Transient)
+	}
+	switch strings.ToLower(w.OnError) {
+	case "leave":
+		p.OnError = bitsprov.ErrorLeave
+	case "cancel":
+		p.OnError = bitsprov.ErrorCancel
+	default:
+		return p, usageErrorf("--on-error %q: want leave or cancel", w.OnError)
+	}
+	return p, nil
+}
+
+// NewCmdWait builds "wait JOBID".
+func NewCmdWait(f *Factory) *cobra.Command {
+	opts := &WaitOptions{f: f}
+	var wf waitFlags
+	cmd := &cobra.Command{
+		Use:   "wait JOBID",
+		Short: "Wait for a job to finish, showing progress (like gh run watch --exit-status)",
+		Long: `Poll a job until it is Transferred, fails, or the timeout passes, drawing
+progress on stderr when it is a terminal; then print the job and the outcome.
+
+With --complete a Transferred job is completed, so its files appear on the
+host (the PowerShell loop of Microsoft's how-to); without it the job is left
+Transferred for "bitsremote complete". A TransientError is ridden out by
+default (BITS retries by itself); --transient cancel treats it as an Error.
+A job in Error is left for inspection unless --on-error cancel. A suspended
+job is waited on until someone resumes it.
+
+Here --timeout bounds the whole wait, not each request. Exit codes: 0 the job
+was transferred (and completed with --complete); 1 it failed or was
+cancelled, or left the queue without us; 4 the timeout passed (the job is
+left as it is); 3 and 5 as for every command.`,
+		Example: `  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --complete -H server1 -u admin
+  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --timeout 2h --transient cancel --on-error cancel -H server1 -u admin -o json`,
+		Args: exactArgs("JOBID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.JobID = args[0]
+			opts.Interval, opts.Timeout, opts.Transient, opts.OnError = wf.Interval, wf.Timeout, wf.Transient, wf.OnError
+			return waitRun(cmd.Context(), opts)
+		},
+	}
+	wf.add(cmd, "leave")
+	cmd.Flags().BoolVar(&opts.Complete, "complete", false, "complete the job once Transferred (make the files appear)")
+	return cmd
+}
+
+func waitRun(ctx context.Context, opts *WaitOptions) error {
+	if err := checkJobID(opts.JobID); err != nil {
+		return err
+	}
+	id := normalizeJobID(opts.JobID)
+	f := opts.f
+	wf := waitFlags{Interval: opts.Interval, Timeout: opts.Timeout, Transient: opts.Transient, OnError: opts.OnError}
+	pol, err := wf.policy(f)
+	if err != nil {
+		return err
+	}
+	if !opts.Complete {
+		pol.OnTransferred = bitsprov.TransferredLeave
+	}
+	out := newOutput(f.IO, f.Conn.Output, false)
+	prog := newProgress(f.IO)
+	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
+		rec, err := waitJob(ctx, f, s, id, pol, prog)
+		if rec.Job != nil {
+			if eerr := out.emit(s.Endpoint.Name, rec); eerr != nil && err == nil {
+				err = eerr
+			}
+		}
+		return err
+	})
+	return flushWith(out, renderJobDetail, err)
+}
+
+// waitJob runs the poller on one job and turns its outcome into a record
+// and an error carrying the exit code.
+func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitsprov.Policy, prog *progress) (jobRecord, error) {
+	start := f.Clock.Now()
+	key := s.Endpoint.Name + " " + id
+	warned := false
+	pol.Progress = func(j *bitsprov.Job) {
+		prog.update(key, j)
+		if j.State == bitsprov.StateSuspended && !warned {
+			warned = true
+			f.IO.Warnf("%s: job %s is suspended; waiting until it is resumed", s.Endpoint.Name, id)
+		}
+	}
+	oc, err := s.Bits.Wait(ctx, id, pol)
+	rec := outcomeJobRecord(s.Endpoint.Name, oc, f.Clock.Now().Sub(start))
+	if err != nil {
+		return rec, err
+	}
+	return rec, outcomeError(s.Endpoint.Name, id, oc)
+}
+
+// outcomeJobRecord is the job as the wait left it, with the outcome. The
+// job's state is the final one (Acknowledged after Complete).
+func outcomeJobRecord(host string, oc *bitsprov.Outcome, elapsed time.Duration) jobRecord {
+	rec := jobRecord{Host: host}
+	if oc == nil {
+		return rec
+	}
+	if oc.Job != nil {
+		j := *oc.Job
+		j.State = oc.Final
+		rec.Job = &j
+	}
+	rec.Error = jobErrorRecord(oc.Error)
+	o := &outcomeRecord{
+		Result:  oc.Action.String(),
+		Elapsed: elapsed.Round(time.Millisecond).Seconds(),
+		Polls:   oc.Polls,
+		Detail:  oc.Reason,
+	}
+	if oc.Code != bitsprov.CodeOK {
+		o.ReturnCode = fmt.Sprintf("0x%08X", uint32(oc.Code))
+		o.ReturnCodeName = oc.Code.String()
+	}
+	rec.Outcome = o
+	return rec
+}
+
+// outcomeError maps how a wait ended to the command's result: success
+// when the job was transferred (completed or left for the caller), exit 1
+// when it failed, was cancelled or vanished, exit 4 at the timeout.
+func outcomeError(host, id string, oc *bitsprov.Outcome) error {
+	switch oc.Action {
+	case bitsprov.ResultCompleted:
+		return nil
+	case bitsprov.ResultLeft:
+		if oc.Final == bitsprov.StateTransferred {
+			return nil
+		}
+	case bitsprov.ResultTimedOut:
+		return &exitError{code: ExitConnection, err: fmt.Errorf("%s: job %s: %s", host, id, oc.Reason)}
+	}
+	return &JobFailedError{Host: host, JobID: id, Reason: fmt.Sprintf("%s: %s", strings.ToLower(oc.Action.String()), oc.Reason)}
+}

@@ -1,0 +1,378 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+
+	"github.com/bitsremote/bitsremote/wsman"
+)
+
+// WSManOptions are the flags of the generic wsman subcommands.
+type WSManOptions struct {
+	f *Factory
+	// Op is identify, get, put, invoke, enumerate, create or delete.
+	Op          string
+	ResourceURI string
+	Method      string
+	Selectors   []string
+	Values      []string
+	XPath       string
+	Filter      string
+	MaxElements int
+}
+
+// NewCmdWSMan builds "wsman" and its subcommands.
+func NewCmdWSMan(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wsman",
+		Short: "Generic WS-Management operations (Get-WSManInstance and friends)",
+		Long: `Generic WS-Management operations against any resource URI, as PowerShell's
+Get-WSManInstance, Set-WSManInstance, Invoke-WSManAction, New-WSManInstance
+and Remove-WSManInstance do, and as winrm.cmd get/set/invoke/enumerate do.
+
+A resource URI may be given in full or with an alias:
+  wmi/...       http://schemas.microsoft.com/wbem/wsman/1/wmi/...
+  wmicimv2/...  http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/...
+  cimv2/...     http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/...
+  winrm/...     http://schemas.microsoft.com/wbem/wsman/1/...
+
+-o json prints each instance as an object of its properties in wire order:
+xsi:nil becomes null, arrays become lists, embedded objects become objects.
+Values stay strings (WS-Management carries no types). With several hosts a
+"host" field comes first.`,
+		Args: noArgs,
+	}
+	for _, op := range []string{"identify", "get", "put", "invoke", "enumerate", "create", "delete"} {
+		cmd.AddCommand(newCmdWSManOp(f, op))
+	}
+	return cmd
+}
+
+func newCmdWSManOp(f *Factory, op string) *cobra.Command {
+	opts := &WSManOptions{f: f, Op: op}
+	c := &cobra.Command{}
+	switch op {
+	case "identify":
+		c.Use = "identify"
+		c.Short = "Identify the WS-Management service (unauthenticated)"
+		c.Example = "  bitsremote wsman identify -H server1"
+		c.Args = noArgs
+	case "get":
+		c.Use = "get RESOURCE_URI"
+		c.Short = "Get one instance (Get-WSManInstance)"
+		c.Example = `  bitsremote wsman get wmicimv2/Win32_Service -s Name=WinRM -H server1 -u admin
+  bitsremote wsman get wmi/root/microsoft/bits/BitsClientJob -s JobId={GUID} -H server1 -u admin --xpath '//p:State'`
+		c.Args = exactArgs("RESOURCE_URI")
+	case "put":
+		c.Use = "put RESOURCE_URI"
+		c.Short = "Change properties of an instance (Set-WSManInstance): get, patch, put"
+		c.Example = `  bitsremote wsman put wmi/root/microsoft/bits/BitsClientJob -s JobId={GUID} -v Priority=0 -H server1 -u admin`
+		c.Args = exactArgs("RESOURCE_URI")
+	case "invoke":
+		c.Use = "invoke RESOURCE_URI METHOD"
+		c.Short = "Invoke a method (Invoke-WSManAction)"
+		c.Example = `  bitsremote wsman invoke wmi/root/microsoft/bits/BitsClientJob SetJobState -s JobId={GUID} -v JobState=2 -H server1 -u admin
+  bitsremote wsman invoke wmicimv2/Win32_Process Create -v CommandLine=notepad.exe -H server1 -u admin`
+		c.Args = exactArgs("RESOURCE_URI", "METHOD")
+	case "enumerate":
+		c.Use = "enumerate RESOURCE_URI"
+		c.Short = "Enumerate instances, pulling to the end (Get-WSManInstance -Enumerate)"
+		c.Example = `  bitsremote wsman enumerate wmi/root/microsoft/bits/BitsClientJob -H server1 -u admin -o json
+  bitsremote wsman enumerate 'wmicimv2/*' --filter "SELECT Name,State FROM Win32_Service WHERE StartMode='Auto'" -H server1 -u admin`
+		c.Args = exactArgs("RESOURCE_URI")
+	case "create":
+		c.Use = "create RESOURCE_URI"
+		c.Short = "Create an instance (New-WSManInstance)"
+		c.Example = `  bitsremote wsman create winrm/config/Listener -s Address=* -s Transport=HTTPS -v Hostname=server1 -v CertificateThumbprint=AB12... -H server1 -u admin`
+		c.Args = exactArgs("RESOURCE_URI")
+	case "delete":
+		c.Use = "delete RESOURCE_URI"
+		c.Short = "Delete an instance (Remove-WSManInstance)"
+		c.Example = `  bitsremote wsman delete winrm/config/Listener -s Address=* -s Transport=HTTP -H server1 -u admin`
+		c.Args = exactArgs("RESOURCE_URI")
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			opts.ResourceURI = args[0]
+		}
+		if len(args) > 1 {
+			opts.Method = args[1]
+		}
+		return wsmanRun(cmd.Context(), opts)
+	}
+	fl := c.Flags()
+	if op != "identify" && op != "enumerate" {
+		fl.StringArrayVarP(&opts.Selectors, "selector", "s", nil, "selector `Name=Value` addressing the instance (repeatable)")
+	}
+	if op == "put" || op == "invoke" || op == "create" {
+		fl.StringArrayVarP(&opts.Values, "value", "v", nil, "property or parameter `Name=Value` (repeatable; repeat a name for an array)")
+	}
+	if op != "delete" {
+		fl.StringVar(&opts.XPath, "xpath", "", "print what this XPath 1.0 `EXPR` selects in each answer (prefix p: is the class namespace)")
+	}
+	if op == "enumerate" {
+		fl.StringVar(&opts.Filter, "filter", "", "WQL `QUERY` (use a .../* resource URI)")
+		fl.IntVar(&opts.MaxElements, "max-elements", 0, "items per Pull (0: the host's default)")
+	}
+	return c
+}
+
+func wsmanRun(ctx context.Context, opts *WSManOptions) error {
+	f := opts.f
+	uri := ""
+	if opts.Op != "identify" {
+		var err error
+		if uri, err = resolveURI(opts.ResourceURI); err != nil {
+			return err
+		}
+	}
+	selPairs, err := parsePairs("-s", opts.Selectors)
+	if err != nil {
+		return err
+	}
+	valPairs, err := parsePairs("-v", opts.Values)
+	if err != nil {
+		return err
+	}
+	if opts.MaxElements < 0 {
+		return usageErrorf("--max-elements must not be negative")
+	}
+	if opts.Op == "invoke" && strings.ContainsAny(opts.Method, "/ <>") {
+		return usageErrorf("method %q is not a method name", opts.Method)
+	}
+	wopts := wsman.Options{Selectors: selectorsFrom(selPairs)}
+	out := newOutput(f.IO, f.Conn.Output, opts.Op == "enumerate")
+
+	if opts.Op == "identify" {
+		return f.identify(ctx, out)
+	}
+	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
+		emit := func(in *wsman.Instance) error { return opts.emitInstance(out, s.Endpoint.Name, in) }
+		switch opts.Op {
+		case "get":
+			in, err := s.WSMan.Get(ctx, uri, wopts)
+			if err != nil {
+				return err
+			}
+			return emit(in)
+		case "put":
+			in, err := s.WSMan.Get(ctx, uri, wopts)
+			if err != nil {
+				return err
+			}
+			applyValues(in, valPairs)
+			res, err := s.WSMan.Put(ctx, uri, wopts, in)
+			if err != nil {
+				return err
+			}
+			if res == nil {
+				res = in
+			}
+			return emit(res)
+		case "invoke":
+			// Invoke names the _INPUT element itself; only the
+			// properties matter here.
+			input := &wsman.Instance{ClassName: opts.Method + "_INPUT", ResourceURI: uri}
+			applyValues(input, valPairs)
+			res, err := s.WSMan.Invoke(ctx, uri, opts.Method, wopts, input)
+			if err != nil {
+				return err
+			}
+			return emit(res)
+		case "create":
+			in := wsman.NewInstance(uri)
+			applyValues(in, valPairs)
+			epr, err := s.WSMan.Create(ctx, uri, wopts, in)
+			if err != nil {
+				return err
+			}
+			r := eprJSON(epr)
+			if out.multiHost {
+				r.Host = s.Endpoint.Name
+			}
+			return out.emit(s.Endpoint.Name, r)
+		case "delete":
+			if err := s.WSMan.Delete(ctx, uri, wopts); err != nil {
+				return err
+			}
+			return out.emit(s.Endpoint.Name, deletedRecord{Host: s.Endpoint.Name, ResourceURI: uri, Deleted: true})
+		case "enumerate":
+			eo := wsman.EnumerateOptions{WQL: opts.Filter, MaxElements: opts.MaxElements, Optimize: true}
+			for item, err := range s.WSMan.Enumerate(ctx, uri, eo) {
+				if err != nil {
+					return err
+				}
+				if item.Instance != nil {
+					if err := emit(item.Instance); err != nil {
+						return err
+					}
+				} else if item.EPR != nil {
+					if err := out.emit(s.Endpoint.Name, eprJSON(item.EPR)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("unknown operation %q", opts.Op)
+	})
+	if ferr := out.flush(renderWSMan(out)); ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// deletedRecord is what "wsman delete" prints.
+type deletedRecord struct {
+	Host        string `json:"host"`
+	ResourceURI string `json:"resourceUri"`
+	Deleted     bool   `json:"deleted"`
+}
+
+// xpathRecord is what --xpath prints for one answer.
+type xpathRecord struct {
+	Host   string   `json:"host,omitempty"`
+	Values []string `json:"values"`
+}
+
+// instanceRecord carries an instance to the table renderer.
+type instanceRecord struct {
+	host string
+	in   *wsman.Instance
+}
+
+func (r instanceRecord) MarshalJSON() ([]byte, error) { return instanceJSON(r.host, r.in), nil }
+
+func (o *WSManOptions) emitInstance(out *output, host string, in *wsman.Instance) error {
+	h := ""
+	if out.multiHost {
+		h = host
+	}
+	if o.XPath != "" {
+		vals, err := evalXPath(in, o.XPath)
+		if err != nil {
+			return err
+		}
+		return out.emit(host, xpathRecord{Host: h, Values: vals})
+	}
+	return out.emit(host, instanceRecord{host: h, in: in})
+}
+
+// renderWSMan prints wsman results for people.
+func renderWSMan(out *output) func(io.Writer, []record) {
+	return func(w io.Writer, recs []record) {
+		for i, r := range recs {
+			prefix := ""
+			if out.multiHost {
+				prefix = r.host + ": "
+			}
+			switch v := r.value.(type) {
+			case instanceRecord:
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if out.multiHost {
+					fmt.Fprintf(w, "# %s\n", r.host)
+				}
+				writeInstanceText(w, v.in, "")
+			case xpathRecord:
+				for _, s := range v.Values {
+					fmt.Fprintf(w, "%s%s\n", prefix, s)
+				}
+			case eprRecord:
+				fmt.Fprintf(w, "%s%s\n", prefix, eprText(&wsman.EndpointReference{Address: v.Address, ResourceURI: v.ResourceURI, Selectors: selectorsFromMap(v.Selectors)}))
+			case deletedRecord:
+				fmt.Fprintf(w, "%sdeleted %s\n", prefix, v.ResourceURI)
+			case identifyRecord:
+				fmt.Fprintf(w, "%sProtocolVersion = %s\n%sProductVendor = %s\n%sProductVersion = %s\n", prefix, v.ProtocolVersion, prefix, v.ProductVendor, prefix, v.ProductVersion)
+				if len(v.SecurityProfiles) > 0 {
+					fmt.Fprintf(w, "%sSecurityProfiles = %s\n", prefix, strings.Join(v.SecurityProfiles, ", "))
+				}
+			}
+		}
+	}
+}
+
+func selectorsFromMap(m map[string]string) []wsman.Selector {
+	var s []wsman.Selector
+	for k, v := range m {
+		s = append(s, wsman.Selector{Name: k, Value: v})
+	}
+	return s
+}
+
+// identifyRecord is what "wsman identify" prints.
+type identifyRecord struct {
+	Host             string   `json:"host"`
+	ProtocolVersion  string   `json:"protocolVersion"`
+	ProductVendor    string   `json:"productVendor"`
+	ProductVersion   string   `json:"productVersion"`
+	SecurityProfiles []string `json:"securityProfiles"`
+}
+
+// identify runs an unauthenticated Identify on every host: it needs no
+// user or password, which makes it the first thing to try on a new host.
+func (f *Factory) identify(ctx context.Context, out *output) error {
+	eps, err := f.endpoints()
+	if err != nil {
+		return err
+	}
+	cfg, err := f.identifyConfig()
+	if err != nil {
+		return err
+	}
+	err = f.fanOut(ctx, out, eps, cfg, func(ctx context.Context, s *session) error {
+		id, err := s.WSMan.Identify(ctx)
+		if err != nil {
+			return err
+		}
+		return out.emit(s.Endpoint.Name, identifyRecord{Host: s.Endpoint.Name, ProtocolVersion: id.ProtocolVersion,
+			ProductVendor: id.ProductVendor, ProductVersion: id.ProductVersion, SecurityProfiles: id.SecurityProfiles})
+	})
+	if ferr := out.flush(renderWSMan(out)); ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// resolveURI expands an alias and rejects what cannot be a resource URI.
+func resolveURI(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", usageErrorf("empty resource URI")
+	}
+	uri, err := wsman.ResolveResourceURI(s)
+	if err != nil {
+		return "", &UsageError{Err: err}
+	}
+	return uri, nil
+}
+
+// evalXPath evaluates expr over the instance's XML. The prefix p is bound
+// to the instance's namespace; the usual WS-Management prefixes too.
+func evalXPath(in *wsman.Instance, expr string) ([]string, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(in.Element())
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("xpath: %w", err)
+	}
+	ns := map[string]string{
+		"p":   in.ResourceURI,
+		"w":   wsman.NsWSMan,
+		"a":   wsman.NsAddressing,
+		"s":   wsman.NsSOAP,
+		"cim": wsman.NsCIM,
+		"xsi": wsman.NsXSI,
+	}
+	vals, err := wsman.EvalXPath(b, expr, ns)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--xpath %q: %w", expr, err)}
+	}
+	return vals, nil
+}
