@@ -61,7 +61,11 @@ type Provider struct {
 	closed  bool
 }
 
-var _ wsmantest.Provider = (*Provider)(nil)
+var _ wsmantest.Keyed = (*Provider)(nil)
+
+// Keys names BitsClientJob's key property, so that the server checks
+// selectors and builds EPRs as WinRM does.
+func (p *Provider) Keys() []string { return []string{"JobId"} }
 
 // New returns a provider with an empty job queue.
 func New(cfg Config) *Provider {
@@ -102,6 +106,7 @@ func (p *Provider) Close() error {
 		<-r.done
 	}
 	p.wg.Wait()
+	p.client.CloseIdleConnections()
 	return nil
 }
 

@@ -85,7 +85,7 @@ func TestGetSelectors(t *testing.T) {
 		{"missing", nil, "InvalidSelectors", 0x8033805A, wsman.FaultDetailBase + "InsufficientSelectors"},
 		{"extra", []wsman.Selector{{Name: "JobId", Value: id}, {Name: "Name", Value: "x"}}, "InvalidSelectors", 0x8033805B, wsman.FaultDetailBase + "UnexpectedSelectors"},
 		{"wrong name", []wsman.Selector{{Name: "Id", Value: id}}, "InvalidSelectors", 0x8033805B, wsman.FaultDetailBase + "UnexpectedSelectors"},
-		{"unknown job", []wsman.Selector{{Name: "JobId", Value: "{00000000-0000-0000-0000-000000000000}"}}, "DestinationUnreachable", 2150858752, ""},
+		{"unknown job", []wsman.Selector{{Name: "JobId", Value: "{00000000-0000-0000-0000-000000000000}"}}, "DestinationUnreachable", 2150858752, wsman.FaultDetailBase + "ResourceNotFound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := req("", "")
@@ -96,7 +96,7 @@ func TestGetSelectors(t *testing.T) {
 				t.Errorf("Detail %q, want %q", f.Detail, tc.detail)
 			}
 			if tc.subcode == "DestinationUnreachable" {
-				if f.Code != "Sender" || f.SubcodeNS != wsman.NsAddressing || f.Action != wsman.ActionFaultAddressing {
+				if f.Code != "Sender" || f.SubcodeNS != wsman.NsAddressing {
 					t.Errorf("fault %+v", f)
 				}
 				if f.WMIError == nil || prop(t, f.WMIError, "StatusCode") != "2147749890" {

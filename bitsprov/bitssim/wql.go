@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
 // wqlCond is one "Property op value" term of a WHERE clause.
@@ -96,32 +97,27 @@ func matchWQL(in *wsman.Instance, conds []wqlCond) bool {
 }
 
 // faultCannotProcessFilter is n:CannotProcessFilter (code 2150858778), as
-// in fixture fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml.
+// in fixture fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml:
+// the WMI plug-in's provider fault and an __ExtendedStatus from WinMgmt
+// naming the query.
 func faultCannotProcessFilter(machine, query string, err error) *wsman.Fault {
 	const reason = "The data source could not process the filter. The filter might be missing or it might be invalid. Change the filter and try the request again.  "
+	ext := extendedStatus("ExecQuery", query, 0)
+	ext.Props[3] = textProp("ProviderName", "WinMgmt")
 	return &wsman.Fault{
-		Action:     wsman.ActionFaultEnumeration,
+		HTTPStatus: 500,
 		Code:       "Sender",
 		SubcodeNS:  wsman.NsEnumeration,
 		Subcode:    "CannotProcessFilter",
 		Reason:     reason,
-		WSManCode:  wsman.CodeCannotProcess,
-		HTTPStatus: 500,
+		WSManCode:  wsmantest.CodeCannotProcessFilter,
 		Machine:    machine,
-		Message:    reason,
 		ProviderFault: &wsman.ProviderFault{
-			Provider:  wmiPluginName,
-			Path:      wmiPluginPath,
+			Provider:  "WMI Provider",
+			Path:      `%systemroot%\system32\WsmWmiPl.dll`,
 			Text:      err.Error(),
-			WSManCode: wsman.CodeCannotProcess,
+			WSManCode: wsmantest.CodeCannotProcessFilter,
 		},
-		WMIError: extendedStatusQuery(query),
+		WMIError: ext,
 	}
-}
-
-func extendedStatusQuery(query string) *wsman.Instance {
-	in := extendedStatus("ExecQuery", query, 0)
-	in.Props[3] = textProp("ProviderName", "WinMgmt")
-	in.Props[4] = wsman.Property{Name: "StatusCode", Values: []wsman.Value{{Kind: wsman.KindNil}}}
-	return in
 }
