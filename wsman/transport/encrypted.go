@@ -304,11 +304,21 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		return nil, err
 	}
 	if !encframe.IsEncrypted(resp.ContentType) {
-		if seal && resp.StatusCode != http.StatusUnauthorized {
-			// Windows answers a message it could not unseal with a bare
-			// status; whatever the body says, it is not protected.
+		if !seal || resp.StatusCode == http.StatusUnauthorized {
+			return resp, nil
+		}
+		// The host did not take our sealed message (Windows answers one it
+		// cannot use with a bare status, such as 500 or 400), so its
+		// sequence numbers may no longer match ours: start over next time.
+		t.reset()
+		if len(resp.Body) != 0 {
+			// Content that should have been sealed and is not cannot be
+			// trusted, whatever it says.
 			return nil, fmt.Errorf("reply from %s: HTTP %d with Content-Type %q: %w", host, resp.StatusCode, resp.ContentType, ErrUnsealedReply)
 		}
+		// An empty body carries nothing to trust; the status (which is
+		// never sealed, even on sealed replies) goes up so that package
+		// wsman can classify it like any other bare status.
 		return resp, nil
 	}
 	if t.sess == nil {

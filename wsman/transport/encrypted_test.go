@@ -34,7 +34,8 @@ type encServer struct {
 	handshakes atomic.Int32 // requests carrying Authorization
 	conns      atomic.Int32
 	// corrupt, when set, rewrites the next sealed reply: "sig" flips a
-	// signature byte, "plain" replaces it with an unencrypted envelope.
+	// signature byte, "plain" replaces it with an unencrypted envelope,
+	// "empty500" with a bare 500.
 	corrupt atomic.Value
 }
 
@@ -88,6 +89,9 @@ func newEncServerWith(t testing.TB, opts ntlmauth.MiddlewareOptions, tls bool, l
 		case "plain":
 			rec.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
 			out = []byte("<s:Envelope>trust me</s:Envelope>")
+		case "empty500":
+			rec.Header().Del("Content-Type")
+			rec.Code, out = http.StatusInternalServerError, nil
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
@@ -321,6 +325,28 @@ func TestNTLMEncryptedBadReplies(t *testing.T) {
 				t.Fatalf("%d handshake legs, want 4", h)
 			}
 		})
+	}
+}
+
+// TestNTLMEncryptedBareStatus: a reply with an empty unencrypted body (what
+// Windows sends when it refuses a message) is a Response, so that wsman
+// can classify the status; the session is dropped because the host may
+// not have counted our message.
+func TestNTLMEncryptedBareStatus(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	post(t, tr, es.URL, "<warm-up/>")
+	es.corrupt.Store("empty500")
+	resp := post(t, tr, es.URL, "<x/>")
+	want := &Response{StatusCode: 500, Body: []byte{}, Encrypted: false}
+	if diff := cmp.Diff(want, resp, cmpResponse); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if resp := post(t, tr, es.URL, "<y/>"); string(resp.Body) != "echo:<y/>" {
+		t.Fatalf("after a bare 500: %q", resp.Body)
+	}
+	if h := es.handshakes.Load(); h != 4 {
+		t.Fatalf("%d handshake legs, want 4", h)
 	}
 }
 
