@@ -1,0 +1,85 @@
+package bitssim
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/bitsremote/bitsremote/wsman/wsmantest"
+)
+
+// NewFileServer serves dir over HTTP on loopback, with Range support, as
+// the remote side of download jobs. Close it when done.
+func NewFileServer(dir string) *httptest.Server {
+	return httptest.NewServer(http.FileServer(http.Dir(dir)))
+}
+
+// HostConfig configures a simulated Windows host.
+type HostConfig struct {
+	// Server configures the WS-Management endpoint (auth, users, machine).
+	Server wsmantest.Config
+	// TLS serves HTTPS instead of HTTP.
+	TLS bool
+	// Provider configures the BITS provider (time scale, slots).
+	Provider Config
+	// FilesDir, if set, is served by a file server for downloads.
+	FilesDir string
+	// UploadDir, if set, receives BITS uploads.
+	UploadDir string
+}
+
+// Host is a simulated Windows host with the BITS provider: a WS-Management
+// endpoint serving BitsClientJob, and optionally a file server to download
+// from and an upload server to upload to, all on loopback.
+type Host struct {
+	// Server is the WS-Management endpoint; URL is its address
+	// (http://127.0.0.1:port/wsman).
+	Server *wsmantest.Server
+	URL    string
+	// Provider is the BITS provider behind the endpoint.
+	Provider *Provider
+	// Files serves HostConfig.FilesDir; FilesURL is its base URL ("" if none).
+	Files    *httptest.Server
+	FilesURL string
+	// Uploads receives uploads into HostConfig.UploadDir; UploadURL is its
+	// base URL ("" if none).
+	Uploads   *UploadServer
+	UploadURL string
+}
+
+// NewHost starts a simulated host. Close it when done.
+func NewHost(cfg HostConfig) (*Host, error) {
+	srv, err := wsmantest.New(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("bitssim: start host: %w", err)
+	}
+	h := &Host{Server: srv, Provider: New(cfg.Provider)}
+	srv.Handle(ResourceURI, h.Provider)
+	if cfg.TLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	h.URL = srv.URL
+	if cfg.FilesDir != "" {
+		h.Files = NewFileServer(cfg.FilesDir)
+		h.FilesURL = h.Files.URL
+	}
+	if cfg.UploadDir != "" {
+		h.Uploads = NewUploadServer(cfg.UploadDir)
+		h.UploadURL = h.Uploads.URL
+	}
+	return h, nil
+}
+
+// Close stops the endpoint, the transfers and the file servers.
+func (h *Host) Close() {
+	h.Server.Close()
+	_ = h.Provider.Close()
+	if h.Files != nil {
+		h.Files.Close()
+	}
+	if h.Uploads != nil {
+		h.Uploads.Close()
+	}
+}
