@@ -54,7 +54,9 @@ func (c Config) httpTransport() (*http.Transport, error) {
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConns:        100,
 		MaxIdleConnsPerHost: 2,
-		ForceAttemptHTTP2:   false,
+		// HTTP/1.1 only: NTLM binds to a TCP connection, which HTTP/2
+		// multiplexes, and HTTP.sys refuses NTLM over HTTP/2.
+		ForceAttemptHTTP2: false,
 	}
 	if c.MaxConnsPerHost > 0 {
 		t.MaxConnsPerHost = c.MaxConnsPerHost

@@ -349,3 +349,42 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+func TestNewAuthNone(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewServer(basicHandler(rec, "u", "p"))
+	defer srv.Close()
+	tr, err := New(Config{Auth: AuthNone, User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	resp, err := tr.RoundTrip(context.Background(), &Request{URL: srv.URL + "/wsman", Body: []byte(testEnvelope)})
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("got %+v, %v; want the server's 401", resp, err)
+	}
+	if got := rec.all(); len(got) != 1 || got[0].Authorization != "" {
+		t.Errorf("server saw %+v, want one request without Authorization", got)
+	}
+}
+
+func BenchmarkNTLMRoundTrip(b *testing.B) {
+	acc := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "WIN", Users: map[string]string{"alice": "S3cret!pw"}}
+	srv := httptest.NewUnstartedServer(acc.Middleware(ntlmEcho, ntlmauth.MiddlewareOptions{}))
+	srv.Config.ConnContext = acc.ConnContext
+	srv.Start()
+	defer srv.Close()
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	req := &Request{URL: srv.URL + "/wsman", Body: []byte(testEnvelope)}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := tr.RoundTrip(context.Background(), req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%v %v", resp, err)
+		}
+	}
+}
