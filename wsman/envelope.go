@@ -219,7 +219,7 @@ func child(el *etree.Element, ns, local string) *etree.Element {
 // Windows do).
 func render(doc *etree.Document) []byte {
 	var buf bytes.Buffer
-	buf.Grow(1024)
+	buf.Grow(2048)
 	if _, err := doc.WriteTo(&buf); err != nil {
 		// bytes.Buffer never fails.
 		panic(err)

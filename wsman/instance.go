@@ -106,6 +106,18 @@ func ParseInstance(el *etree.Element) (*Instance, error) {
 
 // parseProps appends every property child of el to in.
 func parseProps(in *Instance, el *etree.Element) error {
+	// One slab of values and properties for all scalar properties saves
+	// two allocations per property; arrays grow out of it.
+	n := 0
+	for _, tok := range el.Child {
+		if _, ok := tok.(*etree.Element); ok {
+			n++
+		}
+	}
+	slab := make([]Value, n)
+	if in.Props == nil {
+		in.Props = make([]Property, 0, n)
+	}
 	for _, tok := range el.Child {
 		c, ok := tok.(*etree.Element)
 		if !ok {
@@ -120,12 +132,13 @@ func parseProps(in *Instance, el *etree.Element) error {
 		}
 		// Arrays are repeated elements, normally adjacent; grouping by exact
 		// name keeps a non-adjacent repeat in the same property too.
-		p := in.propExact(c.Tag)
-		if p == nil {
-			in.Props = append(in.Props, Property{Name: c.Tag, Values: make([]Value, 0, 1)})
-			p = &in.Props[len(in.Props)-1]
+		if p := in.propExact(c.Tag); p != nil {
+			p.Values = append(p.Values, v)
+			continue
 		}
-		p.Values = append(p.Values, v)
+		slab[0] = v
+		in.Props = append(in.Props, Property{Name: c.Tag, Values: slab[:1:1]})
+		slab = slab[1:]
 	}
 	return nil
 }
