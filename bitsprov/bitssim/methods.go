@@ -304,8 +304,7 @@ func newFile(remote, local string) *file {
 	return f
 }
 
-// addFile implements AddFile. Upload jobs hold exactly one file; files can
-// be added only while the job has not finished transferring.
+// addFile implements AddFile. Upload jobs hold exactly one file.
 func (p *Provider) addFile(j *job, a args) uint32 {
 	remote, ok1 := a.str("RemoteUrl")
 	local, ok2 := a.str("LocalFile")
@@ -320,11 +319,15 @@ func (p *Provider) addFile(j *job, a args) uint32 {
 	if j.typ != bitsprov.TypeDownload && len(j.files) >= 1 {
 		return bgETooManyFiles
 	}
-	if j.state == bitsprov.StateTransferred {
-		return bgEInvalidState
-	}
 	j.files = append(j.files, newFile(remote, local))
 	j.modified = p.now()
+	// A transferred job has work again (AddFile refuses only final jobs).
+	if j.state == bitsprov.StateTransferred {
+		j.gen++
+		j.state = bitsprov.StateQueued
+		j.progressAt = j.modified
+		p.scheduleLocked()
+	}
 	return sOK
 }
 

@@ -189,6 +189,9 @@ func (p *Provider) transfer(r *run, j *job) {
 	now := p.now()
 	j.modified = now
 	switch {
+	case jerr == nil && j.filesTransferred() < uint32(len(j.files)):
+		// AddFile added work while this run went through its snapshot.
+		j.state = bitsprov.StateQueued
 	case jerr == nil:
 		j.state = bitsprov.StateTransferred
 		j.completed = now

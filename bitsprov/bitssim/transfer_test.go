@@ -429,3 +429,71 @@ func TestForegroundGoesFirst(t *testing.T) {
 	rv(t, p, blocker, "SetJobState", "JobState", "0")
 	waitState(t, p, normal, bitsprov.StateTransferred)
 }
+
+func TestAddFileToTransferredJob(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	a, b := randomBytes(t, 1000), randomBytes(t, 2000)
+	writeFile(t, filepath.Join(src, "a"), a)
+	writeFile(t, filepath.Join(src, "b"), b)
+	fs := fileServer(t, src)
+	p := newTestProvider(t, Config{})
+	id := create(t, p, "DisplayName", "more", "RemoteUrl", fs.URL+"/a", "LocalFile", filepath.Join(dst, "a"))
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransferred)
+	if got := rv(t, p, id, "AddFile", "RemoteUrl", fs.URL+"/b", "LocalFile", filepath.Join(dst, "b")); got != 0 {
+		t.Fatalf("AddFile to a transferred job: 0x%08X", got)
+	}
+	waitState(t, p, id, bitsprov.StateTransferred)
+	if got := prop(t, get(t, p, id), "FilesTransferred"); got != "2" {
+		t.Fatalf("FilesTransferred %s", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, filepath.Join(dst, "a"), a)
+	assertFile(t, filepath.Join(dst, "b"), b)
+}
+
+func TestUploadResumesSessionAfterTransientError(t *testing.T) {
+	src, srvDir := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 5000)
+	local := filepath.Join(src, "up")
+	writeFile(t, local, data)
+	us := &UploadServer{dir: srvDir, sessions: map[string]*uploadSession{}}
+	var fragments atomic.Int32
+	us.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("BITS-Packet-Type") == "Fragment" && fragments.Add(1) == 3 {
+			w.WriteHeader(http.StatusServiceUnavailable) // the third fragment fails once
+			return
+		}
+		us.ServeHTTP(w, r)
+	}))
+	t.Cleanup(us.Close)
+	p := newTestProvider(t, Config{FragmentSize: 1000})
+	id := create(t, p, "DisplayName", "up", "Type", "1", "RemoteUrl", us.URL+"/up", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransientError)
+	if got := prop(t, get(t, p, id), "BytesTransferred"); got != "2000" {
+		t.Fatalf("BytesTransferred %s in TransientError, want 2000", got)
+	}
+	waitState(t, p, id, bitsprov.StateTransferred)
+	if got := rv(t, p, id, "SetJobState", "JobState", "1"); got != 0 {
+		t.Fatalf("complete: 0x%08X", got)
+	}
+	assertFile(t, filepath.Join(srvDir, "up"), data)
+	var types, ranges []string
+	for _, pk := range us.Packets() {
+		types = append(types, pk.Type)
+		if pk.Type == "Fragment" {
+			ranges = append(ranges, pk.ContentRange)
+		}
+	}
+	// One session for the whole job; after the retry a Ping, then the
+	// fragments from where the server stopped.
+	wantTypes := []string{"Ping", "Create-Session", "Fragment", "Fragment", "Ping", "Fragment", "Fragment", "Fragment", "Close-Session"}
+	if !equalStrings(types, wantTypes) {
+		t.Fatalf("packets %v, want %v", types, wantTypes)
+	}
+	wantRanges := []string{"bytes 0-999/5000", "bytes 1000-1999/5000", "bytes 2000-2999/5000", "bytes 3000-3999/5000", "bytes 4000-4999/5000"}
+	if !equalStrings(ranges, wantRanges) {
+		t.Fatalf("ranges %v, want %v", ranges, wantRanges)
+	}
+}
