@@ -102,7 +102,7 @@ func ExitCode(err error) int {
 	if errors.As(err, &jf) {
 		return ExitJobFailed
 	}
-	if errors.Is(err, wsman.ErrAuth) {
+	if errors.Is(err, wsman.ErrAuth) || errors.Is(err, transport.ErrAuthentication) {
 		return ExitAuth
 	}
 	var f *wsman.Fault
@@ -130,7 +130,7 @@ func ExitCode(err error) int {
 		}
 		return ExitFault
 	}
-	if errors.Is(err, wsman.ErrProtocol) || errors.Is(err, transport.ErrResponseTooLarge) {
+	if errors.Is(err, wsman.ErrProtocol) || errors.Is(err, transport.ErrResponseTooLarge) || errors.Is(err, transport.ErrUnsealedReply) {
 		// The host answered, but not with WS-Management we can use.
 		return ExitFault
 	}

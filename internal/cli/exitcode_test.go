@@ -27,6 +27,8 @@ func TestExitCode(t *testing.T) {
 		{"explicit", &exitError{code: ExitConnection, err: errors.New("x")}, ExitConnection},
 		{"http 401", &wsman.HTTPError{Host: "h", StatusCode: 401, Kind: wsman.ErrAuth}, ExitAuth},
 		{"ErrAuth wrapped", fmt.Errorf("get: %w", wsman.ErrAuth), ExitAuth},
+		{"ntlm handshake refused", fmt.Errorf("ntlm handshake: %w", transport.ErrAuthentication), ExitAuth},
+		{"unsealed reply", fmt.Errorf("post: %w", transport.ErrUnsealedReply), ExitFault},
 		{"http 403", &wsman.HTTPError{StatusCode: 403}, ExitAuth},
 		{"http 503", &wsman.HTTPError{StatusCode: 503}, ExitConnection},
 		{"http 502", &wsman.HTTPError{StatusCode: 502}, ExitConnection},

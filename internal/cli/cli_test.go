@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
+	"github.com/bitsremote/bitsremote/wsman/wsmantest"
+)
+
+const (
+	testUser     = "admin"
+	testPassword = "S3cret-pa55"
+)
+
+// simHost is a simulated Windows host on loopback: a WS-Man server with
+// NTLM and encryption required, the simulated BITS provider, and a file
+// server for the jobs to download from.
+type simHost struct {
+	srv   *wsmantest.Server
+	prov  *bitssim.Provider
+	files *httptest.Server
+	// content is what the file server serves at /file.bin.
+	content []byte
+}
+
+func newSimHost(t *testing.T) *simHost {
+	t.Helper()
+	content := bytes.Repeat([]byte("bitsremote test data\n"), 3000)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/file.bin", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "file.bin", fixedTime, bytes.NewReader(content))
+	})
+	mux.HandleFunc("/other.bin", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "other.bin", fixedTime, bytes.NewReader(content[:100]))
+	})
+	files := httptest.NewServer(mux)
+	t.Cleanup(files.Close)
+
+	prov := bitssim.New(bitssim.Config{TimeScale: 0.001, Slots: 4})
+	srv := wsmantest.NewUnstartedServer(wsmantest.Config{
+		Auth:              wsmantest.AuthNTLM | wsmantest.AuthBasic,
+		Users:             map[string]string{testUser: testPassword},
+		RequireEncryption: true,
+		Machine:           "sim01",
+	})
+	srv.Handle(bitsprov.ResourceURI, prov)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		_ = prov.Close()
+	})
+	return &simHost{srv: srv, prov: prov, files: files, content: content}
+}
+
+// hostArg is the -H value for the host: its host:port.
+func (h *simHost) hostArg() string {
+	return strings.TrimSuffix(strings.TrimPrefix(h.srv.URL, "http://"), "/wsman")
+}
+
+// run executes the command line in-process and returns the exit code
+// and the streams.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	return runIn(t, "", env, args...)
+}
+
+func runIn(t *testing.T, stdin string, env map[string]string, args ...string) result {
+	t.Helper()
+	ios, in, out, errOut := Test()
+	in.WriteString(stdin)
+	f := NewFactory()
+	f.IO = ios
+	f.Getenv = func(k string) string { return env[k] }
+	code := Execute(context.Background(), f, args)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+// withPassword is the environment with the host password.
+func withPassword() map[string]string {
+	return map[string]string{EnvPassword: testPassword}
+}
+
+// decode parses one JSON object from s.
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, s)
+	}
+	return m
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return fmt.Sprintf("%x", s)
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tempPath returns a path for a download in a fresh directory.
+func tempPath(t *testing.T, name string) string {
+	return filepath.Join(t.TempDir(), name)
+}
+
+var fixedTime = mustTime("2026-01-02T03:04:05Z")
