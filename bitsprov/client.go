@@ -90,7 +90,7 @@ func opName(method, key string) string {
 // wrap turns a wsman error into ours: a not-found fault becomes a
 // *NotFoundError (errors.Is ErrNotFound), a missing namespace or class
 // matches ErrProviderMissing; the fault stays reachable with errors.As.
-// wsman errors already name the host, so only the job is added.
+// Every wsman error already names the host, so only the job is added.
 func (c *Client) wrap(method, key string, err error) error {
 	if err == nil {
 		return nil
@@ -104,11 +104,7 @@ func (c *Client) wrap(method, key string, err error) error {
 			return &NotFoundError{Host: c.host(), Op: method, Key: key, Err: err}
 		}
 	}
-	var he *wsman.HTTPError
-	if errors.As(err, &he) || errors.As(err, &f) {
-		return fmt.Errorf("%s: %w", opName(method, key), err)
-	}
-	return fmt.Errorf("%s: %s: %w", c.host(), opName(method, key), err)
+	return fmt.Errorf("%s: %w", opName(method, key), err)
 }
 
 // providerMissing reports a fault that says root\microsoft\bits or the
@@ -120,10 +116,13 @@ func providerMissing(f *wsman.Fault) bool {
 		}
 	}
 	if f.WMIError != nil {
+		// MSFT_WmiError carries error_Code, __ExtendedStatus StatusCode.
 		p := props{f.WMIError}
-		if n, ok, err := p.uint("error_Code", 32); err == nil && ok {
-			if Code(n) == CodeWBEMInvalidNamespace || Code(n) == CodeWBEMInvalidClass {
-				return true
+		for _, name := range []string{"error_Code", "StatusCode"} {
+			if n, ok, err := p.uint(name, 32); err == nil && ok {
+				if Code(n) == CodeWBEMInvalidNamespace || Code(n) == CodeWBEMInvalidClass {
+					return true
+				}
 			}
 		}
 	}
