@@ -252,11 +252,12 @@ func (r *Recorder) scrub(b []byte) []byte {
 	return redactPasswords(b)
 }
 
-// redactPasswords blanks every text-only element whose name contains
-// "password" (BITS SetCredentials sends one).
+// redactPasswords blanks every text-only element whose name ends in
+// "password" (BITS SetCredentials sends one). Names that only contain it,
+// such as Win32_ComputerSystem's AdminPasswordStatus, are kept.
 func redactPasswords(b []byte) []byte {
 	return rewriteLeaves(b, func(_, local, text string) (string, bool) {
-		if text == "" || !strings.Contains(strings.ToLower(local), "password") {
+		if text == "" || !strings.HasSuffix(strings.ToLower(local), "password") {
 			return "", false
 		}
 		return redacted, true
