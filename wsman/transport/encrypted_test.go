@@ -31,6 +31,7 @@ type encServer struct {
 	*httptest.Server
 	mu         sync.Mutex
 	raw        [][]byte
+	badLength  int          // requests whose Content-Length was not their body's length
 	handshakes atomic.Int32 // requests carrying Authorization
 	conns      atomic.Int32
 	// corrupt, when set, rewrites the next sealed reply: "sig" flips a
@@ -69,6 +70,9 @@ func newEncServerWith(t testing.TB, opts ntlmauth.MiddlewareOptions, tls bool, l
 		body, _ := io.ReadAll(r.Body)
 		es.mu.Lock()
 		es.raw = append(es.raw, body)
+		if r.ContentLength != int64(len(body)) {
+			es.badLength++
+		}
 		es.mu.Unlock()
 		if r.Header.Get("Authorization") != "" {
 			es.handshakes.Add(1)
@@ -163,6 +167,9 @@ func TestNTLMEncryptedManyMessagesOneHandshake(t *testing.T) {
 		t.Fatalf("%d requests with Authorization on %d connections, want 2 (NEGOTIATE, AUTHENTICATE) on 1", h, c)
 	}
 	assertNothingPlain(t, es, "<s:Envelope>")
+	if es.badLength != 0 {
+		t.Fatalf("%d requests without an exact Content-Length", es.badLength)
+	}
 }
 
 // cmpResponse compares Responses without their HTTP headers.

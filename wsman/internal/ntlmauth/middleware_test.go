@@ -195,6 +195,15 @@ func TestMiddlewareRejects(t *testing.T) {
 			if r.StatusCode != tt.want || len(b) != 0 {
 				t.Fatalf("status %d body %q, want %d and empty", r.StatusCode, b, tt.want)
 			}
+			// A broken sealed stream ends the connection, forcing a new logon.
+			if tt.want == 400 && !r.Close {
+				t.Fatal("400 without Connection: close")
+			}
+			if tt.want == 400 {
+				if r, _ := c.post(c.sealed([]byte("<next/>")), encHeader); r.StatusCode != 401 {
+					t.Fatalf("after 400: %d, want 401 on the new connection", r.StatusCode)
+				}
+			}
 		})
 	}
 }
