@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	azure "github.com/Azure/go-ntlmssp"
@@ -255,20 +254,22 @@ func TestMiddlewareWithoutConnContext(t *testing.T) {
 
 func TestMiddlewareConcurrentConnections(t *testing.T) {
 	ts := newServer(t, MiddlewareOptions{RequireEncryption: true})
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			c := newClient(t, ts)
-			c.handshake("alice", "S3cret!pw")
-			for i := range 20 {
-				env := fmt.Sprintf("<g%d i=%d/>", g, i)
-				r, b := c.post(c.sealed([]byte(env)), encHeader)
-				if got := c.unseal(r, b); !strings.HasSuffix(got, "body="+env) {
-					t.Errorf("goroutine %d message %d: %q", g, i, got)
-					return
+	// Parallel subtests, so that the helpers' t.Fatal runs on the
+	// goroutine of the test that owns it.
+	t.Run("connections", func(t *testing.T) {
+		for g := range 8 {
+			t.Run(fmt.Sprint(g), func(t *testing.T) {
+				t.Parallel()
+				c := newClient(t, ts)
+				c.handshake("alice", "S3cret!pw")
+				for i := range 20 {
+					env := fmt.Sprintf("<g%d i=%d/>", g, i)
+					r, b := c.post(c.sealed([]byte(env)), encHeader)
+					if got := c.unseal(r, b); !strings.HasSuffix(got, "body="+env) {
+						t.Fatalf("message %d: %q", i, got)
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
+			})
+		}
+	})
 }
