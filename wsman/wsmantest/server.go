@@ -519,10 +519,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bw.status = http.StatusOK
 	}
 	rec.entry.Status = bw.status
-	s.finish(w, r, bw, rec)
+	if eff := rec.effect; eff != nil {
+		switch eff.Kind {
+		case InjectDrop:
+			rec.entry.Status = 0
+		case InjectStatus:
+			rec.entry.Status = eff.Status
+		}
+	}
+	// Log before writing, so that a test reading the log right after its
+	// client call returns (even on a dropped connection) sees the entry.
 	if rec.soapRun || bw.status != http.StatusOK {
 		s.appendLog(rec.entry)
 	}
+	s.finish(w, bw, rec)
 }
 
 func (s *Server) appendLog(e LogEntry) {
@@ -812,13 +822,12 @@ func (s *Server) writeSOAP(w http.ResponseWriter, r *http.Request, rec *record, 
 
 // finish writes the buffered reply to the connection, applying an injected
 // effect on the wire bytes.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, bw *bufWriter, rec *record) {
+func (s *Server) finish(w http.ResponseWriter, bw *bufWriter, rec *record) {
 	eff := rec.effect
 	body := bw.buf.Bytes()
 	if eff != nil {
 		switch eff.Kind {
 		case InjectDrop:
-			rec.entry.Status = 0
 			s.hijackWrite(w, nil)
 			return
 		case InjectTruncate:
@@ -849,7 +858,6 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, bw *bufWriter, r
 				h.Set("Retry-After", eff.RetryAfter)
 			}
 			bw.status, body = eff.Status, []byte(eff.Body)
-			rec.entry.Status = eff.Status
 		}
 	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
