@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -85,9 +84,9 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 		return nil, errors.New("nil request")
 	}
 	if p.httpsOnly {
-		u, err := url.Parse(req.URL)
+		u, err := parseEndpoint(req.URL)
 		if err != nil {
-			return nil, fmt.Errorf("build request for %s: %w", req.URL, err)
+			return nil, err
 		}
 		if !strings.EqualFold(u.Scheme, "https") {
 			return nil, fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, u.Host)

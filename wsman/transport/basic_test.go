@@ -357,7 +357,11 @@ func TestBadRequest(t *testing.T) {
 	}{
 		{"nil", nil, "nil request"},
 		{"scheme", &Request{URL: "ftp://host/wsman"}, "endpoint ftp://host/wsman: scheme must be http or https"},
-		{"unparsable", &Request{URL: "http://[::1"}, `build request for http://[::1: parse "http://[::1": missing ']' in host`},
+		{"unparsable", &Request{URL: "http://[::1"}, `endpoint http://[::1: missing ']' in host`},
+		{"unparsable with credentials", &Request{URL: "http://u:hunter2@[::1"}, `endpoint (URL with credentials): missing ']' in host`},
+		{"credentials", &Request{URL: "http://u:hunter2@host:5985/wsman"}, "endpoint http://u:xxxxx@host:5985/wsman: credentials in the URL are not accepted; set the user and password instead"},
+		{"no host", &Request{URL: "http:///wsman"}, "endpoint http:///wsman: no host"},
+		{"relative", &Request{URL: "wsman"}, "endpoint wsman: scheme must be http or https"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

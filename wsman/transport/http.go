@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -134,12 +136,13 @@ func newHTTPRequest(ctx context.Context, req *Request, body []byte, contentType 
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(body))
+	u, err := parseEndpoint(req.URL)
 	if err != nil {
-		return nil, fmt.Errorf("build request for %s: %w", req.URL, err)
+		return nil, err
 	}
-	if hr.URL.Scheme != "http" && hr.URL.Scheme != "https" {
-		return nil, fmt.Errorf("endpoint %s: scheme must be http or https", req.URL)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request for %s: %w", u.Redacted(), err)
 	}
 	for k, vs := range req.Header {
 		for _, v := range vs {
@@ -149,6 +152,34 @@ func newHTTPRequest(ctx context.Context, req *Request, body []byte, contentType 
 	hr.Header.Set("Content-Type", contentType)
 	hr.ContentLength = int64(len(body))
 	return hr, nil
+}
+
+// parseEndpoint checks an endpoint URL. Its errors never repeat a password
+// written into the URL, and such URLs are refused: credentials belong in
+// Config, where they are kept out of logs and recordings.
+func parseEndpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		shown := raw
+		if strings.Contains(raw, "@") {
+			shown = "(URL with credentials)"
+		}
+		return nil, fmt.Errorf("endpoint %s: %w", shown, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("endpoint %s: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("endpoint %s: no host", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("endpoint %s: credentials in the URL are not accepted; set the user and password instead", u.Redacted())
+	}
+	return u, nil
 }
 
 // doHTTP sends hr through rt and returns the reply whatever its status. The

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 )
@@ -85,9 +84,9 @@ func (a *ntlmAuto) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	u, err := url.Parse(req.URL)
+	u, err := parseEndpoint(req.URL)
 	if err != nil {
-		return nil, fmt.Errorf("build request for %s: %w", req.URL, err)
+		return nil, err
 	}
 	t, err := a.pick(strings.ToLower(u.Scheme))
 	if err != nil {
