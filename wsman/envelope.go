@@ -216,8 +216,12 @@ func child(el *etree.Element, ns, local string) *etree.Element {
 }
 
 // render serialises a document without an XML declaration (as pypsrp and
-// Windows do).
+// Windows do). Canonical escaping keeps a carriage return in a value as
+// &#xD; (a raw one would be read back as a line feed) and escapes line
+// breaks in attribute values.
 func render(doc *etree.Document) []byte {
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
 	var buf bytes.Buffer
 	buf.Grow(2048)
 	if _, err := doc.WriteTo(&buf); err != nil {

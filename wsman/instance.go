@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 )
@@ -115,7 +116,7 @@ func parseProps(in *Instance, el *etree.Element) error {
 		}
 	}
 	slab := make([]Value, n)
-	if in.Props == nil {
+	if in.Props == nil && n > 0 {
 		in.Props = make([]Property, 0, n)
 	}
 	for _, tok := range el.Child {
@@ -190,7 +191,7 @@ func parseValue(c *etree.Element) (Value, error) {
 	// An embedded object comes either as one typed child element holding
 	// the properties (<p:Files><q:BitsClientFile xsi:type=…>…) or as the
 	// property element itself holding them (<p:Files xsi:type=…><q:…>).
-	if len(kids) == 1 && (len(elementKids(kids[0])) > 0 || strings.HasSuffix(xsiAttr(kids[0], "type"), "_Type")) {
+	if len(kids) == 1 && (len(elementKids(kids[0])) > 0 || strings.HasSuffix(xsiAttr(kids[0], "type"), "_Type") || isEmptyObject(kids[0])) {
 		obj, err := ParseInstance(kids[0])
 		if err != nil {
 			return Value{}, err
@@ -206,6 +207,12 @@ func parseValue(c *etree.Element) (Value, error) {
 		return Value{}, err
 	}
 	return Value{Kind: KindObject, Object: obj}, nil
+}
+
+// isEmptyObject reports whether el is an embedded object without
+// properties: no children, no text, not nil.
+func isEmptyObject(el *etree.Element) bool {
+	return len(el.Child) == 0 && xsiAttr(el, "nil") == ""
 }
 
 func elementKids(el *etree.Element) []*etree.Element {
@@ -612,13 +619,13 @@ func writeValue(c *etree.Element, v Value, fragment bool) {
 	}
 	switch v.Kind {
 	case KindText:
-		c.SetText(v.Text)
+		c.SetText(xmlSafe(v.Text))
 	case KindNil:
 		c.CreateAttr("xsi:nil", "true")
 	case KindDatetime:
-		c.CreateElement(cimPrefix + "Datetime").SetText(v.Text)
+		c.CreateElement(cimPrefix + "Datetime").SetText(xmlSafe(v.Text))
 	case KindInterval:
-		c.CreateElement(cimPrefix + "Interval").SetText(v.Text)
+		c.CreateElement(cimPrefix + "Interval").SetText(xmlSafe(v.Text))
 	case KindObject:
 		if v.Object != nil {
 			c.AddChild(v.Object.Element())
@@ -656,7 +663,44 @@ func writeSelectorSet(el *etree.Element, sels []Selector) {
 		if s.EPR != nil {
 			writeEPR(se.CreateElement("a:EndpointReference"), s.EPR)
 		} else {
-			se.SetText(s.Value)
+			se.SetText(xmlSafe(s.Value))
 		}
 	}
+}
+
+// xmlSafe replaces what XML 1.0 cannot carry (control characters other
+// than tab, newline and carriage return; invalid UTF-8; U+FFFE/U+FFFF) with
+// '?', as Windows itself does (MS-WSMV 3.1.4.1.25), so that a value never
+// makes the whole envelope unparsable.
+func xmlSafe(s string) string {
+	ok := true
+	for _, r := range s {
+		if !xmlChar(r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if xmlChar(r) {
+			return r
+		}
+		return '?'
+	}, s)
+}
+
+func xmlChar(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r':
+		return true
+	case r < 0x20:
+		return false
+	case r == utf8.RuneError, r == 0xFFFE, r == 0xFFFF:
+		return false
+	case r >= 0xD800 && r <= 0xDFFF:
+		return false
+	}
+	return r <= 0x10FFFF
 }

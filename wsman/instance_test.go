@@ -206,6 +206,9 @@ func TestNewInstanceElement(t *testing.T) {
 	doc.SetRoot(in.Element())
 	s, _ := doc.WriteToString()
 	want := `<p:BitsClientJob xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/microsoft/bits/BitsClientJob"><p:DisplayName>a&lt;b&gt;&amp;&quot;c&apos;</p:DisplayName></p:BitsClientJob>`
+	if got := string(render(doc)); got != strings.Replace(strings.Replace(want, "&quot;", `"`, 1), "&apos;", "'", 1) {
+		t.Errorf("rendered on the wire as %s", got)
+	}
 	if s != want {
 		t.Errorf("Element =\n%s\nwant\n%s", s, want)
 	}
@@ -225,5 +228,43 @@ func TestParseEmbeddedPropertyShape(t *testing.T) {
 	want := []*Instance{{ClassName: "BitsClientFile", TypeName: "BitsClientFile_Type", Props: []Property{{Name: "RemoteUrl", Values: []Value{{Text: "u"}}}, {Name: "Completed", Values: []Value{{Text: "true"}}}}}}
 	if diff := cmp.Diff(want, objs); diff != "" {
 		t.Error(diff)
+	}
+}
+
+// FuzzInstanceRoundTrip checks that any text survives Element and
+// ParseInstance (after the '?' replacement of what XML cannot carry).
+func FuzzInstanceRoundTrip(f *testing.F) {
+	for _, s := range []string{"", " lead and trail ", "a\r\nb", "<&>\"'", "tab\there", "\x01\x7f\uFFFE", "]]>", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		in := NewInstance(testURI)
+		in.Set("P", s)
+		in.SetValues("Arr", Value{Text: s}, Value{Kind: KindNil})
+		doc := etree.NewDocument()
+		doc.SetRoot(in.Element())
+		out := string(render(doc))
+		back, err := ParseInstance(parseElem(t, out))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		want := xmlSafe(s)
+		if got, _ := back.String("P"); got != want {
+			t.Fatalf("round trip of %q gave %q, want %q", s, got, want)
+		}
+		if p, _ := back.Property("Arr"); len(p.Values) != 2 || p.Values[1].Kind != KindNil {
+			t.Fatalf("array %+v", p)
+		}
+	})
+}
+
+func TestEmptyEmbeddedObjectRoundTrip(t *testing.T) {
+	in := NewInstance(testURI)
+	in.SetValues("Files", Value{Kind: KindObject, Object: NewInstance("urn:x/BitsClientFile")})
+	doc := etree.NewDocument()
+	doc.SetRoot(in.Element())
+	s, _ := doc.WriteToString()
+	if diff := cmp.Diff(in, mustParseInstance(t, s)); diff != "" {
+		t.Errorf("%s\n%s", diff, s)
 	}
 }
