@@ -667,3 +667,115 @@ func BenchmarkPollGet(b *testing.B) {
 		}
 	}
 }
+
+func TestURLGroupMethods(t *testing.T) {
+	const g = "https://Server1:80/grp"
+	ns := `xmlns:p="` + URLGroupResourceURI + `"`
+	h := &fakeHost{}
+	h.reply = func(c call) (int, string, string) {
+		if c.Action == wsman.ActionEnumerate {
+			item := func(v string) string {
+				return `<p:BitsCompactServerUrlGroup ` + ns + `><p:UrlGroup>` + v + `</p:UrlGroup></p:BitsCompactServerUrlGroup>`
+			}
+			return 200, wsman.ActionEnumerateResp, `<n:EnumerateResponse xmlns:n="` + wsman.NsEnumeration + `"><n:EnumerationContext></n:EnumerationContext>` +
+				`<w:Items>` + item(g) + item("https://Server1:80/other") + `</w:Items><w:EndOfSequence/></n:EnumerateResponse>`
+		}
+		m := c.Action[strings.LastIndex(c.Action, "/")+1:]
+		out := map[string]string{
+			"GetProperty":               `<p:Value>2048</p:Value>`,
+			"GetSslCertificate":         `<p:StoreName>MY</p:StoreName><p:hashBlob>1</p:hashBlob><p:hashBlob>255</p:hashBlob>`,
+			"GetUrlGroupAuthentication": `<p:DomainName xsi:nil="true"/><p:Enable>true</p:Enable><p:Flag>0</p:Flag><p:Realm xsi:nil="true"/>`,
+		}[m]
+		return 200, c.Action + "Response", `<p:` + m + `_OUTPUT ` + ns + ` xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">` + out +
+			`<p:ReturnValue>0</p:ReturnValue></p:` + m + `_OUTPUT>`
+	}
+	c := h.client()
+	ctx := context.Background()
+	v, err := c.GetURLGroupProperty(ctx, g, BandwidthLimit)
+	if err != nil || v != 2048 {
+		t.Fatalf("GetURLGroupProperty = %d, %v", v, err)
+	}
+	store, hash, err := c.GetSslCertificate(ctx, g, 443)
+	if err != nil || store != "MY" || !bytes.Equal(hash, []byte{1, 255}) {
+		t.Fatalf("GetSslCertificate = %q, %v, %v", store, hash, err)
+	}
+	auth, err := c.GetURLGroupAuthentication(ctx, g, URLGroupAuthNTLM)
+	if err != nil || *auth != (URLGroupAuth{Enable: true}) {
+		t.Fatalf("GetURLGroupAuthentication = %+v, %v", auth, err)
+	}
+	groups, err := c.URLGroups(ctx)
+	if err != nil || !cmp.Equal(groups, []string{g, "https://Server1:80/other"}) {
+		t.Fatalf("URLGroups = %v, %v", groups, err)
+	}
+	for _, f := range []func() error{
+		func() error { return c.SetURLGroupProperty(ctx, g, ConnectionLimit, 3) },
+		func() error { return c.SetSslCertificate(ctx, g, 443, "MY", []byte{7, 8}) },
+		func() error { return c.RemoveSslCertificate(ctx, g, 443) },
+		func() error { return c.SetURLGroupAuthentication(ctx, g, URLGroupAuthNegotiate, false) },
+		func() error { return c.DeleteURL(ctx, g, "a.txt") },
+		func() error { return c.DeleteURLGroup(ctx, g) },
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sel := "UrlGroup=" + g
+	u := URLGroupResourceURI + "/"
+	want := []call{
+		{u + "GetProperty", URLGroupResourceURI, sel, `<p:GetProperty_INPUT ` + ns + `><p:Property>BandwidthLimit</p:Property></p:GetProperty_INPUT>`},
+		{u + "GetSslCertificate", URLGroupResourceURI, sel, `<p:GetSslCertificate_INPUT ` + ns + `><p:Port>443</p:Port></p:GetSslCertificate_INPUT>`},
+		{u + "GetUrlGroupAuthentication", URLGroupResourceURI, sel, `<p:GetUrlGroupAuthentication_INPUT ` + ns + `><p:Scheme>1</p:Scheme></p:GetUrlGroupAuthentication_INPUT>`},
+		{wsman.ActionEnumerate, URLGroupResourceURI, "", ""},
+		{u + "SetProperty", URLGroupResourceURI, sel, `<p:SetProperty_INPUT ` + ns + `><p:Property>ConnectionLimit</p:Property><p:Value>3</p:Value></p:SetProperty_INPUT>`},
+		{u + "SetSslCertificate", URLGroupResourceURI, sel, `<p:SetSslCertificate_INPUT ` + ns + `><p:Port>443</p:Port><p:StoreName>MY</p:StoreName><p:hashBlob>7</p:hashBlob><p:hashBlob>8</p:hashBlob></p:SetSslCertificate_INPUT>`},
+		{u + "RemoveSslCertificate", URLGroupResourceURI, sel, `<p:RemoveSslCertificate_INPUT ` + ns + `><p:Port>443</p:Port></p:RemoveSslCertificate_INPUT>`},
+		{u + "SetUrlGroupAuthentication", URLGroupResourceURI, sel, `<p:SetUrlGroupAuthentication_INPUT ` + ns + `><p:Scheme>0</p:Scheme><p:Enable>false</p:Enable></p:SetUrlGroupAuthentication_INPUT>`},
+		{u + "DeleteUrl", URLGroupResourceURI, sel, `<p:DeleteUrl_INPUT ` + ns + `><p:UrlSuffix>a.txt</p:UrlSuffix></p:DeleteUrl_INPUT>`},
+		{u + "DeleteUrlGroup", URLGroupResourceURI, sel, `<p:DeleteUrlGroup_INPUT ` + ns + `><p:UrlGroup>` + g + `</p:UrlGroup></p:DeleteUrlGroup_INPUT>`},
+	}
+	// The enumerate body is a wsen:Enumerate element, not ours to check.
+	h.calls[3].Body = ""
+	if diff := cmp.Diff(want, h.calls); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if err := c.SetURLGroupAuthentication(ctx, g, 2, true); err == nil {
+		t.Error("reserved scheme 2 accepted")
+	}
+	if err := c.DeleteURLGroup(ctx, ""); err == nil {
+		t.Error("empty group accepted")
+	}
+}
+
+// FuzzJobFromXML feeds arbitrary instance XML through wsman.ParseInstance
+// and JobFromInstance: decoding may fail but must never panic, and a
+// decoded job's unknown sizes are never numbers.
+func FuzzJobFromXML(f *testing.F) {
+	f.Add(jobXML("2", "2"))
+	f.Add(`<p:BitsClientJob xmlns:p="x"><p:JobId>{a}</p:JobId><p:BytesTotal>18446744073709551615</p:BytesTotal></p:BitsClientJob>`)
+	f.Add(`<p:BitsClientJob xmlns:p="x"><p:JobId>{a}</p:JobId><p:Files><p:F xmlns:p="y"><p:BytesTotal>5</p:BytesTotal></p:F></p:Files></p:BitsClientJob>`)
+	f.Fuzz(func(t *testing.T, s string) {
+		doc := etree.NewDocument()
+		if doc.ReadFromString(s) != nil || doc.Root() == nil {
+			return
+		}
+		in, err := wsman.ParseInstance(doc.Root())
+		if err != nil {
+			return
+		}
+		j, err := JobFromInstance(in)
+		if err != nil {
+			return
+		}
+		if j.JobID == "" {
+			t.Fatal("decoded a job without JobId")
+		}
+		if j.BytesTotal != nil && *j.BytesTotal == SizeUnknown {
+			t.Fatal("unknown size decoded as a number")
+		}
+		for _, fl := range j.Files {
+			if fl.BytesTotal != nil && *fl.BytesTotal == SizeUnknown {
+				t.Fatal("unknown file size decoded as a number")
+			}
+		}
+	})
+}
