@@ -458,9 +458,9 @@ func TestUploadResumesSessionAfterTransientError(t *testing.T) {
 	local := filepath.Join(src, "up")
 	writeFile(t, local, data)
 	us := &UploadServer{dir: srvDir, sessions: map[string]*uploadSession{}}
-	var fragments atomic.Int32
+	var failed atomic.Bool
 	us.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("BITS-Packet-Type") == "Fragment" && fragments.Add(1) == 3 {
+		if r.Header.Get("Content-Range") == "bytes 2000-2999/5000" && failed.CompareAndSwap(false, true) {
 			w.WriteHeader(http.StatusServiceUnavailable) // the third fragment fails once
 			return
 		}
