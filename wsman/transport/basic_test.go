@@ -328,6 +328,7 @@ func TestConfigErrors(t *testing.T) {
 		{"CA file not PEM", NewBasic, Config{User: "u", CAFile: notPEM}, "basic auth: CA file " + notPEM + ": no PEM certificates found"},
 		{"cert and key mismatch", NewCertificate, Config{CertFile: pki.CertFile, KeyFile: pki.CAFile}, "certificate auth: load client certificate " + pki.CertFile + ": tls: found a certificate rather than a key in the PEM for the private key"},
 		{"ntlm without user", NewNTLM, Config{}, "ntlm auth: a user name is required"},
+		{"plain ntlm cannot seal", NewNTLM, Config{User: "u", Encryption: EncryptionAlways}, "ntlm auth: NewNTLM never seals; use NewNTLMEncrypted (or New) for encryption always"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

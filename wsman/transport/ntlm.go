@@ -24,9 +24,16 @@ import (
 // Through an http:// proxy each request may reach the host on another
 // connection, which breaks NTLM; an https:// endpoint is tunnelled with
 // CONNECT and works.
+//
+// Encryption=Always is refused; Auto and Never both mean "do not seal" here
+// (New picks NewNTLMEncrypted where Auto calls for sealing).
 func NewNTLM(cfg Config) (Transport, error) {
 	if cfg.User == "" {
 		return nil, errors.New("ntlm auth: a user name is required")
+	}
+	if cfg.Encryption == EncryptionAlways {
+		// Asked to seal, this transport would send every body in clear.
+		return nil, errors.New("ntlm auth: NewNTLM never seals; use NewNTLMEncrypted (or New) for encryption always")
 	}
 	cfg.MaxConnsPerHost = 1
 	cfg.MaxIdleConnsPerHost = 1
