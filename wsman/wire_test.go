@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -460,5 +461,50 @@ func TestWireCaptures(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("wireTable names %s, which is not in %s", name, dir)
 		}
+	}
+}
+
+// TestWireInstancesRoundTrip renders every instance found in the captures
+// with Element and parses it back: nothing may change.
+func TestWireInstancesRoundTrip(t *testing.T) {
+	dir := wireDir(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := parseEnvelope(b)
+		if err != nil || rep.fault() != nil {
+			continue
+		}
+		var ins []*Instance
+		for _, w := range []string{"EnumerateResponse", "PullResponse"} {
+			if p, err := parsePage(rep, w); err == nil {
+				for _, it := range p.items {
+					ins = append(ins, it.Instance)
+				}
+			}
+		}
+		if len(ins) == 0 && rep.headerText(NsAddressing, "Action") == ActionGetResponse {
+			in, err := ParseInstance(rep.bodyChild())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ins = append(ins, in)
+		}
+		for i, in := range ins {
+			doc := etree.NewDocument()
+			doc.SetRoot(in.Element())
+			back := mustParseInstance(t, string(render(doc)))
+			if diff := cmp.Diff(in, back); diff != "" {
+				t.Errorf("%s item %d: round trip changed it (-orig +back):\n%s", filepath.Base(f), i, diff)
+			}
+			n++
+		}
+	}
+	if n != 102 {
+		t.Errorf("round-tripped %d instances, want 102 (99 enumerated items and 3 GetResponses)", n)
 	}
 }
