@@ -3,6 +3,7 @@ package bitssim
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -342,5 +343,12 @@ func TestCloseStopsTransfers(t *testing.T) {
 	// Jobs keep their state; nothing runs any more.
 	if s := state(t, p, id); s != bitsprov.StateTransferring {
 		t.Fatalf("state %s after Close", s)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, fn := range []string{"bitssim.(*Provider).startLocked", "bitssim.(*Provider).retryLocked", "bitssim.newWatchdog"} {
+		if strings.Contains(stacks, fn) {
+			t.Fatalf("a goroutine of %s outlived Close:\n%s", fn, stacks)
+		}
 	}
 }

@@ -258,12 +258,16 @@ func (t *transferCtx) progress(i int, transferred, total uint64, completed bool)
 	}
 	return t.p.current(t.j, t.r, func() {
 		f := t.j.files[i]
+		// The modification time moves when bytes move, as BITS' does
+		// ("last modified or data was transferred").
 		if transferred > f.transferred || completed {
 			t.j.progressAt = t.p.now()
+			t.j.modified = t.j.progressAt
 		}
 		f.transferred, f.total, f.completed = transferred, total, completed
 		if t.j.state == bitsprov.StateConnecting {
 			t.j.state = bitsprov.StateTransferring
+			t.j.modified = t.p.now()
 		}
 	})
 }

@@ -497,3 +497,94 @@ func TestUploadResumesSessionAfterTransientError(t *testing.T) {
 		t.Fatalf("ranges %v, want %v", ranges, wantRanges)
 	}
 }
+
+// rangeServer serves data and records each request's Range header; the
+// first request stalls after half the body until released.
+type rangeServer struct {
+	data    []byte
+	release chan struct{}
+	mu      sync.Mutex
+	ranges  []string
+}
+
+func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	first := len(s.ranges) == 1
+	s.mu.Unlock()
+	if first {
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.data)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.data[:len(s.data)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-s.release:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	http.ServeContent(w, r, "f", time.Time{}, bytesReader(s.data))
+}
+
+func TestSuspendKeepsPartialAndResumeUsesRange(t *testing.T) {
+	data := randomBytes(t, 40000)
+	rs := &rangeServer{data: data, release: make(chan struct{})}
+	srv := httptest.NewServer(rs)
+	t.Cleanup(func() { close(rs.release); srv.Close() })
+	p := newTestProvider(t, Config{})
+	local := filepath.Join(t.TempDir(), "f")
+	id := create(t, p, "DisplayName", "s", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitFor(t, "half the bytes", func() bool { return prop(t, get(t, p, id), "BytesTransferred") == "20000" })
+	if got := rv(t, p, id, "SetJobState", "JobState", "3"); got != 0 {
+		t.Fatalf("suspend: 0x%08X", got)
+	}
+	if s := state(t, p, id); s != bitsprov.StateSuspended {
+		t.Fatalf("state %s after suspend", s)
+	}
+	if got := prop(t, get(t, p, id), "BytesTransferred"); got != "20000" {
+		t.Fatalf("BytesTransferred %s after suspend, want the partial 20000 kept", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransferred)
+	rs.mu.Lock()
+	ranges := append([]string(nil), rs.ranges...)
+	rs.mu.Unlock()
+	if want := []string{"", "bytes=20000-"}; !equalStrings(ranges, want) {
+		t.Fatalf("Range headers %q, want %q", ranges, want)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, local, data)
+}
+
+func TestServerCredentials(t *testing.T) {
+	src := t.TempDir()
+	data := randomBytes(t, 3000)
+	writeFile(t, filepath.Join(src, "f"), data)
+	files := http.FileServer(http.Dir(src))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, pw, ok := r.BasicAuth(); !ok || u != "svc" || pw != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="files"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p := newTestProvider(t, Config{})
+	local := filepath.Join(t.TempDir(), "f")
+	id := create(t, p, "DisplayName", "auth", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateError)
+	if got := prop(t, invoke(t, p, id, "GetError"), "ErrorCode"); got != strconv.FormatUint(0x80190191, 10) {
+		t.Fatalf("ErrorCode %s, want BG_E_HTTP_ERROR_401", got)
+	}
+	// Target 0 = server, Scheme 0 = Basic in the provider's numbering.
+	if got := rv(t, p, id, "SetCredentials", "Target", "0", "Scheme", "0", "UserName", "svc", "Password", "s3cret"); got != 0 {
+		t.Fatalf("SetCredentials: 0x%08X", got)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransferred)
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, local, data)
+}
