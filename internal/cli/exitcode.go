@@ -35,7 +35,12 @@ const (
 )
 
 // UsageError is bad input found before any host was contacted.
-type UsageError struct{ Err error }
+type UsageError struct {
+	Err error
+	// showHelp adds "Run '… --help' for usage." (flag and argument
+	// errors, not bad values in files).
+	showHelp bool
+}
 
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }

@@ -10,6 +10,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,7 +54,7 @@ terminal; never from a flag value.
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &UsageError{Err: err}
+		return &UsageError{Err: err, showHelp: true}
 	})
 	f.addConnFlags(root)
 
@@ -94,7 +95,7 @@ func Execute(ctx context.Context, f *Factory, args []string) int {
 	}
 	msg := err.Error()
 	f.IO.Warnf("bitsremote: %s", msg)
-	if code == ExitUsage && cmd != nil && isCobraUsageError(err) {
+	if code == ExitUsage && cmd != nil && wantsHelpHint(err) {
 		f.IO.Warnf("Run '%s --help' for usage.", cmd.CommandPath())
 	}
 	return code
@@ -116,11 +117,26 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
+// wantsHelpHint reports errors about the command line's shape, after
+// which pointing at --help helps.
+func wantsHelpHint(err error) bool {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return ue.showHelp
+	}
+	return isCobraUsageError(err)
+}
+
+// argError is a usage error about positional arguments.
+func argError(format string, a ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, a...), showHelp: true}
+}
+
 // exactArgs checks the positional arguments by name, as a usage error.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != len(names) {
-			return usageErrorf("%s takes %d argument(s): %s; got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+			return argError("%s takes %d argument(s): %s; got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
 		}
 		for i, a := range args {
 			if strings.TrimSpace(a) == "" {
@@ -135,7 +151,7 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usageErrorf("%s needs %s", cmd.CommandPath(), what)
+			return argError("%s needs %s", cmd.CommandPath(), what)
 		}
 		return nil
 	}
@@ -144,7 +160,7 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 // noArgs refuses positional arguments.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErrorf("%s takes no arguments; got %q", cmd.CommandPath(), args)
+		return argError("%s takes no arguments; got %q", cmd.CommandPath(), args)
 	}
 	return nil
 }

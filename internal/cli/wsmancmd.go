@@ -331,8 +331,9 @@ func (f *Factory) identify(ctx context.Context, out *output) error {
 		if err != nil {
 			return err
 		}
+		profiles := append([]string{}, id.SecurityProfiles...)
 		return out.emit(s.Endpoint.Name, identifyRecord{Host: s.Endpoint.Name, ProtocolVersion: id.ProtocolVersion,
-			ProductVendor: id.ProductVendor, ProductVersion: id.ProductVersion, SecurityProfiles: id.SecurityProfiles})
+			ProductVendor: id.ProductVendor, ProductVersion: id.ProductVersion, SecurityProfiles: profiles})
 	})
 	if ferr := out.flush(renderWSMan(out)); ferr != nil && err == nil {
 		err = ferr
