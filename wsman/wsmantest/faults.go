@@ -2,6 +2,7 @@ package wsmantest
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/beevik/etree"
 
@@ -177,6 +178,24 @@ func FaultWMI(subcode string, hresult uint32, message string) *wsman.Fault {
 	}
 	f := newFault(code, wsman.NsWSMan, subcode, 0, message, "")
 	f.WMIError = WMIError(hresult, message)
+	return f
+}
+
+// FaultExtendedStatus is a WMI provider failure in the shape WinRM's WMI
+// plugin gives it with a p:__ExtendedStatus object (fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml):
+// w:InternalError (Receiver) whose WSManFault and nested provider fault
+// carry hresult (e.g. 0x80041002), and whose f:ExtendedError holds
+// __ExtendedStatus with operation ("GetObject", "ExecMethod",
+// "ExecQuery"), param (the object path or query) and hresult as StatusCode.
+// resourceURI is the class URI; __ExtendedStatus lives in its namespace.
+func FaultExtendedStatus(resourceURI, operation, param string, hresult uint32, message string) *wsman.Fault {
+	f := newFault("Receiver", wsman.NsWSMan, "InternalError", hresult, message, "")
+	f.ProviderFault = &wsman.ProviderFault{Provider: wmiProviderName, Path: wmiProviderPath, Text: message, WSManCode: hresult}
+	ns := resourceURI
+	if i := strings.LastIndexByte(ns, '/'); i >= 0 {
+		ns = ns[:i]
+	}
+	f.WMIError = extendedStatus(ns, operation, param, hresult)
 	return f
 }
 
@@ -362,6 +381,10 @@ func renderFault(body *etree.Element, f *wsman.Fault, machine string) {
 	}
 	if msftErr {
 		el := instanceElement(f.WMIError, false)
+		if el.SelectAttr("xmlns:cim") == nil {
+			// The cim: prefix is used in the xsi:type values below.
+			el.CreateAttr("xmlns:cim", wsman.NsCIM)
+		}
 		el.CreateAttr("xmlns:b", wsman.NsCIMBinding)
 		el.CreateAttr("b:IsCIM_Error", "true")
 		for _, c := range el.ChildElements() {

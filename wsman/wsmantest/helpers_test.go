@@ -70,6 +70,10 @@ func (w *widgets) Get(ctx context.Context, r *wsmantest.Request) (*wsman.Instanc
 		return nil, ctx.Err()
 	case "boom":
 		return nil, errors.New("disk on fire")
+	case "wmierror":
+		return nil, wsmantest.FaultWMI("", 0x80041002, "Not found ")
+	case "extstatus":
+		return nil, wsmantest.FaultExtendedStatus(widgetURI, "GetObject", `Widget.Name="extstatus"`, 0x80041002, "Not found ")
 	}
 	return w.lookup(r)
 }

@@ -198,3 +198,33 @@ func TestEnvelopeLimits(t *testing.T) {
 		t.Errorf("Get within the limit: %v", err)
 	}
 }
+
+// TestWMIFaultHelpers checks the two WMI error shapes providers can return
+// as the real client parses them.
+func TestWMIFaultHelpers(t *testing.T) {
+	s, _ := newServer(t, wsmantest.Config{Machine: "SIMHOST"}, 1)
+	c := newClient(t, s, "basic", testPass, nil)
+	ctx := context.Background()
+
+	_, err := c.Get(ctx, widgetURI, sel("Name", "wmierror"))
+	f := asFault(t, err)
+	if f.Code != "Receiver" || f.Subcode != "InternalError" || f.Reason != "Not found" || f.WMIError == nil || f.WMIError.ClassName != "MSFT_WmiError" {
+		t.Fatalf("FaultWMI: %+v", f)
+	}
+	for name, want := range map[string]string{"error_Code": "2147749890", "MessageID": "HRESULT 0x80041002", "CIMStatusCode": "6", "error_Type": "HRESULT"} {
+		if got := mustString(t, f.WMIError, name); got != want {
+			t.Errorf("MSFT_WmiError %s = %q, want %q", name, got, want)
+		}
+	}
+
+	_, err = c.Get(ctx, widgetURI, sel("Name", "extstatus"))
+	f = asFault(t, err)
+	if f.WSManCode != 0x80041002 || f.ProviderFault == nil || f.ProviderFault.WSManCode != 0x80041002 || f.WMIError == nil || f.WMIError.ClassName != "__ExtendedStatus" {
+		t.Fatalf("FaultExtendedStatus: %+v", f)
+	}
+	for name, want := range map[string]string{"Operation": "GetObject", "ParameterInfo": `Widget.Name="extstatus"`, "StatusCode": "2147749890", "ProviderName": "WinMgmt"} {
+		if got := mustString(t, f.WMIError, name); got != want {
+			t.Errorf("__ExtendedStatus %s = %q, want %q", name, got, want)
+		}
+	}
+}
