@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -611,4 +610,45 @@ func TestResolveResourceURI(t *testing.T) {
 	}
 }
 
-var _ = http.StatusOK
+
+func TestEnumerateItemShapes(t *testing.T) {
+	epr := `<a:EndpointReference><a:Address>` + AddressAnonymous + `</a:Address><a:ReferenceParameters><w:ResourceURI>` + wmiSvc + `</w:ResourceURI><w:SelectorSet><w:Selector Name="Name">%s</w:Selector></w:SelectorSet></a:ReferenceParameters></a:EndpointReference>`
+	ref := func(name string) *EndpointReference {
+		return &EndpointReference{Address: AddressAnonymous, ResourceURI: wmiSvc, Selectors: []Selector{{Name: "Name", Value: name}}}
+	}
+	for _, tc := range []struct {
+		name, items string
+		mode        EnumerationMode
+		want        []string // "instance-name|epr-name"
+	}{
+		{"object and EPR", `<w:Item>` + svc("A") + fmt.Sprintf(epr, "A") + `</w:Item><w:Item>` + svc("B") + fmt.Sprintf(epr, "B") + `</w:Item>`, EnumerateObjectAndEPR, []string{"A|A", "B|B"}},
+		{"EPR only", fmt.Sprintf(epr, "A") + fmt.Sprintf(epr, "B"), EnumerateEPR, []string{"|A", "|B"}},
+		{"objects", svc("A"), EnumerateObjects, []string{"A|"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeHost{t: t, replies: []func(*reply) (int, string){
+				ok(ActionEnumerateResp, `<n:EnumerateResponse><n:EnumerationContext></n:EnumerationContext><w:Items>`+tc.items+`</w:Items><w:EndOfSequence/></n:EnumerateResponse>`),
+			}}
+			var got []string
+			for it, err := range f.client().Enumerate(context.Background(), wmiSvc, EnumerateOptions{Optimize: true, Mode: tc.mode}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var in, e string
+				if it.Instance != nil {
+					in, _ = it.Instance.String("Name")
+				}
+				if it.EPR != nil {
+					if diff := cmp.Diff(ref(it.EPR.Selectors[0].Value), it.EPR); diff != "" {
+						t.Error(diff)
+					}
+					e = it.EPR.Selectors[0].Value
+				}
+				got = append(got, in+"|"+e)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
