@@ -612,6 +612,18 @@ func TestReadBody(t *testing.T) {
 			}
 		})
 	}
+	t.Run("buffer stays within limit+1 whatever the hint", func(t *testing.T) {
+		body := strings.Repeat("x", 3000)
+		for _, hint := range []int64{-1, 0, 10, 3000, 1 << 30} {
+			got, err := readBodySized(strings.NewReader(body), 3000, hint)
+			if err != nil || string(got) != body || cap(got) > 3001 {
+				t.Errorf("hint %d: len %d cap %d, %v; want all 3000 bytes in at most 3001", hint, len(got), cap(got), err)
+			}
+		}
+		if _, err := readBodySized(strings.NewReader(body+"y"), 3000, 3000); !errors.Is(err, ErrResponseTooLarge) {
+			t.Errorf("a body longer than announced and than the limit: got %v", err)
+		}
+	})
 	t.Run("stops at limit+1 of an endless stream", func(t *testing.T) {
 		cr := &countingReader{r: endless{}}
 		_, err := readBody(cr, 10000)

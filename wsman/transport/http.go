@@ -113,21 +113,45 @@ func (c Config) maxResponseBytes() int64 {
 }
 
 // readBody reads all of r up to limit bytes. A longer body yields a
-// *SizeError after reading at most limit+1 bytes, so a peer streaming
-// without end cannot exhaust memory.
+// *SizeError after reading at most limit+1 bytes, and the buffer never grows
+// past limit+1 bytes, so a peer streaming without end cannot exhaust memory.
 func readBody(r io.Reader, limit int64) ([]byte, error) {
+	return readBodySized(r, limit, -1)
+}
+
+// readBodySized is readBody with the announced length (Content-Length, or
+// -1) as a hint for the first allocation.
+func readBodySized(r io.Reader, limit, size int64) ([]byte, error) {
 	if limit < 0 {
 		limit = 0
 	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
+	ceiling := limit + 1
+	c := int64(512)
+	if size >= 0 {
+		c = size + 1 // +1 to see EOF without growing
 	}
-	if n > limit {
-		return nil, &SizeError{Limit: limit}
+	buf := make([]byte, 0, min(c, ceiling))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= ceiling {
+				return nil, &SizeError{Limit: limit}
+			}
+			grown := make([]byte, len(buf), min(int64(cap(buf))*2, ceiling))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			if int64(len(buf)) > limit {
+				return nil, &SizeError{Limit: limit}
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 // newHTTPRequest builds the POST for req, bound to ctx so that cancellation
@@ -195,7 +219,7 @@ func doHTTP(rt http.RoundTripper, hr *http.Request, limit int64) (*Response, err
 		// Refuse before reading: the peer announced more than we accept.
 		return nil, fmt.Errorf("read reply from %s: %w", host, &SizeError{Limit: limit})
 	}
-	body, err := readBody(resp.Body, limit)
+	body, err := readBodySized(resp.Body, limit, resp.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("read reply from %s: %w", host, ctxErr(hr.Context(), err))
 	}
