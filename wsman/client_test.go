@@ -610,7 +610,6 @@ func TestResolveResourceURI(t *testing.T) {
 	}
 }
 
-
 func TestEnumerateItemShapes(t *testing.T) {
 	epr := `<a:EndpointReference><a:Address>` + AddressAnonymous + `</a:Address><a:ReferenceParameters><w:ResourceURI>` + wmiSvc + `</w:ResourceURI><w:SelectorSet><w:Selector Name="Name">%s</w:Selector></w:SelectorSet></a:ReferenceParameters></a:EndpointReference>`
 	ref := func(name string) *EndpointReference {
