@@ -375,12 +375,12 @@ func renderFault(body *etree.Element, f *wsman.Fault, machine string) {
 				pe.SetText(pf.Text)
 			}
 			if f.WMIError != nil && !msftErr {
-				pe.CreateElement("f:ExtendedError").AddChild(instanceElement(f.WMIError, false))
+				pe.CreateElement("f:ExtendedError").AddChild(instanceElement(f.WMIError, true))
 			}
 		}
 	}
 	if msftErr {
-		el := instanceElement(f.WMIError, false)
+		el := instanceElement(f.WMIError, true)
 		if el.SelectAttr("xmlns:cim") == nil {
 			// The cim: prefix is used in the xsi:type values below.
 			el.CreateAttr("xmlns:cim", wsman.NsCIM)

@@ -294,6 +294,25 @@ func TestWireShapes(t *testing.T) {
 			t.Errorf("(-windows +ours):\n%s\nours: %s", diff, got)
 		}
 	})
+	t.Run("CannotProcessFilter fault", func(t *testing.T) {
+		body := `<n:Enumerate xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration"><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements>` +
+			`<w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">Select * from Win32_Processa where name="sshd.exe"</w:Filter></n:Enumerate>`
+		env := strings.Replace(fmt.Sprintf(getEnvelope, wsman.ResourceWMI+"/root/cimv2/*", wsman.ActionEnumerate, "x", body), `<w:SelectorSet><w:Selector Name="Name">x</w:Selector></w:SelectorSet>`, "", 1)
+		got := post(t, "POST", s.URL, testUser, env, nil).body
+		want := readWire(t, "fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml")
+		if diff := cmp.Diff(shapeWith(t, want, true), shapeWith(t, []byte(got), true)); diff != "" {
+			t.Errorf("(-windows +ours):\n%s\nours: %s", diff, got)
+		}
+		for _, frag := range []string{
+			`<p:ParameterInfo>Select * from Win32_Processa where name=&quot;sshd.exe&quot;</p:ParameterInfo>`,
+			`xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/__ExtendedStatus"`,
+			`<f:Message>The specified class does not exist in the given namespace. </f:Message>`,
+		} {
+			if !strings.Contains(got, frag) {
+				t.Errorf("missing %s in %s", frag, got)
+			}
+		}
+	})
 	t.Run("timeout fault", func(t *testing.T) {
 		env := strings.Replace(fmt.Sprintf(getEnvelope, widgetURI, wsman.ActionGet, "c:", ""), "PT60.000S", "PT-1S", 1)
 		got := post(t, "POST", s.URL, testUser, env, nil).body
