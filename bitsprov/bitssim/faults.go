@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
@@ -17,11 +18,11 @@ const providerName = "BitsClientProv"
 
 // WMI status codes (wbemcli.h) used in faults.
 const (
-	wbemNotFound         uint32 = 0x80041002
-	wbemInvalidParameter uint32 = 0x80041008
+	wbemNotFound                = uint32(bitsprov.CodeWBEMNotFound)
+	wbemInvalidParameter        = uint32(bitsprov.CodeWBEMInvalidParameter)
 	wbemTypeMismatch     uint32 = 0x80041005
 	wbemReadOnly         uint32 = 0x80041023 // = -2147217373, windows-sys WBEM_E_READ_ONLY
-	wbemInvalidMethodPar uint32 = 0x8004102F
+	wbemInvalidMethodPar        = uint32(bitsprov.CodeWBEMInvalidMethodParams)
 )
 
 // withMachine sets the fault's Machine, which the server would otherwise

@@ -9,30 +9,31 @@ import (
 	"github.com/bitsremote/bitsremote/bitsprov"
 )
 
-// HRESULTs the simulator returns (Bitsmsg.h, winerror.h, winhttp.h).
+// HRESULTs the simulator returns (Bitsmsg.h, winerror.h, winhttp.h); the
+// ones bitsprov names come from its table.
 const (
-	sOK                      uint32 = 0
-	bgSPartialComplete       uint32 = 0x00200017
-	bgSUnableToDeleteFiles   uint32 = 0x0020001A
+	sOK                      uint32 = uint32(bitsprov.CodeOK)
+	bgSPartialComplete       uint32 = uint32(bitsprov.CodePartialComplete)
+	bgSUnableToDeleteFiles   uint32 = uint32(bitsprov.CodeUnableToDeleteFiles)
 	bgEProxyListTooLarge     uint32 = 0x80200018
 	bgEProxyBypassTooLarge   uint32 = 0x80200019
 	bgEUsernameTooLarge      uint32 = 0x80200025
 	bgEPasswordTooLarge      uint32 = 0x80200026
-	bgEInvalidState          uint32 = 0x80200002
-	bgEEmpty                 uint32 = 0x80200003
-	bgEErrorInfoUnavailable  uint32 = 0x8020000F
+	bgEInvalidState          uint32 = uint32(bitsprov.CodeInvalidState)
+	bgEEmpty                 uint32 = uint32(bitsprov.CodeEmpty)
+	bgEErrorInfoUnavailable  uint32 = uint32(bitsprov.CodeErrorInformationUnavail)
 	bgEMissingFileSize       uint32 = 0x80200011
 	bgEInsufficientRange     uint32 = 0x80200013
-	bgETooManyFiles          uint32 = 0x8020001C
+	bgETooManyFiles          uint32 = uint32(bitsprov.CodeTooManyFiles)
 	bgELocalFileChanged      uint32 = 0x8020001D
 	bgEProtocolMismatch      uint32 = 0x80200022
 	bgEStringTooLong         uint32 = 0x80200021
-	bgEInvalidAuthTarget     uint32 = 0x80200027
-	bgEInvalidAuthScheme     uint32 = 0x80200028
-	bgEInvalidProxyInfo      uint32 = 0x8020003F
-	bgEHTTPErrorBase         uint32 = 0x80190000
-	eInvalidArg              uint32 = 0x80070057
-	eAccessDenied            uint32 = 0x80070005
+	bgEInvalidAuthTarget     uint32 = uint32(bitsprov.CodeInvalidAuthTarget)
+	bgEInvalidAuthScheme     uint32 = uint32(bitsprov.CodeInvalidAuthScheme)
+	bgEInvalidProxyInfo      uint32 = uint32(bitsprov.CodeInvalidProxyInfo)
+	bgEHTTPErrorBase         uint32 = uint32(bitsprov.CodeHTTPBase)
+	eInvalidArg              uint32 = uint32(bitsprov.CodeInvalidArg)
+	eAccessDenied            uint32 = uint32(bitsprov.CodeAccessDenied)
 	eFileNotFound            uint32 = 0x80070002
 	ePathNotFound            uint32 = 0x80070003
 	eDiskFull                uint32 = 0x80070070

@@ -117,16 +117,8 @@ func newGUID() string {
 	return "{" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:] + "}"
 }
 
-// fileTime encodes t as a FILETIME packed in a uint64 (100 ns ticks since
-// 1601-01-01 UTC), as the provider's JobCreationTime and friends; the zero
-// time is 0.
-func fileTime(t time.Time) uint64 {
-	if t.IsZero() {
-		return 0
-	}
-	const epochDiff = 116444736000000000 // 1601 -> 1970 in 100 ns ticks
-	return uint64(t.UnixNano()/100 + epochDiff)
-}
+// fileTime is the FILETIME the provider shows for t (0 for the zero time).
+func fileTime(t time.Time) uint64 { return bitsprov.TimeToFiletime(t) }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }
 
