@@ -6,14 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
@@ -23,49 +20,47 @@ const (
 	testPassword = "S3cret-pa55"
 )
 
-// simHost is a simulated Windows host on loopback: a WS-Man server with
-// NTLM and encryption required, the simulated BITS provider, and a file
-// server for the jobs to download from.
+// simHost is a simulated Windows host on loopback (bitssim.Host): a
+// WS-Man endpoint with NTLM (and Basic) and encryption required, the
+// simulated BITS provider, and a file server for the jobs to download from.
 type simHost struct {
-	srv   *wsmantest.Server
-	prov  *bitssim.Provider
-	files *httptest.Server
-	// content is what the file server serves at /file.bin.
+	*bitssim.Host
+	// content is what the file server serves at /file.bin; /other.bin is
+	// its first 100 bytes.
 	content []byte
 }
 
 func newSimHost(t *testing.T) *simHost {
 	t.Helper()
 	content := bytes.Repeat([]byte("bitsremote test data\n"), 3000)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/file.bin", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "file.bin", fixedTime, bytes.NewReader(content))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file.bin"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other.bin"), content[:100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := bitssim.NewHost(bitssim.HostConfig{
+		Server: wsmantest.Config{
+			Auth:              wsmantest.AuthNTLM | wsmantest.AuthBasic,
+			Users:             map[string]string{testUser: testPassword},
+			RequireEncryption: true,
+			Machine:           "sim01",
+		},
+		Provider:  bitssim.Config{TimeScale: 0.001, Slots: 4},
+		FilesDir:  dir,
+		UploadDir: t.TempDir(),
 	})
-	mux.HandleFunc("/other.bin", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "other.bin", fixedTime, bytes.NewReader(content[:100]))
-	})
-	files := httptest.NewServer(mux)
-	t.Cleanup(files.Close)
-
-	prov := bitssim.New(bitssim.Config{TimeScale: 0.001, Slots: 4})
-	srv := wsmantest.NewUnstartedServer(wsmantest.Config{
-		Auth:              wsmantest.AuthNTLM | wsmantest.AuthBasic,
-		Users:             map[string]string{testUser: testPassword},
-		RequireEncryption: true,
-		Machine:           "sim01",
-	})
-	srv.Handle(bitsprov.ResourceURI, prov)
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		_ = prov.Close()
-	})
-	return &simHost{srv: srv, prov: prov, files: files, content: content}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return &simHost{Host: h, content: content}
 }
 
 // hostArg is the -H value for the host: its host:port.
 func (h *simHost) hostArg() string {
-	return strings.TrimSuffix(strings.TrimPrefix(h.srv.URL, "http://"), "/wsman")
+	return strings.TrimSuffix(strings.TrimPrefix(h.URL, "http://"), "/wsman")
 }
 
 // run executes the command line in-process and returns the exit code
@@ -124,5 +119,3 @@ func readFile(t *testing.T, p string) []byte {
 func tempPath(t *testing.T, name string) string {
 	return filepath.Join(t.TempDir(), name)
 }
-
-var fixedTime = mustTime("2026-01-02T03:04:05Z")

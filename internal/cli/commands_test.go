@@ -16,7 +16,7 @@ var guidRE = regexp.MustCompile(`^\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 // createSuspended creates a suspended job and returns its id.
 func createSuspended(t *testing.T, h *simHost, local string) string {
 	t.Helper()
-	r := run(t, withPassword(), "create", "--url", h.files.URL+"/file.bin", "--local", local,
+	r := run(t, withPassword(), "create", "--url", h.FilesURL+"/file.bin", "--local", local,
 		"--name", "nightly", "--description", "test job", "--suspended", "-H", h.hostArg(), "-u", testUser)
 	if r.code != 0 {
 		t.Fatalf("create: exit %d\nstderr: %s", r.code, r.stderr)
@@ -75,7 +75,7 @@ func TestCreateGetJSON(t *testing.T) {
 		t.Fatalf("files = %v, want one", m["files"])
 	}
 	f0 := files[0].(map[string]any)
-	if f0["remoteUrl"] != h.files.URL+"/file.bin" || f0["localFile"] != local || f0["completed"] != false {
+	if f0["remoteUrl"] != h.FilesURL+"/file.bin" || f0["localFile"] != local || f0["completed"] != false {
 		t.Errorf("files[0] = %v", f0)
 	}
 	// The host field comes first, so people reading jsonl see it first.
@@ -99,11 +99,11 @@ func TestJobLifecycleCommands(t *testing.T) {
 	}
 
 	other := tempPath(t, "b.bin")
-	r = run(t, withPassword(), append([]string{"add-file", id, h.files.URL + "/other.bin", other}, base...)...)
+	r = run(t, withPassword(), append([]string{"add-file", id, h.FilesURL + "/other.bin", other}, base...)...)
 	if r.code != 0 {
 		t.Fatalf("add-file: exit %d: %s", r.code, r.stderr)
 	}
-	if want := h.hostArg() + ": added file to " + id + ": " + h.files.URL + "/other.bin -> " + other + "\n"; r.stdout != want {
+	if want := h.hostArg() + ": added file to " + id + ": " + h.FilesURL + "/other.bin -> " + other + "\n"; r.stdout != want {
 		t.Errorf("add-file printed %q, want %q", r.stdout, want)
 	}
 
@@ -141,7 +141,7 @@ func TestJobLifecycleCommands(t *testing.T) {
 func TestTransferDownload(t *testing.T) {
 	h := newSimHost(t)
 	dir := t.TempDir()
-	r := run(t, withPassword(), "transfer", h.files.URL+"/file.bin", h.files.URL+"/other.bin", dir+"/",
+	r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", h.FilesURL+"/other.bin", dir+"/",
 		"--interval", "20ms", "-H", h.hostArg(), "-u", testUser, "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("transfer: exit %d: %s", r.code, r.stderr)
@@ -164,7 +164,7 @@ func TestTransferDownload(t *testing.T) {
 func TestTransferFailureExitCode(t *testing.T) {
 	h := newSimHost(t)
 	local := tempPath(t, "missing.bin")
-	r := run(t, withPassword(), "transfer", h.files.URL+"/missing.bin", local,
+	r := run(t, withPassword(), "transfer", h.FilesURL+"/missing.bin", local,
 		"--interval", "20ms", "--timeout", "30s", "-H", h.hostArg(), "-u", testUser, "-o", "json")
 	if r.code != ExitJobFailed {
 		t.Fatalf("transfer of a 404: exit %d, want 1; stderr %s", r.code, r.stderr)
@@ -188,7 +188,7 @@ func TestTransferFailureExitCode(t *testing.T) {
 func TestTransferAsync(t *testing.T) {
 	h := newSimHost(t)
 	local := tempPath(t, "a.bin")
-	r := run(t, withPassword(), "transfer", h.files.URL+"/file.bin", local, "--async", "--priority", "low",
+	r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", local, "--async", "--priority", "low",
 		"-H", h.hostArg(), "-u", testUser, "-o", "jsonl")
 	if r.code != 0 {
 		t.Fatalf("transfer --async: exit %d: %s", r.code, r.stderr)

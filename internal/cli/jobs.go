@@ -164,6 +164,9 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		}
 		return nil
 	})
+	if err == nil && out.format == "table" && out.count() == 0 {
+		f.IO.Warnf("no jobs")
+	}
 	return flushWith(out, renderJobTable(out.multiHost), err)
 }
 

@@ -61,6 +61,13 @@ func (o *output) emit(host string, v any) error {
 	return nil
 }
 
+// count returns the number of results collected so far.
+func (o *output) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.recs)
+}
+
 // failureRecord is what fleet JSON output says of a host that failed.
 type failureRecord struct {
 	Host string `json:"host"`
