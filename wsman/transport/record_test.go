@@ -222,7 +222,7 @@ func TestRecordReplay(t *testing.T) {
 func TestReplayVerifyUnused(t *testing.T) {
 	dir := t.TempDir()
 	rec, err := NewRecorder(Func(func(context.Context, *Request) (*Response, error) {
-		return &Response{StatusCode: 500, ContentType: "text/plain", Body: []byte("boom")}, nil
+		return &Response{StatusCode: 500, ContentType: "text/plain", Body: []byte("boom"), Encrypted: true}, nil
 	}), dir, "two")
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestReplayVerifyUnused(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, err := rp.RoundTrip(context.Background(), &Request{URL: "http://other:2/wsman", Body: []byte(`<a/>`)})
-	if err != nil || resp.StatusCode != 500 || string(resp.Body) != "boom" || resp.ContentType != "text/plain" {
+	if err != nil || resp.StatusCode != 500 || string(resp.Body) != "boom" || resp.ContentType != "text/plain" || !resp.Encrypted {
 		t.Fatalf("got %+v, %v", resp, err)
 	}
 	if err, want := rp.Verify(), "replay two: 1 of 2 recorded exchanges were not requested"; err == nil || err.Error() != want {
