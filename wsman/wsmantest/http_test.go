@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/beevik/etree"
 	"github.com/google/go-cmp/cmp"
@@ -321,4 +322,18 @@ func TestWireShapes(t *testing.T) {
 			t.Errorf("(-windows +ours):\n%s\nours: %s", diff, got)
 		}
 	})
+}
+
+// TestUTF16Request: WinRM accepts UTF-16 bodies (MS-WSMV 2.2.9.1.1.2).
+func TestUTF16Request(t *testing.T) {
+	s, _ := newServer(t, wsmantest.Config{}, 1)
+	env := fmt.Sprintf(getEnvelope, widgetURI, wsman.ActionGet, "w000", "")
+	b := []byte{0xFF, 0xFE}
+	for _, u := range utf16.Encode([]rune(env)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	r := post(t, "POST", s.URL, testUser, string(b), map[string]string{"Content-Type": "application/soap+xml;charset=UTF-16"})
+	if r.status != 200 || !strings.Contains(r.body, "<p:Name>w000</p:Name>") {
+		t.Errorf("status %d body %s", r.status, r.body)
+	}
 }

@@ -82,6 +82,9 @@ type Provider interface {
 	Invoke(ctx context.Context, r *Request, method string, input *wsman.Instance) (*wsman.Instance, error)
 	// Enumerate returns every instance matching the request; the server
 	// does the batching into Enumerate/Pull responses and keeps contexts.
+	// The server also applies the WQL WHERE clause, a WQL property list
+	// and the selector filter to what Enumerate returns, so a provider may
+	// return all its instances and ignore r.WQL and r.SelectorFilter.
 	Enumerate(ctx context.Context, r *EnumerateRequest) ([]*wsman.Instance, error)
 }
 
