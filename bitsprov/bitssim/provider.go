@@ -83,7 +83,8 @@ func New(cfg Config) *Provider {
 		p.clock = realClock{}
 	}
 	if p.client == nil {
-		p.client = &http.Client{}
+		// An own transport, so that Close drops only our connections.
+		p.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p

@@ -311,13 +311,28 @@ func (t *transferCtx) download(i int, f file) *jobError {
 			t.progress(i, f.total, f.total, true)
 			return nil
 		}
+		if offset > 0 {
+			// The remote file shrank below what we have: start over.
+			resp.Body.Close()
+			f.transferred, f.total = 0, sizeUnknown
+			if !t.progress(i, 0, sizeUnknown, false) {
+				return nil
+			}
+			return t.download(i, f)
+		}
 		return httpError(resp.StatusCode)
 	default:
 		return httpError(resp.StatusCode)
 	}
-	if f.total != sizeUnknown && uint64(total) != f.total && offset > 0 {
-		// The remote file changed under a resumed download: start over.
-		offset = 0
+	if offset > 0 && f.total != sizeUnknown && uint64(total) != f.total {
+		// The remote file changed size under a resumed download: the
+		// partial data is worthless, start over with a plain GET.
+		resp.Body.Close()
+		f.transferred, f.total = 0, uint64(total)
+		if !t.progress(i, 0, f.total, false) {
+			return nil
+		}
+		return t.download(i, f)
 	}
 	out, err := os.OpenFile(f.tmp, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {

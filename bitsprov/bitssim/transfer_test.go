@@ -588,3 +588,44 @@ func TestServerCredentials(t *testing.T) {
 	rv(t, p, id, "SetJobState", "JobState", "1")
 	assertFile(t, local, data)
 }
+
+func TestResumeRestartsWhenRemoteFileChanged(t *testing.T) {
+	old, changed := randomBytes(t, 30000), randomBytes(t, 12345)
+	var mu sync.Mutex
+	var n int
+	var ranges []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		if first { // half of the old file, then a dropped connection
+			w.Header().Set("Content-Length", strconv.Itoa(len(old)))
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(old[:len(old)/2])
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		http.ServeContent(w, r, "f", time.Time{}, bytesReader(changed))
+	}))
+	t.Cleanup(srv.Close)
+	p := newTestProvider(t, Config{})
+	local := filepath.Join(t.TempDir(), "f")
+	id := create(t, p, "DisplayName", "changed", "RemoteUrl", srv.URL+"/f", "LocalFile", local)
+	rv(t, p, id, "SetJobState", "JobState", "2")
+	waitState(t, p, id, bitsprov.StateTransferred)
+	mu.Lock()
+	got := append([]string(nil), ranges...)
+	mu.Unlock()
+	// The Range request finds a different size (12345, not 30000) and the
+	// download starts over without one.
+	if want := []string{"", "bytes=15000-", ""}; !equalStrings(got, want) {
+		t.Fatalf("Range headers %q, want %q", got, want)
+	}
+	rv(t, p, id, "SetJobState", "JobState", "1")
+	assertFile(t, local, changed)
+}
