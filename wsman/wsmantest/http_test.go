@@ -337,3 +337,23 @@ func TestUTF16Request(t *testing.T) {
 		t.Errorf("status %d body %s", r.status, r.body)
 	}
 }
+
+// TestListenAddress: sim --hosts N binds one server per 127.0.0.x address.
+func TestListenAddress(t *testing.T) {
+	s, err := wsmantest.New(wsmantest.Config{Addr: "127.0.0.2:0", Users: map[string]string{testUser: testPass}})
+	if err != nil {
+		t.Skipf("127.0.0.2 not available here: %v", err)
+	}
+	s.Handle(widgetURI, newWidgets(1))
+	s.Start()
+	t.Cleanup(s.Close)
+	if !strings.HasPrefix(s.URL, "http://127.0.0.2:") {
+		t.Fatalf("URL = %s", s.URL)
+	}
+	if _, err := newClient(t, s, "basic", testPass, nil).Get(context.Background(), widgetURI, sel("Name", "w000")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wsmantest.New(wsmantest.Config{Addr: "256.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "256.0.0.1:0") {
+		t.Errorf("bad address: err = %v", err)
+	}
+}
