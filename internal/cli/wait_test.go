@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
+	"github.com/bitsremote/bitsremote/wsman/wsmantest"
+)
+
+func TestWaitTimeoutLeavesJob(t *testing.T) {
+	h := newSimHost(t)
+	id := createSuspended(t, h, tempPath(t, "a.bin"))
+	base := []string{"-H", h.hostArg(), "-u", testUser}
+	r := run(t, withPassword(), append([]string{"wait", id, "--interval", "10ms", "--timeout", "150ms", "-o", "json"}, base...)...)
+	if r.code != ExitConnection {
+		t.Fatalf("wait past its timeout: exit %d, want 4; stderr %s", r.code, r.stderr)
+	}
+	m := decode(t, r.stdout)
+	if m["state"] != "Suspended" || m["outcome"].(map[string]any)["result"] != "TimedOut" {
+		t.Errorf("state %v outcome %v", m["state"], m["outcome"])
+	}
+	if !strings.Contains(r.stderr, "is suspended; waiting until it is resumed") {
+		t.Errorf("no warning about the suspended job: %s", r.stderr)
+	}
+	// The job is still there.
+	if r := run(t, withPassword(), append([]string{"get", id}, base...)...); r.code != 0 {
+		t.Errorf("job gone after a wait timeout: exit %d", r.code)
+	}
+	if r := run(t, withPassword(), append([]string{"wait", id, "--transient", "sometimes"}, base...)...); r.code != ExitUsage || !strings.Contains(r.stderr, `--transient "sometimes": want wait or cancel`) {
+		t.Errorf("bad --transient: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestTransferUpload(t *testing.T) {
+	h := newSimHost(t)
+	src := filepath.Join(t.TempDir(), "report.bin")
+	if err := os.WriteFile(src, h.content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, withPassword(), "transfer", src, h.UploadURL+"/in/report.bin", "--type", "upload", "--interval", "20ms",
+		"-H", h.hostArg(), "-u", testUser, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("upload: exit %d: %s", r.code, r.stderr)
+	}
+	m := decode(t, r.stdout)
+	// The provider's BitsClientJob has no Type property: null, not a guess.
+	if v, ok := m["type"]; !ok || v != nil {
+		t.Errorf("type = %v (present %v), want null", v, ok)
+	}
+	if m["state"] != "Acknowledged" {
+		t.Errorf("state = %v", m["state"])
+	}
+}
+
+func TestHTTPSWithCAFile(t *testing.T) {
+	h, err := bitssim.NewHost(bitssim.HostConfig{
+		Server: wsmantest.Config{Auth: wsmantest.AuthBasic, Users: map[string]string{testUser: testPassword}},
+		TLS:    true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ca, err := h.Server.CAFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(h.URL, "https://"), "/wsman")
+	base := []string{"list", "-H", hostPort, "--https", "--auth", "basic", "-u", testUser, "-o", "json"}
+
+	r := run(t, withPassword(), append(base, "--ca-file", ca)...)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("https with --ca-file: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, withPassword(), base...)
+	if r.code != ExitConnection || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("https with an unknown CA: exit %d, want 4: %s", r.code, r.stderr)
+	}
+	r = run(t, withPassword(), append(base, "--insecure-skip-verify")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: --insecure-skip-verify") {
+		t.Errorf("--insecure-skip-verify: exit %d stderr %q", r.code, r.stderr)
+	}
+	r = run(t, withPassword(), "list", "-H", "https://"+hostPort, "--auth", "basic", "-u", testUser, "--ca-file", ca, "-o", "json")
+	if r.code != 0 {
+		t.Errorf("https URL host: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestProgressOnTerminalOnly(t *testing.T) {
+	total := uint64(200)
+	j := &bitsprov.Job{JobID: "{X}", State: bitsprov.StateTransferring, BytesTransferred: 50, BytesTotal: &total, FilesTotal: 1}
+
+	ios, _, _, errOut := Test()
+	newProgress(ios).update("h {X}", j)
+	if errOut.Len() != 0 {
+		t.Errorf("progress drawn on a non-terminal: %q", errOut.String())
+	}
+
+	ios.StderrTTY = true
+	p := newProgress(ios)
+	p.update("h {X}", j)
+	j.BytesTransferred = 200
+	p.update("h {X}", j)
+	want := "\r\x1b[2Kh {X}  Transferring   [#####...............]  25% 50 B/200 B  files 0/1\n" +
+		"\x1b[1A\r\x1b[2Kh {X}  Transferring   [####################] 100% 200 B/200 B  files 0/1\n"
+	if got := errOut.String(); got != want {
+		t.Errorf("progress output\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestDebugRedaction(t *testing.T) {
+	in := []byte(`<p:SetCredentials_INPUT><p:UserName>u</p:UserName><p:Password>hunter2</p:Password><Password xsi:type="x">p&amp;w</Password></p:SetCredentials_INPUT>`)
+	want := `<p:SetCredentials_INPUT><p:UserName>u</p:UserName><p:Password>REDACTED</p:Password><Password xsi:type="x">REDACTED</Password></p:SetCredentials_INPUT>`
+	if got := string(redactBody(in)); got != want {
+		t.Errorf("redactBody\n got %s\nwant %s", got, want)
+	}
+}
