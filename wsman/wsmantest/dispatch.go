@@ -272,13 +272,20 @@ func call[T any](ctx context.Context, s *Server, timeout time.Duration, fn func(
 		err error
 	}
 	done := make(chan result, 1)
+	var zero T
+	s.mu.Lock()
+	if s.closed {
+		// Close is waiting for provider calls; start no new one.
+		s.mu.Unlock()
+		return zero, errors.New("wsmantest: server closed")
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		v, err := fn(ctx)
 		done <- result{v, err}
 	}()
-	var zero T
 	select {
 	case r := <-done:
 		if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && ctx.Err() != nil {
