@@ -1,0 +1,195 @@
+// Package integration drives the real bitsremote binary, built once by
+// TestMain, against "bitsremote sim" child processes and a loopback file
+// server in the test process: every command, its JSON output field by
+// field, every exit code, bad input, and a wait that survives the host
+// restarting.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the bitsremote executable TestMain built.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+// buildAndRun builds ./cmd/bitsremote into a temporary directory, runs the
+// tests and removes the directory. A build failure fails the whole run:
+// nothing here is worth skipping.
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "bitsremote-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	binary = filepath.Join(dir, "bitsremote")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/bitsremote")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: go build ./cmd/bitsremote:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// result is what one run of the binary produced.
+type result struct {
+	Args   []string
+	Stdout string
+	Stderr string
+	Code   int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("bitsremote %s\nexit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, r.Stdout, r.Stderr)
+}
+
+// runSpec describes one run: arguments, extra environment, stdin, and the
+// secrets that must not appear in its output.
+type runSpec struct {
+	args    []string
+	env     []string
+	stdin   io.Reader
+	secrets []string
+	// timeout bounds the run (default 30 s) so a hang fails the test
+	// instead of the whole package.
+	timeout time.Duration
+}
+
+// baseEnv is the environment of every child: the parent's, minus any
+// BITSREMOTE_ variable a developer may have set, so tests see only what
+// they give.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BITSREMOTE_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// run executes the binary and checks that no secret appears in stdout or
+// stderr, in clear or base64 form.
+func run(t *testing.T, spec runSpec) result {
+	t.Helper()
+	timeout := spec.timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, spec.args...)
+	cmd.Env = append(baseEnv(), spec.env...)
+	if spec.stdin != nil {
+		cmd.Stdin = spec.stdin
+	}
+	// Otherwise stdin is /dev/null: never a terminal, so no prompt.
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	err := cmd.Run()
+	res := result{Args: spec.args, Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("bitsremote %s: still running after %v\n%s", strings.Join(spec.args, " "), timeout, res)
+	case errors.As(err, &ee):
+		res.Code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("bitsremote %s: %v", strings.Join(spec.args, " "), err)
+	}
+	checkNoSecrets(t, res, spec.secrets)
+	return res
+}
+
+// checkNoSecrets fails the test when a secret leaks into the output.
+func checkNoSecrets(t *testing.T, res result, secrets []string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		for _, where := range []struct{ name, text string }{{"stdout", res.Stdout}, {"stderr", res.Stderr}} {
+			if strings.Contains(where.text, s) {
+				t.Errorf("a password appears in %s of:\n%s", where.name, res)
+			}
+		}
+	}
+}
+
+// wantCode fails the test unless the run ended with code.
+func wantCode(t *testing.T, res result, code int) {
+	t.Helper()
+	if res.Code != code {
+		t.Fatalf("exit code %d, want %d\n%s", res.Code, code, res)
+	}
+}
+
+// decode parses JSON output into v, failing the test on anything else.
+func decode(t *testing.T, res result, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(res.Stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("stdout is not the expected JSON: %v\n%s", err, res)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON value\n%s", res)
+	}
+}
+
+// decodeLines parses jsonl output, one value per line.
+func decodeLines[T any](t *testing.T, res result) []T {
+	t.Helper()
+	var out []T
+	sc := bufio.NewScanner(strings.NewReader(res.Stdout))
+	for sc.Scan() {
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("line %q is not the expected JSON: %v\n%s", sc.Text(), err, res)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
