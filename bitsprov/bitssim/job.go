@@ -90,6 +90,8 @@ type file struct {
 	total       uint64
 	transferred uint64
 	completed   bool
+	// path is LocalFile on this machine ("" if it maps to nothing).
+	path string
 	// tmp is where a download is written until Complete renames it.
 	tmp string
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -281,7 +282,7 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 		creds:             map[[2]uint16][2]string{},
 	}
 	if ok2 {
-		j.files = append(j.files, newFile(remote, local))
+		j.files = append(j.files, p.newFile(remote, local))
 	}
 	p.mu.Lock()
 	p.seq++
@@ -296,12 +297,41 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 	return output("CreateJob", sOK, textProp("JobId", j.id))
 }
 
-func newFile(remote, local string) *file {
-	f := &file{remoteURL: remote, localFile: local, total: sizeUnknown}
-	// BITS downloads into a hidden BIT*.tmp beside the destination and
-	// renames it on Complete.
-	f.tmp = filepath.Join(filepath.Dir(local), "BIT"+strings.Trim(newGUID()[1:9], "-")+".tmp")
+func (p *Provider) newFile(remote, local string) *file {
+	f := &file{remoteURL: remote, localFile: local, total: sizeUnknown, path: p.hostPath(local)}
+	if f.path != "" {
+		// BITS downloads into a hidden BIT*.tmp beside the destination and
+		// renames it on Complete.
+		f.tmp = filepath.Join(filepath.Dir(f.path), "BIT"+strings.Trim(newGUID()[1:9], "-")+".tmp")
+	}
 	return f
+}
+
+// hostPath maps a job's LocalFile to a path on this machine: an absolute
+// path of this OS is used as it is; a Windows path (C:\dir\f, \\srv\share\f)
+// goes under Config.LocalRoot (LocalRoot/C/dir/f, LocalRoot/UNC/srv/share/f)
+// and, without a LocalRoot, maps to nothing, so that a transfer fails with
+// ERROR_PATH_NOT_FOUND instead of writing into the working directory.
+func (p *Provider) hostPath(local string) string {
+	if !windowsAbs.MatchString(local) {
+		if filepath.IsAbs(local) {
+			return filepath.Clean(local)
+		}
+		return ""
+	}
+	if p.cfg.LocalRoot == "" {
+		return ""
+	}
+	// ".." stops at the drive (or share) as it does on Windows.
+	if strings.HasPrefix(local, `\\`) {
+		parts := strings.SplitN(strings.ReplaceAll(local[2:], `\`, "/"), "/", 3)
+		if len(parts) < 3 {
+			return ""
+		}
+		return filepath.Join(p.cfg.LocalRoot, "UNC", parts[0], parts[1], filepath.FromSlash(path.Clean("/"+parts[2])))
+	}
+	rest := path.Clean("/" + strings.ReplaceAll(local[3:], `\`, "/"))
+	return filepath.Join(p.cfg.LocalRoot, strings.ToUpper(local[:1]), filepath.FromSlash(rest))
 }
 
 // addFile implements AddFile. Upload jobs hold exactly one file.
@@ -319,7 +349,7 @@ func (p *Provider) addFile(j *job, a args) uint32 {
 	if j.typ != bitsprov.TypeDownload && len(j.files) >= 1 {
 		return bgETooManyFiles
 	}
-	j.files = append(j.files, newFile(remote, local))
+	j.files = append(j.files, p.newFile(remote, local))
 	j.modified = p.now()
 	// A transferred job has work again (AddFile refuses only final jobs).
 	if j.state == bitsprov.StateTransferred {
@@ -390,6 +420,9 @@ func (p *Provider) cancelJob(j *job) uint32 {
 	var rv uint32
 	if typ == bitsprov.TypeDownload {
 		for _, f := range files {
+			if f.tmp == "" {
+				continue
+			}
 			if err := os.Remove(f.tmp); err != nil && !os.IsNotExist(err) {
 				rv = bgSUnableToDeleteFiles
 			}
@@ -438,7 +471,7 @@ func (p *Provider) completeJob(j *job) uint32 {
 				_ = os.Remove(f.tmp)
 				continue
 			}
-			if err := os.Rename(f.tmp, f.localFile); err != nil {
+			if err := os.Rename(f.tmp, f.path); err != nil {
 				// The job stays where it was; the caller may retry.
 				return localFileCode(err)
 			}

@@ -41,6 +41,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// FragmentSize is the size of upload fragments; zero means 64 KiB.
 	FragmentSize int
+	// LocalRoot, if set, is where Windows paths in LocalFile live on this
+	// machine: C:\data\f.bin is LocalRoot/C/data/f.bin. Absolute paths of
+	// this OS are always used as they are.
+	LocalRoot string
 }
 
 // Provider is the simulated BitsClientJob provider. It implements

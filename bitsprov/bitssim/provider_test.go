@@ -352,3 +352,30 @@ func TestCloseStopsTransfers(t *testing.T) {
 		}
 	}
 }
+
+func TestHostPath(t *testing.T) {
+	root := t.TempDir()
+	with := New(Config{LocalRoot: root})
+	without := New(Config{})
+	t.Cleanup(func() { _ = with.Close(); _ = without.Close() })
+	for _, tc := range []struct {
+		local, with, without string
+	}{
+		{`C:\data\a.bin`, filepath.Join(root, "C", "data", "a.bin"), ""},
+		{`d:\x\..\..\..\y`, filepath.Join(root, "D", "y"), ""},
+		{`\\srv\share\f`, filepath.Join(root, "UNC", "srv", "share", "f"), ""},
+		{"/var/tmp/f", "/var/tmp/f", "/var/tmp/f"},
+		{`\\srv\share\..\..\f`, filepath.Join(root, "UNC", "srv", "share", "f"), ""},
+		{`\\srv`, "", ""},
+		{"relative/f", "", ""},
+	} {
+		t.Run(tc.local, func(t *testing.T) {
+			if got := with.hostPath(tc.local); got != tc.with {
+				t.Errorf("with LocalRoot: %q, want %q", got, tc.with)
+			}
+			if got := without.hostPath(tc.local); got != tc.without {
+				t.Errorf("without LocalRoot: %q, want %q", got, tc.without)
+			}
+		})
+	}
+}

@@ -275,6 +275,9 @@ func (t *transferCtx) progress(i int, transferred, total uint64, completed bool)
 // download fetches one file into its temp file, resuming a partial temp
 // file with a Range request.
 func (t *transferCtx) download(i int, f file) *jobError {
+	if f.path == "" {
+		return &jobError{context: bitsprov.ContextLocalFile, code: ePathNotFound}
+	}
 	var offset int64
 	if st, err := os.Stat(f.tmp); err == nil && f.transferred > 0 && uint64(st.Size()) >= f.transferred {
 		offset = int64(f.transferred)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -628,4 +629,32 @@ func TestResumeRestartsWhenRemoteFileChanged(t *testing.T) {
 	}
 	rv(t, p, id, "SetJobState", "JobState", "1")
 	assertFile(t, local, changed)
+}
+
+func TestWindowsLocalFile(t *testing.T) {
+	src, root := t.TempDir(), t.TempDir()
+	data := randomBytes(t, 4000)
+	writeFile(t, filepath.Join(src, "f"), data)
+	fs := fileServer(t, src)
+	t.Run("under LocalRoot", func(t *testing.T) {
+		if err := os.MkdirAll(filepath.Join(root, "C", "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := newTestProvider(t, Config{LocalRoot: root})
+		id := create(t, p, "DisplayName", "w", "RemoteUrl", fs.URL+"/f", "LocalFile", `C:\data\f.bin`)
+		rv(t, p, id, "SetJobState", "JobState", "2")
+		waitState(t, p, id, bitsprov.StateTransferred)
+		rv(t, p, id, "SetJobState", "JobState", "1")
+		assertFile(t, filepath.Join(root, "C", "data", "f.bin"), data)
+	})
+	t.Run("without LocalRoot", func(t *testing.T) {
+		p := newTestProvider(t, Config{})
+		id := create(t, p, "DisplayName", "w", "RemoteUrl", fs.URL+"/f", "LocalFile", `C:\data\f.bin`)
+		rv(t, p, id, "SetJobState", "JobState", "2")
+		waitState(t, p, id, bitsprov.StateError)
+		out := invoke(t, p, id, "GetError")
+		if got := prop(t, out, "ErrorContext") + "/" + prop(t, out, "ErrorCode"); got != "4/"+strconv.FormatUint(uint64(ePathNotFound), 10) {
+			t.Fatalf("context/code %s", got)
+		}
+	})
 }

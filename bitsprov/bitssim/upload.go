@@ -76,7 +76,10 @@ func (p *Provider) sendPacket(ctx context.Context, remoteURL, session, typ strin
 // Fragments in order, each acknowledged with the next offset the server
 // wants (BITS-Received-Content-Range). Close-Session is sent by Complete.
 func (t *transferCtx) upload(i int, f file) *jobError {
-	src, err := os.Open(f.localFile)
+	if f.path == "" {
+		return &jobError{context: bitsprov.ContextLocalFile, code: ePathNotFound}
+	}
+	src, err := os.Open(f.path)
 	if err != nil {
 		code := localFileCode(err)
 		if code == ePathNotFound {
