@@ -325,7 +325,10 @@ func (f *Factory) fanOut(ctx context.Context, out *output, eps []Endpoint, cfg t
 	g.SetLimit(f.Conn.Concurrency)
 	for i, ep := range eps {
 		g.Go(func() error {
+			start := time.Now()
+			f.log().Debug("host start", "host", ep.Name, "url", ep.URL, "auth", cfg.Auth.String(), "encryption", cfg.Encryption.String())
 			err := f.runHost(gctx, cfg, ep, fn)
+			f.log().Debug("host done", "host", ep.Name, "elapsed", time.Since(start), "exitCode", ExitCode(err))
 			if err == nil {
 				return nil
 			}
