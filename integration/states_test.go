@@ -1,0 +1,245 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestJobInError: a download of a missing file ends in Error; wait
+// leaves it (exit 1), error/get/list report the 404 field by field, and
+// wait --on-error cancel cancels it (exit 1) so it leaves the queue.
+func TestJobInError(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{})
+	fs := newFileServer(t)
+	missing := fs.URL + "/no-such-file.bin"
+	local := filepath.Join(t.TempDir(), "missing.bin")
+	host := s.host().Host
+
+	res := s.run(t, "create", "--url", missing, "--local", local)
+	wantCode(t, res, 0)
+	id := strings.TrimSpace(res.Stdout)
+	if !guidRE.MatchString(id) {
+		t.Fatalf("create printed %q, want a bare {GUID} line", res.Stdout)
+	}
+	want404 := &errorJSON{
+		Context:            "RemoteFile",
+		ContextDescription: "The error occurred while the remote file was being processed.",
+		Code:               "0x80190194",
+		CodeName:           "BG_E_HTTP_ERROR_404",
+		Description:        "HTTP status 404: The requested URL does not exist on the server.",
+	}
+
+	res = s.run(t, "wait", id, "--interval", "50ms", "--timeout", "20s", "-o", "json")
+	wantCode(t, res, 1)
+	var j jobJSON
+	decode(t, res, &j)
+	if j.State != "Error" || j.StateCode != 4 || j.Outcome == nil || j.Outcome.Result != "Left" {
+		t.Errorf("wait on a 404: state %s (%d), outcome %+v; want Error (4), Left", j.State, j.StateCode, j.Outcome)
+	}
+	if diff := cmp.Diff(want404, j.Error); diff != "" {
+		t.Errorf("wait: error object (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(res.Stderr, id) || !strings.Contains(res.Stderr, "BG_E_HTTP_ERROR_404") {
+		t.Errorf("wait: stderr does not name the job and BG_E_HTTP_ERROR_404:\n%s", res.Stderr)
+	}
+
+	res = s.run(t, "error", id, "-o", "json")
+	wantCode(t, res, 0)
+	var e errorCmdJSON
+	decode(t, res, &e)
+	if diff := cmp.Diff(errorCmdJSON{Host: host, JobID: id, Error: want404}, e); diff != "" {
+		t.Errorf("error -o json (-want +got):\n%s", diff)
+	}
+	res = s.run(t, "error", id)
+	wantCode(t, res, 0)
+	if !hasLine(res.Stdout, id, "0x80190194", "BG_E_HTTP_ERROR_404", "RemoteFile") {
+		t.Errorf("error: table line lacks the code and context:\n%s", res.Stdout)
+	}
+
+	res = s.run(t, "get", id, "-o", "json")
+	wantCode(t, res, 0)
+	decode(t, res, &j)
+	if diff := cmp.Diff(want404, j.Error); diff != "" {
+		t.Errorf("get: error object (-want +got):\n%s", diff)
+	}
+
+	// A second job that is fine, so that --state really filters.
+	urlOK, _ := fs.addRandom("ok.bin", 1000)
+	res = s.run(t, "create", "--url", urlOK, "--local", filepath.Join(t.TempDir(), "ok.bin"), "--suspended")
+	wantCode(t, res, 0)
+	okID := strings.TrimSpace(res.Stdout)
+	for _, tc := range []struct {
+		states string
+		want   []string
+	}{
+		{"error", []string{id}},
+		{"Suspended", []string{okID}},
+		{"error,suspended", jobIDs([]jobJSON{{JobID: id}, {JobID: okID}})},
+		{"transferred", nil},
+	} {
+		res := s.run(t, "list", "--state", tc.states, "-o", "json")
+		wantCode(t, res, 0)
+		var list []jobJSON
+		decode(t, res, &list)
+		if diff := cmp.Diff(tc.want, jobIDs(list)); diff != "" {
+			t.Errorf("list --state %s (-want +got):\n%s", tc.states, diff)
+		}
+		for _, lj := range list {
+			if lj.JobID == id {
+				if diff := cmp.Diff(want404, lj.Error); diff != "" {
+					t.Errorf("list: error object (-want +got):\n%s", diff)
+				}
+			}
+		}
+	}
+	res = s.run(t, "list", "--state", "finished")
+	wantCode(t, res, 2)
+	if !strings.Contains(res.Stderr, "--state") || !strings.Contains(res.Stderr, "finished") {
+		t.Errorf("list --state finished: stderr does not name the bad state:\n%s", res.Stderr)
+	}
+
+	// A job that is not in error has no error information: a fault.
+	res = s.run(t, "error", okID)
+	wantCode(t, res, 5)
+	if !strings.Contains(res.Stderr, "BG_E_ERROR_INFORMATION_UNAVAILABLE") {
+		t.Errorf("error of a healthy job: stderr lacks BG_E_ERROR_INFORMATION_UNAVAILABLE:\n%s", res.Stderr)
+	}
+
+	// wait --on-error cancel: exit 1, the job is Cancelled and gone.
+	res = s.run(t, "wait", id, "--on-error", "cancel", "--interval", "50ms", "-o", "json")
+	wantCode(t, res, 1)
+	decode(t, res, &j)
+	if j.State != "Cancelled" || j.StateCode != 8 || j.Outcome == nil || j.Outcome.Result != "Cancelled" {
+		t.Errorf("wait --on-error cancel: state %s (%d), outcome %+v; want Cancelled (8), Cancelled", j.State, j.StateCode, j.Outcome)
+	}
+	if diff := cmp.Diff(want404, j.Error); diff != "" {
+		t.Errorf("wait --on-error cancel: error object (-want +got):\n%s", diff)
+	}
+	res = s.run(t, "get", id)
+	wantCode(t, res, 5)
+	if _, err := os.Stat(local); !os.IsNotExist(err) {
+		t.Errorf("the cancelled job's file exists: %v", err)
+	}
+}
+
+// TestSuspendResumeCancelComplete drives SetJobState through the CLI:
+// suspend keeps a running job's progress, resume continues it, cancel
+// removes the job and its files, complete makes a Transferred job's file
+// appear, and complete of a job with a failed file reports
+// BG_S_PARTIAL_COMPLETE with exit 0.
+func TestSuspendResumeCancelComplete(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{})
+	fs := newFileServer(t)
+	dir := t.TempDir()
+	host := s.host().Host
+
+	action := func(t *testing.T, verb, id string) actionJSON {
+		t.Helper()
+		res := s.run(t, verb, id, "-o", "json")
+		wantCode(t, res, 0)
+		var a actionJSON
+		decode(t, res, &a)
+		if a.Host != host || a.JobID != id {
+			t.Errorf("%s -o json: host %q jobId %q, want %q %q", verb, a.Host, a.JobID, host, id)
+		}
+		return a
+	}
+	getJob := func(t *testing.T, id string) jobJSON {
+		t.Helper()
+		res := s.run(t, "get", id, "-o", "json")
+		wantCode(t, res, 0)
+		var j jobJSON
+		decode(t, res, &j)
+		return j
+	}
+
+	t.Run("suspend resume cancel", func(t *testing.T) {
+		url, _ := fs.addRandom("slow.bin", 200_000)
+		fs.stall("slow.bin", 50_000)
+		local := filepath.Join(dir, "slow.bin")
+		res := s.run(t, "create", "--url", url, "--local", local, "-o", "json")
+		wantCode(t, res, 0)
+		var c createJSON
+		decode(t, res, &c)
+		if c.Suspended {
+			t.Errorf("create without --suspended printed suspended: true")
+		}
+		id := c.JobID
+		if a := action(t, "suspend", id); a.Action != "suspended" {
+			t.Errorf("suspend: action %q", a.Action)
+		}
+		if j := getJob(t, id); j.State != "Suspended" || j.StateCode != 3 {
+			t.Errorf("after suspend: state %s (%d)", j.State, j.StateCode)
+		}
+		if a := action(t, "resume", id); a.Action != "resumed" {
+			t.Errorf("resume: action %q", a.Action)
+		}
+		if j := getJob(t, id); j.State == "Suspended" {
+			t.Errorf("after resume: still Suspended")
+		}
+		if a := action(t, "cancel", id); a.Action != "cancelled" || a.ReturnCode != "" {
+			t.Errorf("cancel: %+v", a)
+		}
+		res = s.run(t, "get", id)
+		wantCode(t, res, 5)
+		if _, err := os.Stat(local); !os.IsNotExist(err) {
+			t.Errorf("cancelled job's file: %v, want none", err)
+		}
+		// Cancelling again: the job is gone, a fault.
+		res = s.run(t, "cancel", id)
+		wantCode(t, res, 5)
+	})
+
+	t.Run("complete", func(t *testing.T) {
+		url, content := fs.addRandom("done.bin", 123_457)
+		local := filepath.Join(dir, "done.bin")
+		res := s.run(t, "create", "--url", url, "--local", local, "--priority", "foreground")
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		res = s.run(t, "wait", id, "--interval", "50ms", "-o", "json")
+		wantCode(t, res, 0)
+		var j jobJSON
+		decode(t, res, &j)
+		if j.State != "Transferred" || j.StateCode != 6 || j.Priority != "Foreground" || j.Outcome == nil || j.Outcome.Result != "Left" {
+			t.Errorf("wait without --complete: state %s (%d), priority %s, outcome %+v", j.State, j.StateCode, j.Priority, j.Outcome)
+		}
+		if j.BytesTotal == nil || *j.BytesTotal != uint64(len(content)) || j.BytesTransferred != uint64(len(content)) {
+			t.Errorf("wait: bytes %d of %v, want %d of %d", j.BytesTransferred, j.BytesTotal, len(content), len(content))
+		}
+		// BITS writes to a temporary file until Complete.
+		if _, err := os.Stat(local); !os.IsNotExist(err) {
+			t.Errorf("before complete the destination exists (%v); BITS keeps it in a temporary file", err)
+		}
+		if a := action(t, "complete", id); a.Action != "completed" || a.ReturnCode != "" {
+			t.Errorf("complete: %+v", a)
+		}
+		sameBytes(t, "done.bin", readFile(t, local), content)
+	})
+
+	t.Run("partial complete", func(t *testing.T) {
+		url, content := fs.addRandom("half.bin", 4096)
+		local := filepath.Join(dir, "half.bin")
+		lost := filepath.Join(dir, "lost.bin")
+		res := s.run(t, "create", "--url", url, "--local", local, "--suspended")
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		wantCode(t, s.run(t, "add-file", id, fs.URL+"/lost.bin", lost), 0)
+		action(t, "resume", id)
+		res = s.run(t, "wait", id, "--interval", "50ms", "-o", "json")
+		wantCode(t, res, 1)
+		a := action(t, "complete", id)
+		if a.Action != "completed" || a.ReturnCode != "0x00200017" || a.ReturnCodeName != "BG_S_PARTIAL_COMPLETE" {
+			t.Errorf("complete with a failed file: %+v; want returnCode 0x00200017 BG_S_PARTIAL_COMPLETE", a)
+		}
+		sameBytes(t, "half.bin", readFile(t, local), content)
+		if _, err := os.Stat(lost); !os.IsNotExist(err) {
+			t.Errorf("the failed file exists after a partial complete: %v", err)
+		}
+	})
+}
