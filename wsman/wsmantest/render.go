@@ -19,7 +19,7 @@ var envPrefixes = map[string]string{
 // Prefix sets per reply kind, as in the captures.
 var (
 	nsTransfer  = []string{"s", "a", "x", "w", "p"}
-	nsEnum      = []string{"s", "a", "n", "w", "p"}
+	nsEnum      = []string{"s", "a", "n", "w"}
 	nsFault     = []string{"s", "a", "x", "e", "n", "w", "p"}
 	nsPlainWSMV = []string{"s", "a", "w", "p"}
 )
