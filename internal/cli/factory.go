@@ -41,8 +41,9 @@ type Factory struct {
 	// Conn holds the connection flags, filled by cobra.
 	Conn ConnOptions
 
-	// logger is set from --debug when a command starts.
-	logger *slog.Logger
+	// logger is built from --debug on first use.
+	logger  *slog.Logger
+	logOnce sync.Once
 }
 
 // NewFactory returns a Factory on the process's streams and environment.
@@ -400,16 +401,16 @@ func (f *Factory) newSession(cfg transport.Config, ep Endpoint) (*session, func(
 	return &session{Endpoint: ep, WSMan: wc, Bits: &bitsprov.Client{WSMan: wc}}, closeFn, nil
 }
 
-// log returns the diagnostics logger: stderr with --debug, else discarded.
+// log returns the diagnostics logger: stderr with --debug, else
+// discarded. It is built once, after the flags are parsed.
 func (f *Factory) log() *slog.Logger {
-	if f.logger != nil {
-		return f.logger
-	}
-	if !f.Conn.Debug {
-		f.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	} else {
+	f.logOnce.Do(func() {
+		if !f.Conn.Debug {
+			f.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			return
+		}
 		f.logger = slog.New(slog.NewTextHandler(lockedWriter{f.IO, f.IO.ErrOut}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	})
 	return f.logger
 }
 
