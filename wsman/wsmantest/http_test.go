@@ -373,6 +373,20 @@ func TestWireShapes(t *testing.T) {
 			t.Errorf("last PullResponse (-windows +ours):\n%s\nours: %s", diff, end)
 		}
 	})
+	t.Run("CreateResponse", func(t *testing.T) {
+		body := `<p:Widget xmlns:p="` + widgetURI + `"><p:Name>made</p:Name></p:Widget>`
+		env := regexp.MustCompile(`<w:SelectorSet>.*</w:SelectorSet>`).ReplaceAllString(fmt.Sprintf(getEnvelope, widgetURI, wsman.ActionCreate, "", body), "")
+		got := post(t, "POST", s.URL, testUser, env, nil).body
+		// Windows appends the rsp:Shell resource for shells only.
+		want := shape(t, readWire(t, "wsman-create-response_resourcecreated.xml"), "rsp:Shell")
+		want[0] = strings.Replace(want[0], " xmlns:rsp", "", 1)
+		if diff := cmp.Diff(want, shape(t, []byte(got))); diff != "" {
+			t.Errorf("(-windows +ours):\n%s\nours: %s", diff, got)
+		}
+		if !strings.Contains(got, `<a:Address>`+s.URL+`</a:Address>`) || !strings.Contains(got, `<w:Selector Name="Name">made</w:Selector>`) {
+			t.Errorf("EPR in %s", got)
+		}
+	})
 	t.Run("timeout fault", func(t *testing.T) {
 		env := strings.Replace(fmt.Sprintf(getEnvelope, widgetURI, wsman.ActionGet, "c:", ""), "PT60.000S", "PT-1S", 1)
 		got := post(t, "POST", s.URL, testUser, env, nil).body
