@@ -414,6 +414,8 @@ func (p *Provider) cancelJob(j *job) uint32 {
 	j.modified = p.now()
 	files := j.snapshotFiles()
 	typ, session := j.typ, j.session
+	t := &transferCtx{p: p, j: j}
+	j.settings(t)
 	p.scheduleLocked()
 	p.mu.Unlock()
 	r.stop()
@@ -429,7 +431,7 @@ func (p *Provider) cancelJob(j *job) uint32 {
 		}
 	} else if session != "" && len(files) == 1 {
 		ctx, cancel := context.WithTimeout(p.ctx, p.scaled(30)+minHTTPWait)
-		_ = p.uploadPacket(ctx, files[0].remoteURL, session, "Cancel-Session")
+		_ = t.uploadPacket(ctx, files[0].remoteURL, session, "Cancel-Session")
 		cancel()
 	}
 	return rv
@@ -451,6 +453,8 @@ func (p *Provider) completeJob(j *job) uint32 {
 	r := p.detachLocked(j)
 	files := j.snapshotFiles()
 	typ, session := j.typ, j.session
+	t := &transferCtx{p: p, j: j}
+	j.settings(t)
 	p.scheduleLocked()
 	p.mu.Unlock()
 	r.stop()
@@ -458,7 +462,7 @@ func (p *Provider) completeJob(j *job) uint32 {
 	var rv uint32
 	if typ != bitsprov.TypeDownload {
 		ctx, cancel := context.WithTimeout(p.ctx, p.scaled(30)+minHTTPWait)
-		err := p.uploadPacket(ctx, files[0].remoteURL, session, "Close-Session")
+		err := t.uploadPacket(ctx, files[0].remoteURL, session, "Close-Session")
 		cancel()
 		if err != nil {
 			return err.code

@@ -36,8 +36,10 @@ type Config struct {
 	// Slots is the number of jobs transferring at once (BITS works on few
 	// jobs at a time, which makes priority observable). Zero means 1.
 	Slots int
-	// HTTPClient makes the transfers; nil means a client with no overall
-	// timeout (stalls are caught by NoProgressTimeout).
+	// HTTPClient makes the transfers; nil means a client of the provider's
+	// own with no overall timeout (stalls are caught by NoProgressTimeout)
+	// that honours each job's SetProxySettings. A client given here
+	// ignores them.
 	HTTPClient *http.Client
 	// FragmentSize is the size of upload fragments; zero means 64 KiB.
 	FragmentSize int
@@ -88,7 +90,9 @@ func New(cfg Config) *Provider {
 	}
 	if p.client == nil {
 		// An own transport, so that Close drops only our connections.
-		p.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = proxyFromContext
+		p.client = &http.Client{Transport: tr}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p

@@ -145,17 +145,14 @@ func (p *Provider) transfer(r *run, j *job) {
 	var files []file
 	var typ bitsprov.JobType
 	var noProgress uint32
-	var user, pass string
+	t := &transferCtx{p: p, j: j, r: r}
 	ok := p.current(j, r, func() {
 		files, typ, noProgress = j.snapshotFiles(), j.typ, j.noProgressTimeout
-		if c, found := j.creds[[2]uint16{uint16(bitsprov.TargetServer), uint16(bitsprov.SchemeBasic)}]; found {
-			user, pass = c[0], c[1]
-		}
+		j.settings(t)
 	})
 	if !ok {
 		return
 	}
-	t := &transferCtx{p: p, j: j, r: r, user: user, pass: pass}
 	if noProgress > 0 {
 		t.watch = newWatchdog(r.ctx, p.clock, p.scaled(noProgress), r.cancel)
 		defer t.watch.close()
@@ -242,6 +239,19 @@ func (p *Provider) retryLocked(j *job) {
 	}()
 }
 
+// settings copies the job's credentials and proxy settings into t; the
+// caller holds the lock. Basic credentials are the ones a simulated
+// transfer can use.
+func (j *job) settings(t *transferCtx) {
+	if c, found := j.creds[[2]uint16{uint16(bitsprov.TargetServer), uint16(bitsprov.SchemeBasic)}]; found {
+		t.user, t.pass = c[0], c[1]
+	}
+	if c, found := j.creds[[2]uint16{uint16(bitsprov.TargetProxy), uint16(bitsprov.SchemeBasic)}]; found {
+		t.proxyUser, t.proxyPass = c[0], c[1]
+	}
+	t.proxyUsage, t.proxyList, t.bypassList = j.proxyUsage, j.proxyList, j.bypassList
+}
+
 // transferCtx is what one run needs while it moves bytes.
 type transferCtx struct {
 	p          *Provider
@@ -249,6 +259,10 @@ type transferCtx struct {
 	r          *run
 	user, pass string
 	watch      *watchdog
+
+	proxyUsage            bitsprov.ProxyUsage
+	proxyList, bypassList string
+	proxyUser, proxyPass  string
 }
 
 // progress records a file's bytes; it returns false once the run is stale.
@@ -282,9 +296,13 @@ func (t *transferCtx) download(i int, f file) *jobError {
 	if st, err := os.Stat(f.tmp); err == nil && f.transferred > 0 && uint64(st.Size()) >= f.transferred {
 		offset = int64(f.transferred)
 	}
-	req, err := http.NewRequestWithContext(t.r.ctx, http.MethodGet, f.remoteURL, nil)
+	ctx, proxyAuth := t.withProxy(t.r.ctx, f.remoteURL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.remoteURL, nil)
 	if err != nil {
 		return &jobError{context: bitsprov.ContextRemoteFile, code: eInvalidArg}
+	}
+	if proxyAuth != "" {
+		req.Header.Set("Proxy-Authorization", proxyAuth)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))

@@ -658,3 +658,72 @@ func TestWindowsLocalFile(t *testing.T) {
 		}
 	})
 }
+
+// proxyServer acts as a plain-HTTP forward proxy in front of target: it
+// records each request's absolute URI and Proxy-Authorization.
+type proxyServer struct {
+	target http.Handler
+	mu     sync.Mutex
+	seen   []string
+}
+
+func (s *proxyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.seen = append(s.seen, r.RequestURI+" "+r.Header.Get("Proxy-Authorization"))
+	s.mu.Unlock()
+	s.target.ServeHTTP(w, r)
+}
+
+func TestProxyOverride(t *testing.T) {
+	src := t.TempDir()
+	data := randomBytes(t, 5000)
+	writeFile(t, filepath.Join(src, "f"), data)
+	origin := fileServer(t, src)
+	ps := &proxyServer{target: http.FileServer(http.Dir(src))}
+	proxy := httptest.NewServer(ps)
+	t.Cleanup(proxy.Close)
+	proxyHost := proxy.Listener.Addr().String()
+
+	for _, tc := range []struct {
+		name     string
+		kv       []string
+		creds    bool
+		viaProxy bool
+	}{
+		{"override", []string{"ProxyUsage", "2", "ProxyList", proxyHost}, false, true},
+		{"override with credentials", []string{"ProxyUsage", "2", "ProxyList", "http=" + proxyHost + " other:1"}, true, true},
+		{"bypassed", []string{"ProxyUsage", "2", "ProxyList", proxyHost, "ProxyBypassList", "localhost 127.0.0.*"}, false, false},
+		{"no proxy", []string{"ProxyUsage", "1"}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps.mu.Lock()
+			ps.seen = nil
+			ps.mu.Unlock()
+			p := newTestProvider(t, Config{})
+			local := filepath.Join(t.TempDir(), "f")
+			id := create(t, p, "DisplayName", "px", "RemoteUrl", origin.URL+"/f", "LocalFile", local)
+			if got := rv(t, p, id, "SetProxySettings", tc.kv...); got != 0 {
+				t.Fatalf("SetProxySettings: 0x%08X", got)
+			}
+			wantAuth := ""
+			if tc.creds {
+				rv(t, p, id, "SetCredentials", "Target", "1", "Scheme", "0", "UserName", "pu", "Password", "pp")
+				wantAuth = "Basic cHU6cHA="
+			}
+			rv(t, p, id, "SetJobState", "JobState", "2")
+			waitState(t, p, id, bitsprov.StateTransferred)
+			rv(t, p, id, "SetJobState", "JobState", "1")
+			assertFile(t, local, data)
+			ps.mu.Lock()
+			seen := append([]string(nil), ps.seen...)
+			ps.mu.Unlock()
+			var want []string
+			if tc.viaProxy {
+				want = []string{origin.URL + "/f " + wantAuth}
+			}
+			if !equalStrings(seen, want) {
+				t.Fatalf("proxy saw %q, want %q", seen, want)
+			}
+		})
+	}
+}

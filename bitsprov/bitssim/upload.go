@@ -27,13 +27,26 @@ type uploadError = jobError
 
 // uploadPacket sends a packet without a body (Ping, Create-Session,
 // Close-Session, Cancel-Session) and checks its Ack.
-func (p *Provider) uploadPacket(ctx context.Context, remoteURL, session, typ string) *uploadError {
-	_, err := p.sendPacket(ctx, remoteURL, session, typ, nil, "", "")
+func (t *transferCtx) uploadPacket(ctx context.Context, remoteURL, session, typ string) *uploadError {
+	ctx, auth := t.packetCtx(ctx, remoteURL)
+	_, err := t.p.sendPacket(ctx, remoteURL, session, typ, nil, "", auth)
 	return err
 }
 
+// packetAuth is the credentials a transfer puts on upload packets.
+type packetAuth struct {
+	user, pass string
+	proxyAuth  string
+}
+
+// packetCtx prepares the context and credentials of a run's upload packets.
+func (t *transferCtx) packetCtx(ctx context.Context, target string) (context.Context, *packetAuth) {
+	ctx, proxyAuth := t.withProxy(ctx, target)
+	return ctx, &packetAuth{user: t.user, pass: t.pass, proxyAuth: proxyAuth}
+}
+
 // sendPacket sends one BITS_POST and returns the Ack's headers.
-func (p *Provider) sendPacket(ctx context.Context, remoteURL, session, typ string, body []byte, contentRange, user string) (http.Header, *uploadError) {
+func (p *Provider) sendPacket(ctx context.Context, remoteURL, session, typ string, body []byte, contentRange string, auth *packetAuth) (http.Header, *uploadError) {
 	req, err := http.NewRequestWithContext(ctx, methodBITSPost, remoteURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, &jobError{context: bitsprov.ContextRemoteFile, code: eInvalidArg}
@@ -49,6 +62,12 @@ func (p *Provider) sendPacket(ctx context.Context, remoteURL, session, typ strin
 		req.Header.Set("Content-Range", contentRange)
 	}
 	req.ContentLength = int64(len(body))
+	if auth != nil && auth.user != "" {
+		req.SetBasicAuth(auth.user, auth.pass)
+	}
+	if auth != nil && auth.proxyAuth != "" {
+		req.Header.Set("Proxy-Authorization", auth.proxyAuth)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, netError(err)
@@ -96,15 +115,15 @@ func (t *transferCtx) upload(i int, f file) *jobError {
 	if f.total != sizeUnknown && f.total != size {
 		return &jobError{context: bitsprov.ContextLocalFile, code: bgELocalFileChanged}
 	}
-	ctx := t.r.ctx
-	if e := t.p.uploadPacket(ctx, f.remoteURL, "", "Ping"); e != nil {
+	ctx, auth := t.packetCtx(t.r.ctx, f.remoteURL)
+	if _, e := t.p.sendPacket(ctx, f.remoteURL, "", "Ping", nil, "", auth); e != nil {
 		return e
 	}
 	var session string
 	t.p.current(t.j, t.r, func() { session = t.j.session })
 	offset := f.transferred
 	if session == "" {
-		h, e := t.p.sendPacket(ctx, f.remoteURL, "", "Create-Session", nil, "", "")
+		h, e := t.p.sendPacket(ctx, f.remoteURL, "", "Create-Session", nil, "", auth)
 		if e != nil {
 			return e
 		}
@@ -130,7 +149,7 @@ func (t *transferCtx) upload(i int, f file) *jobError {
 			return &jobError{context: bitsprov.ContextLocalFile, code: bgELocalFileChanged}
 		}
 		cr := fmt.Sprintf("bytes %d-%d/%d", offset, offset+uint64(n)-1, size)
-		h, e := t.p.sendPacket(ctx, f.remoteURL, session, "Fragment", buf[:n], cr, "")
+		h, e := t.p.sendPacket(ctx, f.remoteURL, session, "Fragment", buf[:n], cr, auth)
 		if e != nil {
 			// A 416 carries the offset the server has: continue from it.
 			if next, perr := strconv.ParseUint(h.Get("BITS-Received-Content-Range"), 10, 64); e.code == bgEHTTPErrorBase|416 && perr == nil && next <= size {
