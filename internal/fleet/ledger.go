@@ -1,0 +1,483 @@
+package fleet
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// EnvLedger overrides the ledger's path (as --ledger does).
+const EnvLedger = "BITSREMOTE_LEDGER"
+
+// ErrLedgerBusy is returned when another bitsremote holds the ledger.
+var ErrLedgerBusy = errors.New("the ledger is in use by another bitsremote process")
+
+// ErrNoRun is returned by BeginRun with resume when no unfinished run of
+// the same request exists.
+var ErrNoRun = errors.New("no interrupted run of this request in the ledger")
+
+// Step is where a job stands in the ledger. The order matters: a job only
+// moves forward.
+type Step string
+
+// Steps of a job. Intent is written before CreateJob is sent, Created
+// right after it returns, so a job is never created without a trace.
+const (
+	// StepIntent: CreateJob is about to be (or was) sent; the JobId is
+	// not known. On resume the job is looked for by its marker.
+	StepIntent Step = "intent"
+	// StepCreated: the job exists (suspended); setup may be unfinished.
+	StepCreated Step = "created"
+	// StepResumed: set up and resumed (or left suspended on request);
+	// being waited for.
+	StepResumed Step = "resumed"
+	// StepCompleting: Complete is about to be (or was) sent.
+	StepCompleting Step = "completing"
+	// StepCancelling: Cancel is about to be (or was) sent.
+	StepCancelling Step = "cancelling"
+	// StepAcknowledged: completed; final.
+	StepAcknowledged Step = "acknowledged"
+	// StepCancelled: cancelled by us; final.
+	StepCancelled Step = "cancelled"
+	// StepGone: the job left the queue without us (someone else
+	// completed or cancelled it); final.
+	StepGone Step = "gone"
+	// StepFailed: the job could not be created or set up and does not
+	// exist; final.
+	StepFailed Step = "failed"
+	// StepLeft: the wait ended with the job left on the host (timed out,
+	// --async, or a policy that leaves failed jobs); a resume waits
+	// for it again.
+	StepLeft Step = "left"
+)
+
+// Final reports whether the ledger will not touch the job again.
+func (s Step) Final() bool {
+	switch s {
+	case StepAcknowledged, StepCancelled, StepGone, StepFailed:
+		return true
+	}
+	return false
+}
+
+// FileRecord is one file of a job's request.
+type FileRecord struct {
+	RemoteURL string `json:"remoteUrl"`
+	LocalFile string `json:"localFile"`
+}
+
+// Request is what the job was asked to do, without any secret.
+type Request struct {
+	DisplayName string       `json:"displayName"`
+	Type        string       `json:"type"`
+	Priority    string       `json:"priority,omitempty"`
+	Files       []FileRecord `json:"files"`
+}
+
+// Entry is one job in the ledger.
+type Entry struct {
+	RunID string `json:"runId"`
+	Host  string `json:"host"`
+	// Index is the job's position in the run's list of jobs (0-based),
+	// the same on every host; Row is its CSV row (0 for transfer).
+	Index int `json:"index"`
+	Row   int `json:"row,omitempty"`
+	// Marker is put in the job's Description so that the job can be
+	// found when the create's reply was lost.
+	Marker  string    `json:"marker"`
+	JobID   string    `json:"jobId,omitempty"`
+	Step    Step      `json:"step"`
+	State   string    `json:"state,omitempty"` // last BITS state seen
+	Request Request   `json:"request"`
+	Error   string    `json:"error,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Run is one fleet command: a transfer or import-csv over some hosts.
+type Run struct {
+	ID      string `json:"id"`
+	Command string `json:"command"`
+	// Fingerprint identifies the request (command, jobs, settings) so
+	// that --resume finds the run the same command line started.
+	Fingerprint string    `json:"fingerprint"`
+	Args        string    `json:"args,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	// Finished is set when every job of the run reached a final step or
+	// was left as asked.
+	Finished time.Time `json:"finished,omitzero"`
+	Resumes  int       `json:"resumes"`
+}
+
+// Ledger is the durable record of the jobs fleet commands create: a bbolt
+// file, one writer at a time. It never holds a password.
+type Ledger struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+}
+
+var (
+	bucketRuns = []byte("runs")
+	bucketJobs = []byte("jobs")
+)
+
+// DefaultLedgerPath is $BITSREMOTE_LEDGER, else
+// $XDG_STATE_HOME/bitsremote/ledger.db, else
+// ~/.local/state/bitsremote/ledger.db.
+func DefaultLedgerPath(getenv func(string) string) (string, error) {
+	if p := getenv(EnvLedger); p != "" {
+		return p, nil
+	}
+	if d := getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "bitsremote", "ledger.db"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", fmt.Errorf("ledger: no state directory: set XDG_STATE_HOME or %s: %w", EnvLedger, err)
+		}
+	}
+	return filepath.Join(home, ".local", "state", "bitsremote", "ledger.db"), nil
+}
+
+// lockWait bounds the wait for another process's lock on the ledger.
+const lockWait = 2 * time.Second
+
+// OpenLedger opens (creating with mode 0600, in a 0700 directory) the
+// ledger at path for writing. Another process holding it gives
+// ErrLedgerBusy after a short wait.
+func OpenLedger(path string) (*Ledger, error) {
+	return openLedger(path, false)
+}
+
+// OpenLedgerReadOnly opens an existing ledger for reading; other readers
+// may share it.
+func OpenLedgerReadOnly(path string) (*Ledger, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	return openLedger(path, true)
+}
+
+func openLedger(path string, readOnly bool) (*Ledger, error) {
+	if !readOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, ReadOnly: readOnly})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("ledger %s: %w", path, ErrLedgerBusy)
+		}
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	if !readOnly {
+		// A ledger written by an older umask may be readable by others;
+		// it names hosts and paths, so keep it private.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger %s: %w", path, err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketRuns, bucketJobs} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger %s: %w", path, err)
+		}
+	}
+	return &Ledger{db: db, path: path, now: time.Now}, nil
+}
+
+// Path returns the ledger's file.
+func (l *Ledger) Path() string { return l.path }
+
+// Close releases the ledger.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+// newID returns 16 random hex digits.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewMarker returns a unique job marker, "bitsremote:" and a random UUID.
+func NewMarker() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return "bitsremote:" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// BeginRun starts a run of command with the given fingerprint. With
+// resume it returns the most recent unfinished run with the same
+// fingerprint (ErrNoRun if there is none) and counts the resume.
+func (l *Ledger) BeginRun(command, fingerprint, args string, resume bool) (*Run, error) {
+	var run *Run
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		now := l.now().UTC()
+		if resume {
+			var best *Run
+			err := b.ForEach(func(k, v []byte) error {
+				var r Run
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("run %s: %w", k, err)
+				}
+				if r.Fingerprint == fingerprint && r.Command == command && r.Finished.IsZero() &&
+					(best == nil || r.Created.After(best.Created)) {
+					best = &r
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if best == nil {
+				return ErrNoRun
+			}
+			best.Resumes++
+			best.Updated = now
+			run = best
+		} else {
+			run = &Run{ID: now.Format("20060102T150405Z") + "-" + newID()[:8], Command: command,
+				Fingerprint: fingerprint, Args: args, Created: now, Updated: now}
+		}
+		v, err := json.Marshal(run)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(run.ID), v)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNoRun) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("ledger %s: begin run: %w", l.path, err)
+	}
+	return run, nil
+}
+
+// UnfinishedRun returns the latest unfinished run of command with the
+// fingerprint, or nil.
+func (l *Ledger) UnfinishedRun(command, fingerprint string) (*Run, error) {
+	runs, err := l.Runs()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		r := runs[i]
+		if r.Command == command && r.Fingerprint == fingerprint && r.Finished.IsZero() {
+			return &r, nil
+		}
+	}
+	return nil, nil
+}
+
+// FinishRun marks the run finished, so that --resume no longer picks it
+// and prune may remove it.
+func (l *Ledger) FinishRun(id string) error {
+	return l.updateRun(id, func(r *Run) { r.Finished = l.now().UTC(); r.Updated = r.Finished })
+}
+
+func (l *Ledger) updateRun(id string, fn func(*Run)) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("no run %s", id)
+		}
+		var r Run
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		fn(&r)
+		nv, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger %s: run %s: %w", l.path, id, err)
+	}
+	return nil
+}
+
+// Runs returns every run, oldest first.
+func (l *Ledger) Runs() ([]Run, error) {
+	var runs []Run
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r Run
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("run %s: %w", k, err)
+			}
+			runs = append(runs, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", l.path, err)
+	}
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].Created.Before(runs[j].Created) })
+	return runs, nil
+}
+
+// entryKey orders a run's jobs by host, then index.
+func entryKey(runID, host string, index int) []byte {
+	return fmt.Appendf(nil, "%s\x00%s\x00%08d", runID, host, index)
+}
+
+// Put writes e (setting Updated, and Created the first time). Concurrent
+// Puts are committed together, each durable when Put returns.
+func (l *Ledger) Put(e *Entry) error {
+	now := l.now().UTC()
+	if e.Created.IsZero() {
+		e.Created = now
+	}
+	e.Updated = now
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	k := entryKey(e.RunID, e.Host, e.Index)
+	err = l.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).Put(k, v)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger %s: record job %d on %s: %w", l.path, e.Index, e.Host, err)
+	}
+	return nil
+}
+
+// Entries returns a run's jobs ("" for every run's), by run, host and
+// index.
+func (l *Ledger) Entries(runID string) ([]Entry, error) {
+	var out []Entry
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		prefix := []byte(nil)
+		if runID != "" {
+			prefix = []byte(runID + "\x00")
+		}
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("job %q: %w", strings.ReplaceAll(string(k), "\x00", "/"), err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", l.path, err)
+	}
+	return out, nil
+}
+
+// HostEntries returns one host's jobs in a run, by index.
+func (l *Ledger) HostEntries(runID, host string) (map[int]*Entry, error) {
+	out := map[int]*Entry{}
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJobs).Cursor()
+		prefix := []byte(runID + "\x00" + host + "\x00")
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("job %q: %w", strings.ReplaceAll(string(k), "\x00", "/"), err)
+			}
+			out[e.Index] = &e
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", l.path, err)
+	}
+	return out, nil
+}
+
+// PruneOptions choose what Prune removes.
+type PruneOptions struct {
+	// Before removes finished runs last updated before this time (zero:
+	// any finished run).
+	Before time.Time
+	// Unfinished also removes unfinished runs, giving up on resuming
+	// them; their jobs stay on the hosts.
+	Unfinished bool
+}
+
+// Prune removes runs and their jobs; it returns how many of each.
+func (l *Ledger) Prune(o PruneOptions) (runs, jobs int, err error) {
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		rb, jb := tx.Bucket(bucketRuns), tx.Bucket(bucketJobs)
+		var victims [][]byte
+		err := rb.ForEach(func(k, v []byte) error {
+			var r Run
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("run %s: %w", k, err)
+			}
+			if r.Finished.IsZero() && !o.Unfinished {
+				return nil
+			}
+			if !o.Before.IsZero() && !r.Updated.Before(o.Before) {
+				return nil
+			}
+			victims = append(victims, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range victims {
+			prefix := append(append([]byte(nil), id...), 0)
+			c := jb.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				jobs++
+			}
+			if err := rb.Delete(id); err != nil {
+				return err
+			}
+			runs++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger %s: prune: %w", l.path, err)
+	}
+	return runs, jobs, nil
+}

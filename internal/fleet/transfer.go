@@ -1,0 +1,523 @@
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/wsman"
+)
+
+// JobSpec is one job to create on every host.
+type JobSpec struct {
+	// Row is the CSV row the job comes from (0 for transfer).
+	Row int
+	// Opts describe the job. Their Description gets the job's marker
+	// appended; credentials are sent but never recorded.
+	Opts bitsprov.CreateJobOptions
+}
+
+// MaxDescription is what a job's Description may hold with a marker
+// appended (BITS allows 1,024 characters).
+const MaxDescription = 1024 - markerLen - 1
+
+const markerLen = len("bitsremote:") + 36
+
+// Fingerprint identifies a fleet request for --resume: the command and
+// every job's files and settings, but not the hosts (a resume may narrow
+// or widen them) and never a password.
+func Fingerprint(command string, specs []JobSpec, extra ...string) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode(command)
+	for _, s := range specs {
+		_ = enc.Encode(s.Row)
+		_ = enc.Encode(requestOf(s.Opts))
+		o := s.Opts
+		_ = enc.Encode([]any{o.Description, o.Suspended, o.MinimumRetryDelay, o.NoProgressTimeout, o.ServiceAccount, o.Proxy, o.CancelOnSetupFailure})
+		for _, c := range o.Credentials {
+			_ = enc.Encode([]any{c.Target, c.Scheme, c.UserName})
+		}
+	}
+	for _, e := range extra {
+		_ = enc.Encode(e)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func requestOf(o bitsprov.CreateJobOptions) Request {
+	r := Request{DisplayName: o.DisplayName, Type: o.Type.String()}
+	if o.Priority != nil {
+		r.Priority = o.Priority.String()
+	}
+	r.Files = append(r.Files, FileRecord{RemoteURL: o.RemoteURL, LocalFile: o.LocalFile})
+	for _, f := range o.ExtraFiles {
+		r.Files = append(r.Files, FileRecord{RemoteURL: f.RemoteURL, LocalFile: f.LocalFile})
+	}
+	return r
+}
+
+// JobResult is how one job on one host ended up.
+type JobResult struct {
+	Host  string
+	Index int
+	Row   int
+	JobID string
+	// Job is the last state read, if any.
+	Job *bitsprov.Job
+	// Outcome is the wait's, when there was one.
+	Outcome *bitsprov.Outcome
+	// Step is where the ledger leaves the job.
+	Step Step
+	// Done reports that the ledger already had the job final, so it was
+	// not touched.
+	Done bool
+	// Adopted reports that the job was found by its marker after a lost
+	// create reply.
+	Adopted bool
+	Err     error
+}
+
+// Transfer creates, sets up, resumes, waits for and completes jobs on a
+// host, recording each step in the ledger first, so that a run killed at
+// any point resumes without creating a job twice or forgetting one.
+type Transfer struct {
+	Specs []JobSpec
+	// Ledger and Run record the jobs; a nil Ledger records nothing (and
+	// cannot resume).
+	Ledger *Ledger
+	Run    *Run
+	// Async stops after resume.
+	Async bool
+	// Policy is the wait's; its Progress is replaced (use OnProgress).
+	Policy bitsprov.Policy
+	// OnProgress, if set, is called with every job state read.
+	OnProgress func(host string, index int, j *bitsprov.Job)
+	// OnJob, if set, is called as each job's result is known.
+	OnJob func(JobResult)
+	// Now is the clock of ledger times (nil: time.Now).
+	Now func() time.Time
+}
+
+type hostRun struct {
+	t       *Transfer
+	c       *Conn
+	entries map[int]*Entry
+	mu      sync.Mutex
+}
+
+func (t *Transfer) put(e *Entry) error {
+	if t.Ledger == nil {
+		return nil
+	}
+	return t.Ledger.Put(e)
+}
+
+// Host runs every spec on one host and returns the jobs' results in spec
+// order. The error is non-nil when any job failed; it is the first one.
+func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
+	hr := &hostRun{t: t, c: c, entries: map[int]*Entry{}}
+	if t.Ledger != nil {
+		var err error
+		if hr.entries, err = t.Ledger.HostEntries(t.Run.ID, c.Name); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]JobResult, len(t.Specs))
+	// Jobs whose create reply was lost are found by their marker in one
+	// enumeration.
+	var byMarker map[string]*bitsprov.Job
+	for i := range t.Specs {
+		if e := hr.entries[i]; e != nil && e.Step == StepIntent {
+			jobs, err := EnumerateJobs(ctx, c.WSMan)
+			if err != nil {
+				return nil, fmt.Errorf("look for jobs of an interrupted run: %w", err)
+			}
+			byMarker = map[string]*bitsprov.Job{}
+			for _, j := range jobs {
+				if m := markerIn(j.Description); m != "" {
+					byMarker[m] = j
+				}
+			}
+			break
+		}
+	}
+	// Create and set up one job after another: requests to one host share
+	// one connection, so parallel creates would only queue.
+	var waits []int
+	for i, spec := range t.Specs {
+		r := &results[i]
+		r.Host, r.Index, r.Row = c.Name, i, spec.Row
+		e := hr.entries[i]
+		if e == nil {
+			e = &Entry{Host: c.Name, Index: i, Row: spec.Row, Marker: NewMarker(), Step: StepIntent, Request: requestOf(spec.Opts)}
+			if t.Run != nil {
+				e.RunID = t.Run.ID
+			}
+			hr.entries[i] = e
+		} else if e.Step.Final() {
+			r.JobID, r.Step, r.Done = e.JobID, e.Step, true
+			if e.Error != "" {
+				r.Err = errors.New(e.Error)
+			}
+			t.emit(*r)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			r.Err, r.Step, r.JobID = fmt.Errorf("not started: %w", err), e.Step, e.JobID
+			continue
+		}
+		if e.Step == StepIntent {
+			if j := byMarker[e.Marker]; j != nil {
+				e.JobID, e.Step, e.State = j.JobID, StepCreated, j.State.String()
+				r.Adopted = true
+				if err := t.put(e); err != nil {
+					r.Err = err
+					continue
+				}
+			}
+		}
+		if err := hr.create(ctx, e, spec, r); err != nil {
+			r.Err, r.Step, r.JobID = err, e.Step, e.JobID
+			t.emit(*r)
+			continue
+		}
+		r.JobID, r.Step = e.JobID, e.Step
+		if t.Async || spec.Opts.Suspended {
+			if j, err := c.Bits.Job(ctx, e.JobID); err == nil {
+				r.Job = j
+			}
+			t.emit(*r)
+			continue
+		}
+		waits = append(waits, i)
+	}
+	if len(waits) > 0 {
+		hr.waitAll(ctx, waits, results)
+	}
+	var first error
+	for _, r := range results {
+		if r.Err != nil {
+			first = r.Err
+			break
+		}
+	}
+	return results, first
+}
+
+func (t *Transfer) emit(r JobResult) {
+	if t.OnJob != nil {
+		t.OnJob(r)
+	}
+}
+
+// markerIn finds "bitsremote:<uuid>" in a Description.
+func markerIn(desc string) string {
+	i := strings.LastIndex(desc, "bitsremote:")
+	if i < 0 || len(desc)-i < markerLen {
+		return ""
+	}
+	return desc[i : i+markerLen]
+}
+
+func withMarker(desc, marker string) string {
+	if desc == "" {
+		return marker
+	}
+	return desc + " " + marker
+}
+
+// definite reports an error after which the request surely did not take
+// effect: the host answered with a fault or refused the request (HTTP
+// 4xx). A lost connection, a timeout (w:TimedOut included: WMI may still
+// finish the call), a 5xx or a reply we could not read leaves it unknown.
+func definite(err error) bool {
+	if err == nil || wsman.IsTimedOut(err) {
+		return false
+	}
+	var f *wsman.Fault
+	if errors.As(err, &f) {
+		return true
+	}
+	var he *wsman.HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode >= 400 && he.StatusCode < 500
+	}
+	// Errors before anything was sent (bad options) are definite too.
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && strings.HasPrefix(err.Error(), "bitsprov:")
+}
+
+// create brings e from intent (or created) to resumed.
+func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobResult) error {
+	t, c := hr.t, hr.c
+	resuming := false
+	switch e.Step {
+	case StepIntent:
+		if err := t.put(e); err != nil {
+			return err
+		}
+		o := spec.Opts
+		min := bitsprov.CreateJobOptions{
+			DisplayName: o.DisplayName, RemoteURL: o.RemoteURL, LocalFile: o.LocalFile,
+			Type: o.Type, ServiceAccount: o.ServiceAccount,
+			Description: withMarker(o.Description, e.Marker), Suspended: true,
+		}
+		id, err := c.Bits.CreateJob(ctx, min)
+		if err != nil {
+			if definite(err) {
+				e.Step, e.Error = StepFailed, err.Error()
+				_ = t.put(e)
+				return fmt.Errorf("create job: %w", err)
+			}
+			// The host may have created the job: leave the intent so
+			// that --resume looks for it by its marker.
+			return fmt.Errorf("create job: %w (the job may exist; run again with --resume to find it)", err)
+		}
+		e.JobID, e.Step, e.State = id, StepCreated, bitsprov.StateSuspended.String()
+		if err := t.put(e); err != nil {
+			return err
+		}
+	case StepCreated:
+		resuming = true
+	default:
+		return nil // resumed, left, completing, cancelling: on to the wait
+	}
+	if err := setupJob(ctx, c.Bits, e.JobID, spec.Opts, resuming); err != nil {
+		if spec.Opts.CancelOnSetupFailure && definite(err) {
+			e.Step = StepCancelling
+			_ = t.put(e)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, cerr := c.Bits.Cancel(cctx, e.JobID)
+			cancel()
+			if cerr == nil || errors.Is(cerr, bitsprov.ErrNotFound) {
+				e.Step, e.Error, e.State = StepCancelled, err.Error(), bitsprov.StateCancelled.String()
+				_ = t.put(e)
+				return fmt.Errorf("job %s set up failed (job cancelled): %w", e.JobID, err)
+			}
+			return fmt.Errorf("job %s set up failed and cancelling it failed too (%v): %w", e.JobID, cerr, err)
+		}
+		return fmt.Errorf("job %s set up: %w", e.JobID, err)
+	}
+	e.Step = StepResumed
+	if spec.Opts.Suspended {
+		e.State = bitsprov.StateSuspended.String()
+	}
+	return t.put(e)
+}
+
+// setupJob does what bitsprov.CreateJob does after the create, in a way
+// that can be repeated: with resuming, files the job already has are not
+// added again (a job's files are added in order).
+func setupJob(ctx context.Context, b *bitsprov.Client, id string, o bitsprov.CreateJobOptions, resuming bool) error {
+	extra := o.ExtraFiles
+	if resuming && len(extra) > 0 {
+		j, err := b.Job(ctx, id)
+		if err != nil {
+			return err
+		}
+		have := int(j.FilesTotal) - 1
+		if have > len(extra) {
+			have = len(extra)
+		}
+		if have > 0 {
+			extra = extra[have:]
+		}
+	}
+	for _, f := range extra {
+		if err := b.AddFile(ctx, id, f.RemoteURL, f.LocalFile); err != nil {
+			return err
+		}
+	}
+	set := map[string]string{}
+	if o.Priority != nil {
+		set["Priority"] = strconv.FormatUint(uint64(*o.Priority), 10)
+	}
+	if o.MinimumRetryDelay != 0 {
+		set["MinimumRetryDelay"] = strconv.FormatInt(int64(o.MinimumRetryDelay/time.Second), 10)
+	}
+	if o.NoProgressTimeout != 0 {
+		set["NoProgressTimeout"] = strconv.FormatInt(int64(o.NoProgressTimeout/time.Second), 10)
+	}
+	if len(set) > 0 {
+		if _, err := b.SetProperties(ctx, id, set); err != nil {
+			return err
+		}
+	}
+	for _, cr := range o.Credentials {
+		if err := b.SetCredentials(ctx, id, cr.Target, cr.Scheme, cr.UserName, cr.Password); err != nil {
+			return err
+		}
+	}
+	if o.Proxy != nil {
+		if err := b.SetProxySettings(ctx, id, o.Proxy.Usage, o.Proxy.List, o.Proxy.Bypass); err != nil {
+			return err
+		}
+	}
+	if !o.Suspended {
+		if err := b.Resume(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ledgerSource records Complete and Cancel in the ledger before sending
+// them, so that a job that left the queue after a kill is known to be
+// ours and acknowledged, not lost.
+type ledgerSource struct {
+	*HostJobs
+	hr *hostRun
+	e  *Entry
+}
+
+func (s *ledgerSource) SetJobState(ctx context.Context, jobID string, a bitsprov.JobAction) (bitsprov.Code, error) {
+	step := s.e.Step
+	switch a {
+	case bitsprov.ActionComplete:
+		step = StepCompleting
+	case bitsprov.ActionCancel:
+		step = StepCancelling
+	}
+	if step != s.e.Step {
+		s.hr.mu.Lock()
+		s.e.Step = step
+		err := s.hr.t.put(s.e)
+		s.hr.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return s.HostJobs.SetJobState(ctx, jobID, a)
+}
+
+// waitAll follows the host's jobs together: one goroutine per job, all
+// reading from one shared enumeration of the host's queue per cycle.
+func (hr *hostRun) waitAll(ctx context.Context, idx []int, results []JobResult) {
+	t, c := hr.t, hr.c
+	src := NewHostJobs(ctx, c.Bits, t.Policy.Interval/2)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		e := hr.entries[i]
+		done := src.Follow()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer done()
+			r := &results[i]
+			hr.waitOne(ctx, src, e, r)
+			t.emit(*r)
+		}()
+	}
+	wg.Wait()
+}
+
+func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobResult) {
+	t, c := hr.t, hr.c
+	r.JobID = e.JobID
+	setStep := func(s Step, errText string) {
+		hr.mu.Lock()
+		e.Step, e.Error = s, errText
+		if r.Job != nil {
+			e.State = r.Job.State.String()
+		}
+		if err := t.put(e); err != nil && r.Err == nil {
+			r.Err = err
+		}
+		hr.mu.Unlock()
+		r.Step = s
+	}
+	// After a kill between recording Complete (or Cancel) and hearing
+	// back, a job no longer in the queue was acknowledged (cancelled) by
+	// us.
+	if e.Step == StepCompleting || e.Step == StepCancelling {
+		j, err := c.Bits.Job(ctx, e.JobID)
+		switch {
+		case errors.Is(err, bitsprov.ErrNotFound):
+			final, st := StepAcknowledged, bitsprov.StateAcknowledged
+			if e.Step == StepCancelling {
+				final, st = StepCancelled, bitsprov.StateCancelled
+			}
+			r.Outcome = &bitsprov.Outcome{Final: st, Reason: "the job had left the queue after our " + map[Step]string{StepCompleting: "Complete", StepCancelling: "Cancel"}[e.Step]}
+			if final == StepAcknowledged {
+				r.Outcome.Action = bitsprov.ResultCompleted
+			} else {
+				r.Outcome.Action = bitsprov.ResultCancelled
+			}
+			e.State = st.String()
+			setStep(final, "")
+			return
+		case err != nil:
+			r.Err, r.Step = fmt.Errorf("job %s: %w", e.JobID, err), e.Step
+			return
+		}
+		r.Job = j
+	}
+	p := t.Policy
+	p.Progress = func(j *bitsprov.Job) {
+		r.Job = j
+		if t.OnProgress != nil {
+			t.OnProgress(c.Name, e.Index, j)
+		}
+	}
+	out, err := bitsprov.Wait(ctx, &ledgerSource{HostJobs: src, hr: hr, e: e}, e.JobID, p)
+	r.Outcome = out
+	if out != nil && out.Job != nil {
+		r.Job = out.Job
+	}
+	if err != nil {
+		r.Err, r.Step = err, e.Step
+		return
+	}
+	switch out.Action {
+	case bitsprov.ResultCompleted:
+		e.State = bitsprov.StateAcknowledged.String()
+		setStep(StepAcknowledged, "")
+	case bitsprov.ResultCancelled:
+		e.State = bitsprov.StateCancelled.String()
+		setStep(StepCancelled, out.Reason)
+		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+	case bitsprov.ResultGone:
+		setStep(StepGone, out.Reason)
+		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+	default: // Left, TimedOut
+		setStep(StepLeft, out.Reason)
+		if out.Action == bitsprov.ResultTimedOut {
+			r.Err = fmt.Errorf("job %s: %s: %w", e.JobID, out.Reason, context.DeadlineExceeded)
+		} else if out.Final != bitsprov.StateTransferred {
+			r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+		}
+	}
+}
+
+// Finish marks the run finished in the ledger when every job on every
+// host in hosts is final (or, for an async run, resumed). It reports
+// whether it did.
+func (t *Transfer) Finish(hosts []string) (bool, error) {
+	if t.Ledger == nil || t.Run == nil {
+		return false, nil
+	}
+	entries, err := t.Ledger.Entries(t.Run.ID)
+	if err != nil {
+		return false, err
+	}
+	ok := map[string]int{}
+	for _, e := range entries {
+		if e.Step.Final() || ((t.Async || t.Specs[min(e.Index, len(t.Specs)-1)].Opts.Suspended) && e.Step == StepResumed) {
+			ok[e.Host]++
+		}
+	}
+	for _, h := range hosts {
+		if ok[h] != len(t.Specs) {
+			return false, nil
+		}
+	}
+	return true, t.Ledger.FinishRun(t.Run.ID)
+}
