@@ -192,9 +192,7 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 				return err
 			}
 			r := eprJSON(epr)
-			if out.multiHost {
-				r.Host = s.Endpoint.Name
-			}
+			r.Host = s.Endpoint.Name
 			return out.emit(s.Endpoint.Name, r)
 		case "delete":
 			if err := s.WSMan.Delete(ctx, uri, wopts); err != nil {
