@@ -46,8 +46,9 @@ const ntlmSignatureLen = 16
 // shared by every message, so the transport keeps one connection per host
 // and lets one request at a time through. A 401 (the host forgot the
 // session, or the connection was replaced) drops the session, runs the
-// handshake again and retries once; so does a kept-alive connection found
-// dead before any reply (see deadConnError).
+// handshake again and retries once (a 401 means the host did not act on
+// the message); so does a kept-alive connection found dead before any
+// reply, but only for an Idempotent request (see deadConnError).
 //
 // A body is never sent unsealed by accident: a failed handshake or a wrong
 // password returns an error (ErrAuthentication, ErrEncryptionRequired) and
@@ -134,7 +135,8 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 		if !t.authed {
 			if err := t.handshake(ctx, req, seal); err != nil {
 				t.reset()
-				return nil, err
+				// Only empty-body handshake legs went out.
+				return nil, &notSentError{err}
 			}
 		}
 		resp, err := t.send(ctx, req, seal)
@@ -143,7 +145,7 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 			// session can no longer be trusted to be in step.
 			t.reset()
 			var dead *deadConnError
-			if attempt == 0 && errors.As(err, &dead) {
+			if attempt == 0 && req.Idempotent && errors.As(err, &dead) {
 				continue
 			}
 			return nil, err
@@ -281,24 +283,29 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		var err error
 		body, err = encframe.Wrap(req.Body, encframe.SOAPType, t.sess.Wrap)
 		if err != nil {
-			return nil, fmt.Errorf("seal message for %s: %w", host, err)
+			return nil, &notSentError{fmt.Errorf("seal message for %s: %w", host, err)}
 		}
 		ctype = encframe.ContentType
 	}
-	var reused, answered bool
+	var connected, reused, answered bool
 	trace := &httptrace.ClientTrace{
-		GotConn:              func(i httptrace.GotConnInfo) { reused = i.Reused },
+		GotConn:              func(i httptrace.GotConnInfo) { connected, reused = true, i.Reused },
 		GotFirstResponseByte: func() { answered = true },
 	}
 	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, body, ctype)
 	if err != nil {
-		return nil, err
+		return nil, &notSentError{err}
 	}
 	// The connection is authenticated; credentials must not ride along.
 	hr.Header.Del("Authorization")
 	resp, err := doHTTP(t.transport, hr, t.limit)
 	if err != nil {
-		if reused && !answered && ctx.Err() == nil && connDead(err) {
+		switch {
+		case !connected:
+			// No connection was ever handed to the request (dial failure,
+			// or ctx ended while waiting for one): nothing was written.
+			return nil, &notSentError{err}
+		case reused && !answered && ctx.Err() == nil && connDead(err):
 			return nil, &deadConnError{err}
 		}
 		return nil, err
@@ -311,14 +318,20 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		// cannot use with a bare status, such as 500 or 400), so its
 		// sequence numbers may no longer match ours: start over next time.
 		t.reset()
-		if len(resp.Body) != 0 {
+		if len(resp.Body) != 0 && resp.StatusCode < 300 {
 			// Content that should have been sealed and is not cannot be
 			// trusted, whatever it says.
 			return nil, fmt.Errorf("reply from %s: HTTP %d with Content-Type %q: %w", host, resp.StatusCode, resp.ContentType, ErrUnsealedReply)
 		}
-		// An empty body carries nothing to trust; the status (which is
-		// never sealed, even on sealed replies) goes up so that package
-		// wsman can classify it like any other bare status.
+		// The status is never sealed, even on sealed replies. A failure
+		// status with a plain body is HTTP.sys or a proxy speaking (a 503
+		// page, a 502 page), not WinRM: the body is dropped, as nothing in
+		// it can be trusted, and the bare status (with its headers, such
+		// as Retry-After) goes up so that package wsman can classify it
+		// like any other.
+		if len(resp.Body) != 0 {
+			resp.Body, resp.ContentType = []byte{}, ""
+		}
 		return resp, nil
 	}
 	if t.sess == nil {
@@ -338,17 +351,24 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 }
 
 // deadConnError is a kept-alive connection found closed when a message was
-// sent on it: EOF or a reset before any byte of reply. That is the host
-// having closed an idle connection or restarted (a new process has no
-// session and cannot have acted on a sealed message), so RoundTrip
-// authenticates a new connection and sends the message once more. Go's
-// own transport does not retry a POST here because in general a server
-// may have acted before dying; for WinRM the alternative is failing every
-// first request after a host reboot.
+// sent on it: EOF or a reset before any byte of reply. Usually the host
+// closed an idle connection or restarted, and never saw the message; but
+// it may also have acted on the message and died before answering, so
+// RoundTrip authenticates a new connection and sends the message once more
+// only when the request is Idempotent. A CreateJob sent twice would create
+// two jobs; its failure goes up for package wsman to report as ambiguous.
+// Go's own transport refuses to retry a POST here for the same reason.
 type deadConnError struct{ err error }
 
 func (e *deadConnError) Error() string { return e.err.Error() }
 func (e *deadConnError) Unwrap() error { return e.err }
+
+// notSentError is a failure before any byte of the request body was
+// written: its text is the cause's, and it matches ErrNotSent.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string   { return e.err.Error() }
+func (e *notSentError) Unwrap() []error { return []error{e.err, ErrNotSent} }
 
 func connDead(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -96,6 +96,17 @@ func newEncServerWith(t testing.TB, opts ntlmauth.MiddlewareOptions, tls bool, l
 		case "empty500":
 			rec.Header().Del("Content-Type")
 			rec.Code, out = http.StatusInternalServerError, nil
+		case "plain503":
+			// HTTP.sys refusing the request with its own page.
+			rec.Header().Set("Content-Type", "text/html; charset=us-ascii")
+			rec.Header().Set("Retry-After", "7")
+			rec.Code, out = http.StatusServiceUnavailable, []byte("<h1>Service Unavailable</h1>")
+		case "drop":
+			// The host acted on the message and died before answering.
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+			return
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
@@ -278,9 +289,12 @@ func TestNTLMEncryptedReHandshake(t *testing.T) {
 
 	// The host drops the connection: the next message reaches a new,
 	// unauthenticated one, gets 401 and is sent again after a handshake.
+	// The message is marked Idempotent: when it races the close and meets
+	// the dead connection, it may be sent again.
 	es.CloseClientConnections()
-	if resp := post(t, tr, es.URL, "<two/>"); string(resp.Body) != "echo:<two/>" {
-		t.Fatalf("after drop: %q", resp.Body)
+	resp, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte("<two/>"), Idempotent: true})
+	if err != nil || string(resp.Body) != "echo:<two/>" {
+		t.Fatalf("after drop: %v, %v", resp, err)
 	}
 
 	// The host restarts on the same address and has forgotten everything.
@@ -456,5 +470,77 @@ func BenchmarkRoundTripNTLMEncrypted(b *testing.B) {
 				post(b, tr, es.URL, env)
 			}
 		})
+	}
+}
+
+// TestNTLMEncryptedNoBlindResend: a message that is not Idempotent is sent
+// once. When the host takes it and the connection dies before the reply,
+// the error goes up (the host may have acted) instead of a second copy.
+func TestNTLMEncryptedNoBlindResend(t *testing.T) {
+	for _, idem := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idempotent=%v", idem), func(t *testing.T) {
+			es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+			tr := newEncTransport(t, Config{})
+			post(t, tr, es.URL, "<warm-up/>")
+			before := len(es.bodies())
+			es.corrupt.Store("drop")
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte("<create/>"), Idempotent: idem})
+			sent := 0
+			for _, b := range es.bodies()[before:] {
+				if len(b) > 0 {
+					sent++
+				}
+			}
+			if !idem {
+				if err == nil || errors.Is(err, ErrNotSent) {
+					t.Fatalf("RoundTrip = %v, %v; want a connection error not marked ErrNotSent", resp, err)
+				}
+				if sent != 1 {
+					t.Fatalf("host received %d copies of the message, want 1", sent)
+				}
+				return
+			}
+			// Resent on a new connection after a new handshake.
+			if err != nil || string(resp.Body) != "echo:<create/>" {
+				t.Fatalf("RoundTrip = %v, %v", resp, err)
+			}
+			if sent != 2 {
+				t.Fatalf("host received %d copies of the message, want 2", sent)
+			}
+		})
+	}
+}
+
+// TestNTLMEncryptedNotSent: a failure before the message could leave
+// (nobody listening) is marked ErrNotSent, so callers may send even a
+// non-idempotent message again.
+func TestNTLMEncryptedNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tr := newEncTransport(t, Config{})
+	_, err = tr.RoundTrip(context.Background(), &Request{URL: "http://" + addr + "/wsman", Body: []byte("<x/>")})
+	if !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "ntlm handshake with "+addr) {
+		t.Fatalf("err = %v, want ErrNotSent from the handshake", err)
+	}
+}
+
+// TestNTLMEncryptedPlainFailureStatus: a 503 page from HTTP.sys (plain,
+// unsealed) comes up as a bare status with its headers; its body, which
+// nothing vouches for, is dropped.
+func TestNTLMEncryptedPlainFailureStatus(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	post(t, tr, es.URL, "<warm-up/>")
+	es.corrupt.Store("plain503")
+	resp := post(t, tr, es.URL, "<x/>")
+	if resp.StatusCode != 503 || len(resp.Body) != 0 || resp.ContentType != "" || resp.Encrypted || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("resp = %d %q %q enc=%v Retry-After=%q", resp.StatusCode, resp.Body, resp.ContentType, resp.Encrypted, resp.Header.Get("Retry-After"))
+	}
+	if resp := post(t, tr, es.URL, "<y/>"); string(resp.Body) != "echo:<y/>" {
+		t.Fatalf("after a 503: %q", resp.Body)
 	}
 }

@@ -29,6 +29,12 @@ type Request struct {
 	Header http.Header
 	// Anonymous asks the transport to send no credentials (Identify).
 	Anonymous bool
+	// Idempotent says the message may safely reach the host twice (a
+	// read: Identify, Get, Enumerate, Pull, Release). Only then may a
+	// transport send it again after a failure that leaves open whether the
+	// host received it; other messages are resent only when provably
+	// nothing of them was written.
+	Idempotent bool
 }
 
 // Response is the reply to one Request, whatever its HTTP status.
@@ -69,6 +75,12 @@ var ErrResponseTooLarge = errors.New("response body exceeds the size limit")
 // ErrEncryptionRequired is returned when encryption is required but could not
 // be set up (for example the handshake failed); nothing was sent unsealed.
 var ErrEncryptionRequired = errors.New("message encryption is required but no sealed session could be established")
+
+// ErrNotSent marks a failure that happened before any byte of the
+// request body left the client (no connection, a failed handshake): the
+// host cannot have acted on the message, so even a non-idempotent one may
+// be sent again.
+var ErrNotSent = errors.New("the request was not sent")
 
 // SizeError reports a reply body larger than the limit.
 type SizeError struct {
