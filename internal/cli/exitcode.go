@@ -55,12 +55,12 @@ func usageErrorf(format string, a ...any) error {
 type JobFailedError struct {
 	Host  string
 	JobID string
-	// Reason says what happened ("cancelled", "error: BG_E_HTTP_ERROR_404 …").
+	// Reason says what happened ("job failed: BG_E_HTTP_ERROR_404 …; cancelled").
 	Reason string
 }
 
 func (e *JobFailedError) Error() string {
-	return fmt.Sprintf("%s: job %s %s", e.Host, e.JobID, e.Reason)
+	return fmt.Sprintf("%s: job %s: %s", e.Host, e.JobID, e.Reason)
 }
 
 // exitError carries an explicit exit code with an error that was already

@@ -197,5 +197,9 @@ func outcomeError(host, id string, oc *bitsprov.Outcome) error {
 	case bitsprov.ResultTimedOut:
 		return &exitError{code: ExitConnection, err: fmt.Errorf("%s: job %s: %s", host, id, oc.Reason)}
 	}
-	return &JobFailedError{Host: host, JobID: id, Reason: fmt.Sprintf("%s: %s", strings.ToLower(oc.Action.String()), oc.Reason)}
+	reason := oc.Reason
+	if reason == "" {
+		reason = strings.ToLower(oc.Action.String())
+	}
+	return &JobFailedError{Host: host, JobID: id, Reason: reason}
 }
