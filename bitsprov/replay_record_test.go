@@ -33,17 +33,17 @@ import (
 // the fixtures (and the replay) would change each time: the file server
 // that jobs download from listens on a fixed loopback port (filesAddr, or
 // BITSREMOTE_RECORD_FILES_ADDR) because its URL is in CreateJob's
-// RemoteUrl, and files that really transfer go to a fixed directory
-// (transferDir). The simulator's clock is stopped at simNow so that job
+// RemoteUrl (a port below the ephemeral range, so no outgoing connection
+// holds it). LocalFile is a Windows path, which the simulator maps under a
+// temporary LocalRoot. The simulator's clock is stopped at simNow so that job
 // times are fixed too. JobIds are random GUIDs: a re-recording changes
 // them, and the replayer checks that the client sends back the ones it was
 // given.
 const (
 	recordEnv      = "BITSREMOTE_RECORD"
 	filesAddrEnv   = "BITSREMOTE_RECORD_FILES_ADDR"
-	filesAddr      = "127.0.0.1:45988"
+	filesAddr      = "127.0.0.1:25988"
 	filesURL       = "http://" + filesAddr
-	transferDir    = "/tmp/bitsremote-record"
 	recordUser     = "admin"
 	recordPassword = `Rec0rd&<pw>"'`
 	// jobPassword and proxyPassword are sent with SetCredentials; they must
@@ -58,6 +58,10 @@ const (
 // simNow is the simulator's stopped clock: every job is created and
 // modified at this instant.
 var simNow = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
+
+// downloadsDir is where the Windows directory C:\Users\Public\Downloads
+// of the simulated host lives while recording.
+var downloadsDir string
 
 // fixtureDir is fixtures/soap at the repository root.
 var fixtureDir = filepath.Join("..", "fixtures", "soap")
@@ -106,13 +110,14 @@ func replayClient(t *testing.T, name string, opts hostOptions) (c *bitsprov.Clie
 		}
 	}
 	startFileServer(t)
-	if err := os.MkdirAll(transferDir, 0o755); err != nil {
+	root := t.TempDir()
+	downloadsDir = filepath.Join(root, "C", "Users", "Public", "Downloads")
+	if err := os.MkdirAll(downloadsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(transferDir) })
 	h, err := bitssim.NewHost(bitssim.HostConfig{
 		Server:   wsmantest.Config{Users: map[string]string{recordUser: recordPassword}, Machine: replayHost},
-		Provider: bitssim.Config{TimeScale: 0.001, Clock: stoppedClock{}},
+		Provider: bitssim.Config{TimeScale: 0.001, Clock: stoppedClock{}, LocalRoot: root},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,10 +27,12 @@ import (
 // BITSREMOTE_RECORD_ADDR) because the EPR of a Create reply carries the
 // server's address, which the recorder does not rewrite; a random port
 // would change the fixtures on every recording and the assertions with it.
+// The port is below Linux's ephemeral range (32768-60999), where outgoing
+// connections cannot be holding it.
 const (
 	recordEnv     = "BITSREMOTE_RECORD"
 	recordAddrEnv = "BITSREMOTE_RECORD_ADDR"
-	recordAddr    = "127.0.0.1:45985"
+	recordAddr    = "127.0.0.1:25985"
 
 	// recordUser and recordPassword authenticate the recording; the
 	// password must never reach a fixture (TestFixturesHoldNoPassword).
