@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -219,16 +218,6 @@ func (s *sim) run(t *testing.T, args ...string) result {
 	})
 }
 
-// runEnv is run with more environment variables.
-func (s *sim) runEnv(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	return run(t, runSpec{
-		args:    append(args, s.conn(0)...),
-		env:     append([]string{"BITSREMOTE_PASSWORD=" + s.password}, env...),
-		secrets: s.secrets(),
-	})
-}
-
 // secrets are the forms of the password that must never be printed: in
 // clear, and inside a Basic Authorization header.
 func (s *sim) secrets() []string {
@@ -253,13 +242,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
-}
-
-// mkdir creates a directory for a test, failing on error.
-func mkdir(t *testing.T, path string) string {
-	t.Helper()
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
