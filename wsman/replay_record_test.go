@@ -58,6 +58,14 @@ func recording() bool { return os.Getenv(recordEnv) == "1" }
 // serverSetup adjusts the recording server's configuration or provider.
 type serverSetup func(*wsmantest.Config, *widgets)
 
+// sealedNTLM makes a recording go over NTLM with message encryption, as
+// WinRM's default listener requires: the recorder sits above the
+// transport, so the fixture holds the plaintext and says "encrypted".
+func sealedNTLM(cfg *wsmantest.Config, _ *widgets) {
+	cfg.Auth = wsmantest.AuthNTLM
+	cfg.RequireEncryption = true
+}
+
 // replayClient returns a client for the fixture name: over a Recorder in
 // front of a fresh widget server when recording, over a Replayer
 // otherwise, with a flowSpy in front of either. The returned check runs at
@@ -101,7 +109,11 @@ func replayClient(t *testing.T, name string, setup serverSetup) (*wsman.Client, 
 	srv.Handle(widgetURI, w, "Name")
 	srv.Start()
 	t.Cleanup(srv.Close)
-	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: recordUser, Password: recordPassword})
+	tcfg := transport.Config{Auth: transport.AuthBasic, User: recordUser, Password: recordPassword}
+	if cfg.Auth == wsmantest.AuthNTLM {
+		tcfg.Auth, tcfg.Encryption = transport.AuthNTLM, transport.EncryptionAlways
+	}
+	tr, err := transport.New(tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,6 +144,22 @@ var wsmanScenarios = []wsmanScenario{
 			t.Errorf("Get (-want +got):\n%s", diff)
 		}
 	}},
+	{name: "get-sealed", setup: sealedNTLM, flow: []string{"Get:1", "Get fault"}, run: func(t *testing.T, c *wsman.Client) {
+		// Recorded over sealed NTLM: the fixture holds the decrypted
+		// envelopes, and a fault arrives sealed as well.
+		ctx := context.Background()
+		in, err := c.Get(ctx, widgetURI, byName("w004"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(fiveWidgets[4], in); diff != "" {
+			t.Errorf("Get (-want +got):\n%s", diff)
+		}
+		_, err = c.Get(ctx, widgetURI, byName("w005"))
+		if f := faultOf(t, err); f.Subcode != "DestinationUnreachable" || f.HTTPStatus != 500 {
+			t.Errorf("sealed fault: %+v", f)
+		}
+	}},
 	{name: "put", flow: []string{"Get:1", "Put:1", "Get fault"}, run: func(t *testing.T, c *wsman.Client) {
 		ctx := context.Background()
 		in, err := c.Get(ctx, widgetURI, byName("w002"))
