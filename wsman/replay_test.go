@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -407,7 +408,10 @@ func TestReplayDetectsChangedRequest(t *testing.T) {
 		name    string
 		fixture string
 		call    func(c *wsman.Client) error
-		want    []string // regexps, each matching a whole line of the error
+		// edit, when set, rewrites each request body on its way to the
+		// replayer, standing in for a client that renders differently.
+		edit func(string) string
+		want []string // regexps, each matching a whole line of the error
 	}{
 		{
 			name: "selector value", fixture: "wsman/get",
@@ -430,6 +434,39 @@ func TestReplayDetectsChangedRequest(t *testing.T) {
 			want: []string{
 				`-\s*\d+ +<w:Selector Name="Name">w002</w:Selector>`,
 				`\+\s*\d+ +<w:Selector Name="Name">w002&amp;</w:Selector>`,
+			},
+		},
+		{
+			name: "escaping of an apostrophe", fixture: "wsman/put",
+			call: func(c *wsman.Client) error {
+				ctx := context.Background()
+				in, err := c.Get(ctx, widgetURI, byName("w002"))
+				if err != nil {
+					return err
+				}
+				in.Set("Caption", `a&b <c> "d" 'e'`)
+				in.SetNil("State")
+				_, err = c.Put(ctx, widgetURI, byName("w002"), in)
+				return err
+			},
+			edit: func(body string) string { return strings.ReplaceAll(body, `'e'`, `&apos;e&apos;`) },
+			want: []string{
+				`-\s*\d+ +` + regexp.QuoteMeta(`<p:Caption>a&amp;b &lt;c&gt; "d" 'e'</p:Caption>`),
+				`\+\s*\d+ +` + regexp.QuoteMeta(`<p:Caption>a&amp;b &lt;c&gt; "d" &apos;e&apos;</p:Caption>`),
+			},
+		},
+		{
+			name: "mustUnderstand", fixture: "wsman/get",
+			call: func(c *wsman.Client) error {
+				_, err := c.Get(context.Background(), widgetURI, byName("w001"))
+				return err
+			},
+			edit: func(body string) string {
+				return strings.Replace(body, `<w:ResourceURI s:mustUnderstand="true">`, `<w:ResourceURI>`, 1)
+			},
+			want: []string{
+				`-\s*\d+ +<w:ResourceURI s:mustUnderstand="true">` + regexp.QuoteMeta(widgetURI) + `</w:ResourceURI>`,
+				`\+\s*\d+ +<w:ResourceURI>` + regexp.QuoteMeta(widgetURI) + `</w:ResourceURI>`,
 			},
 		},
 		{
@@ -457,6 +494,14 @@ func TestReplayDetectsChangedRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _, _ := replayClient(t, tt.fixture, nil)
+			if tt.edit != nil {
+				next := c.Transport
+				c.Transport = transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+					r := *req
+					r.Body = []byte(tt.edit(string(req.Body)))
+					return next.RoundTrip(ctx, &r)
+				})
+			}
 			err := tt.call(c)
 			if err == nil {
 				t.Fatal("changed request was answered from the recording")
