@@ -189,13 +189,18 @@ func TestTransferAsync(t *testing.T) {
 	h := newSimHost(t)
 	local := tempPath(t, "a.bin")
 	r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", local, "--async", "--priority", "low",
-		"-H", h.hostArg(), "-u", testUser, "-o", "jsonl")
+		"--retry-interval", "30s", "--retry-timeout", "1h", "-H", h.hostArg(), "-u", testUser, "-o", "jsonl")
 	if r.code != 0 {
 		t.Fatalf("transfer --async: exit %d: %s", r.code, r.stderr)
 	}
 	m := decode(t, r.stdout)
-	if m["priority"] != "Low" || m["outcome"].(map[string]any)["result"] != "Async" {
+	if m["priority"] != "Low" || m["outcome"].(map[string]any)["result"] != "Async" ||
+		m["minimumRetryDelay"] != float64(30) || m["noProgressTimeout"] != float64(3600) {
 		t.Errorf("async output: %s", r.stdout)
+	}
+	if r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", local, "--retry-interval", "2s", "-H", h.hostArg(), "-u", testUser); r.code != ExitUsage ||
+		!strings.Contains(r.stderr, "--retry-interval 2s: want whole seconds from 5s") {
+		t.Errorf("--retry-interval 2s: exit %d: %s", r.code, r.stderr)
 	}
 	id := m["jobId"].(string)
 	r = run(t, withPassword(), "wait", id, "--complete", "--interval", "20ms", "-H", h.hostArg(), "-u", testUser)

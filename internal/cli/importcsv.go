@@ -54,6 +54,7 @@ created first, then followed together, synchronously unless --async.`,
 	fl.StringVar(&opts.ProxyUsage, "proxy-usage", "", "systemdefault, noproxy, autodetect or override")
 	fl.StringSliceVar(&opts.ProxyList, "proxy-list", nil, "proxies for override, host:port")
 	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy")
+	addRetryFlags(cmd, opts)
 	opts.wait.add(cmd, "cancel")
 	return cmd
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +34,11 @@ type TransferOptions struct {
 	ProxyUsage  string
 	ProxyList   []string
 	ProxyBypass []string
+
+	// RetryInterval and RetryTimeout are the job's MinimumRetryDelay and
+	// NoProgressTimeout (Start-BitsTransfer -RetryInterval, -RetryTimeout).
+	RetryInterval time.Duration
+	RetryTimeout  time.Duration
 
 	wait waitFlags
 }
@@ -84,8 +91,16 @@ timeout passed (the job is left); 2, 3, 5 as for every command.`,
 	fl.StringVar(&opts.ProxyUsage, "proxy-usage", "", "systemdefault, noproxy, autodetect or override (-ProxyUsage)")
 	fl.StringSliceVar(&opts.ProxyList, "proxy-list", nil, "proxies for override, host:port (-ProxyList)")
 	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy (-ProxyBypass)")
+	addRetryFlags(cmd, opts)
 	opts.wait.add(cmd, "cancel")
 	return cmd
+}
+
+// addRetryFlags adds the job's retry settings, as Start-BitsTransfer names them.
+func addRetryFlags(cmd *cobra.Command, opts *TransferOptions) {
+	fl := cmd.Flags()
+	fl.DurationVar(&opts.RetryInterval, "retry-interval", 0, "wait this long before retrying after a transient error (-RetryInterval; whole seconds, at least 5s; default: the host's, 10m)")
+	fl.DurationVar(&opts.RetryTimeout, "retry-timeout", 0, "give up (Error) after this long without progress (-RetryTimeout; whole seconds; default: the host's, 14 days)")
 }
 
 // transferSpec is one job to create and follow.
@@ -105,6 +120,9 @@ type transferSettings struct {
 	Proxy       *bitsprov.ProxySettings
 	Async       bool
 	Policy      bitsprov.Policy
+
+	RetryInterval time.Duration
+	RetryTimeout  time.Duration
 }
 
 // settings validates the flags shared by transfer and import-csv.
@@ -131,7 +149,20 @@ func (o *TransferOptions) settings() (*transferSettings, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &transferSettings{Type: t, Priority: pr, Name: o.Name, Description: o.Description, Async: o.Async, Policy: pol}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+		min  time.Duration
+	}{{"--retry-interval", o.RetryInterval, 5 * time.Second}, {"--retry-timeout", o.RetryTimeout, time.Second}} {
+		if d.v == 0 {
+			continue
+		}
+		if d.v < d.min || d.v%time.Second != 0 || d.v > math.MaxUint32*time.Second {
+			return nil, usageErrorf("%s %s: want whole seconds from %s", d.flag, d.v, d.min)
+		}
+	}
+	st := &transferSettings{Type: t, Priority: pr, Name: o.Name, Description: o.Description, Async: o.Async, Policy: pol,
+		RetryInterval: o.RetryInterval, RetryTimeout: o.RetryTimeout}
 	if o.ProxyUsage != "" || len(o.ProxyList) > 0 || len(o.ProxyBypass) > 0 {
 		if st.Proxy, err = proxySettings(o.ProxyUsage, o.ProxyList, o.ProxyBypass); err != nil {
 			return nil, err
@@ -166,6 +197,8 @@ func (st *transferSettings) jobOptions(files []bitsprov.FileSpec) bitsprov.Creat
 		ExtraFiles:           files[1:],
 		Credentials:          st.Credentials,
 		Proxy:                st.Proxy,
+		MinimumRetryDelay:    st.RetryInterval,
+		NoProgressTimeout:    st.RetryTimeout,
 		CancelOnSetupFailure: true,
 	}
 	return jo

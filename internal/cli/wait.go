@@ -151,6 +151,15 @@ func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitspro
 	oc, err := s.Bits.Wait(ctx, id, pol)
 	rec := outcomeJobRecord(s.Endpoint.Name, oc, f.Clock.Now().Sub(start))
 	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: the job goes on without us; say how to
+			// pick it up again.
+			state := "unknown state"
+			if oc != nil && oc.Job != nil {
+				state = oc.Final.String()
+			}
+			return rec, fmt.Errorf("interrupted; job %s is left on the host (%s): follow it with 'bitsremote wait %s --complete': %w", id, state, id, err)
+		}
 		return rec, err
 	}
 	return rec, outcomeError(s.Endpoint.Name, id, oc)

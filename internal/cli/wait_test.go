@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
@@ -32,6 +34,28 @@ func TestWaitTimeoutLeavesJob(t *testing.T) {
 	}
 	if r := run(t, withPassword(), append([]string{"wait", id, "--transient", "sometimes"}, base...)...); r.code != ExitUsage || !strings.Contains(r.stderr, `--transient "sometimes": want wait or cancel`) {
 		t.Errorf("bad --transient: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestWaitInterrupted(t *testing.T) {
+	h := newSimHost(t)
+	id := createSuspended(t, h, tempPath(t, "a.bin"))
+	ios, _, out, errOut := Test()
+	f := NewFactory()
+	f.IO = ios
+	f.Getenv = func(k string) string { return withPassword()[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	code := Execute(ctx, f, []string{"wait", id, "--interval", "10ms", "-H", h.hostArg(), "-u", testUser, "-o", "json"})
+	if code != ExitJobFailed {
+		t.Errorf("interrupted wait: exit %d, want 1", code)
+	}
+	want := "interrupted; job " + id + " is left on the host (Suspended): follow it with 'bitsremote wait " + id + " --complete'"
+	if !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q lacks %q", errOut.String(), want)
+	}
+	if m := decode(t, out.String()); m["state"] != "Suspended" {
+		t.Errorf("the job as last seen: %v", m["state"])
 	}
 }
 
