@@ -271,6 +271,31 @@ var bitsScenarios = []bitsScenario{
 		},
 	},
 	{
+		name: "upload",
+		flow: []string{"CreateJob", "Get", "AddFile", "SetJobState", "SetJobState"},
+		run: func(t *testing.T, c *bitsprov.Client) {
+			ctx := context.Background()
+			id, err := c.CreateJob(ctx, bitsprov.CreateJobOptions{
+				DisplayName: "report upload", Type: bitsprov.TypeUpload, Suspended: true,
+				RemoteURL: filesURL + "/upload/report.csv", LocalFile: `C:\Reports\report.csv`,
+			})
+			id = mustID(t, id, err)
+			want := suspendedJob(id, "report upload", pending(filesURL+"/upload/report.csv", `C:\Reports\report.csv`))
+			if diff := cmp.Diff(want, job(t, c, id)); diff != "" {
+				t.Errorf("job (-want +got):\n%s", diff)
+			}
+			// An upload job holds exactly one file.
+			err = c.AddFile(ctx, id, filesURL+"/upload/second.csv", `C:\Reports\second.csv`)
+			returnError(t, err, &bitsprov.ReturnError{Host: replayHost, Method: "AddFile", JobID: id, Code: uint32(bitsprov.CodeTooManyFiles)}, bitsprov.CodeTooManyFiles)
+			// Complete needs a transferred upload.
+			_, err = c.Complete(ctx, id)
+			returnError(t, err, &bitsprov.ReturnError{Host: replayHost, Method: "SetJobState", JobID: id, Code: uint32(bitsprov.CodeInvalidState)}, bitsprov.ErrInvalidState)
+			if code, err := c.Cancel(ctx, id); err != nil || code != bitsprov.CodeOK {
+				t.Errorf("Cancel = %v, %v", code, err)
+			}
+		},
+	},
+	{
 		name:     "transfer",
 		flowTail: []string{"Get", "SetJobState", "Get fault"},
 		run: func(t *testing.T, c *bitsprov.Client) {
