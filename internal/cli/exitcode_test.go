@@ -50,6 +50,8 @@ func TestExitCode(t *testing.T) {
 		{"unknown CA", fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), ExitConnection},
 		{"hostname", x509.HostnameError{Host: "h"}, ExitConnection},
 		{"encryption required", fmt.Errorf("h: %w", transport.ErrEncryptionRequired), ExitConnection},
+		{"ambiguous reset", &wsman.AmbiguousError{Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}, ExitConnection},
+		{"ambiguous fault", &wsman.AmbiguousError{Err: &wsman.Fault{Subcode: "InternalError"}}, ExitFault},
 		{"other", errors.New("something else"), ExitJobFailed},
 	}
 	for _, tt := range tests {

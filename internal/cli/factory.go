@@ -71,6 +71,7 @@ type ConnOptions struct {
 	KeyFile            string
 	InsecureSkipVerify bool
 	Timeout            time.Duration
+	Retries            int
 	Concurrency        int
 	Output             string
 	Debug              bool
@@ -98,6 +99,7 @@ func (f *Factory) addConnFlags(cmd *cobra.Command) {
 	fl.StringVar(&c.KeyFile, "key-file", "", "client key PEM `FILE` (--auth certificate)")
 	fl.BoolVar(&c.InsecureSkipVerify, "insecure-skip-verify", false, "do not check the host's TLS certificate (dangerous; warns)")
 	fl.DurationVar(&c.Timeout, "timeout", defaultTimeout, "time allowed to connect and for each reply")
+	fl.IntVar(&c.Retries, "retries", wsman.DefaultRetry.Attempts-1, "retries of a call that failed on a passing condition (refused connection, 503, timeout); only calls safe to repeat are repeated; 0: none")
 	fl.IntVar(&c.Concurrency, "concurrency", defaultConcurrency, "hosts handled at once")
 	fl.StringVarP(&c.Output, "output", "o", "table", "output format: table, json or jsonl")
 	fl.BoolVar(&c.Debug, "debug", false, "diagnostics and a wire dump (secrets removed) on stderr")
@@ -183,6 +185,9 @@ func (f *Factory) baseConfig() (transport.Config, error) {
 	}
 	if c.Concurrency < 1 {
 		return cfg, usageErrorf("--concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if c.Retries < 0 || c.Retries > 100 {
+		return cfg, usageErrorf("--retries must be from 0 to 100, got %d", c.Retries)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return cfg, usageErrorf("--cert-file and --key-file go together")
@@ -393,6 +398,7 @@ func (f *Factory) newSession(cfg transport.Config, ep Endpoint) (*session, func(
 	wc := wsman.NewClient(ep.URL, t)
 	wc.Host = ep.Name
 	wc.OperationTimeout = f.Conn.Timeout
+	wc.Retry = wsman.RetryPolicy{Attempts: f.Conn.Retries + 1}
 	closeFn := func() {
 		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
 			c.CloseIdleConnections()
