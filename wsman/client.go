@@ -44,6 +44,9 @@ type Client struct {
 	Locale string
 	// SessionID, when set, is sent as wsmv:SessionId ("uuid:…").
 	SessionID string
+	// Retry says how calls that fail on a passing condition are repeated
+	// (see RetryPolicy); the zero value is DefaultRetry.
+	Retry RetryPolicy
 
 	// newID makes MessageIDs; tests fix it to get stable envelopes.
 	newID func() string
@@ -60,6 +63,10 @@ type Options struct {
 	Selectors []Selector
 	// OptionSet entries (wsman:OptionSet); none carry mustComply.
 	OptionSet []Option
+	// Idempotent declares that an Invoke only reads (GetError, say), so
+	// it may be repeated like a Get. It is ignored by the other calls,
+	// which know whether they are safe to repeat.
+	Idempotent bool
 }
 
 // Option is one wsman:Option.
@@ -117,12 +124,33 @@ func lowerFirst(s string) string {
 // call sends one envelope and returns the checked reply: a *Fault for a
 // SOAP fault (whatever the status), an *HTTPError for 401, 413 and
 // non-SOAP bodies, and ErrProtocol when RelatesTo or Action are wrong.
-func (c *Client) call(ctx context.Context, op string, r *request, wantAction string, extraNS ...string) (*reply, error) {
+// Failures are retried as mode and c.Retry allow, each attempt with a new
+// MessageID.
+func (c *Client) call(ctx context.Context, op string, r *request, mode retryMode, wantAction string, extraNS ...string) (*reply, error) {
 	if c.Transport == nil {
 		return nil, c.opError(op, r.resourceURI, errors.New("no transport configured"))
 	}
+	var rep *reply
+	first := true
+	err := c.withRetry(ctx, mode, func() error {
+		if !first {
+			r.messageID = c.messageID()
+		}
+		first = false
+		var err error
+		rep, err = c.callOnce(ctx, op, r, mode == retryIdempotent, wantAction, extraNS...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// callOnce is one attempt of call.
+func (c *Client) callOnce(ctx context.Context, op string, r *request, idempotent bool, wantAction string, extraNS ...string) (*reply, error) {
 	body := render(c.envelope(r, extraNS...))
-	resp, err := c.Transport.RoundTrip(ctx, &transportRequest{URL: c.Endpoint, Body: body})
+	resp, err := c.Transport.RoundTrip(ctx, &transportRequest{URL: c.Endpoint, Body: body, Idempotent: idempotent})
 	if err != nil {
 		return nil, c.opError(op, r.resourceURI, err)
 	}
@@ -160,6 +188,13 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 		return nil, httpErr(ErrAuth)
 	case http.StatusRequestEntityTooLarge:
 		return nil, httpErr(ErrEnvelopeTooLarge)
+	case http.StatusServiceUnavailable:
+		he := httpErr(nil).(*HTTPError)
+		he.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, he
+	}
+	if err := c.checkReplySize(resp.Body); err != nil {
+		return nil, c.opError(op, resourceURI, err)
 	}
 	rep, err := parseEnvelope(resp.Body)
 	if err != nil {
@@ -188,17 +223,22 @@ func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
 	if c.Transport == nil {
 		return nil, c.opError(op, "", errors.New("no transport configured"))
 	}
-	req := &transportRequest{
-		URL:       c.Endpoint,
-		Body:      render(identifyEnvelope()),
-		Header:    http.Header{"Wsmanidentify": []string{"unauthenticated"}},
-		Anonymous: true,
-	}
-	resp, err := c.Transport.RoundTrip(ctx, req)
-	if err != nil {
-		return nil, c.opError(op, "", err)
-	}
-	rep, err := c.classify(op, "", resp)
+	var rep *reply
+	err := c.withRetry(ctx, retryIdempotent, func() error {
+		req := &transportRequest{
+			URL:        c.Endpoint,
+			Body:       render(identifyEnvelope()),
+			Header:     http.Header{"Wsmanidentify": []string{"unauthenticated"}},
+			Anonymous:  true,
+			Idempotent: true,
+		}
+		resp, err := c.Transport.RoundTrip(ctx, req)
+		if err != nil {
+			return c.opError(op, "", err)
+		}
+		rep, err = c.classify(op, "", resp)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +275,7 @@ func (c *Client) Get(ctx context.Context, resourceURI string, opts Options) (*In
 		return nil, c.opError(op, resourceURI, err)
 	}
 	r := &request{action: ActionGet, resourceURI: uri, messageID: c.messageID(), opts: &opts}
-	rep, err := c.call(ctx, op, r, ActionGetResponse)
+	rep, err := c.call(ctx, op, r, retryIdempotent, ActionGetResponse)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +311,7 @@ func (c *Client) Put(ctx context.Context, resourceURI string, opts Options, in *
 		return nil, c.opError(op, uri, errors.New("no instance to put"))
 	}
 	r := &request{action: ActionPut, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
-	rep, err := c.call(ctx, op, r, ActionPutResponse)
+	rep, err := c.call(ctx, op, r, retryUnsafe, ActionPutResponse)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +329,7 @@ func (c *Client) Create(ctx context.Context, resourceURI string, opts Options, i
 		return nil, c.opError(op, uri, errors.New("no instance to create"))
 	}
 	r := &request{action: ActionCreate, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
-	rep, err := c.call(ctx, op, r, ActionCreateResponse)
+	rep, err := c.call(ctx, op, r, retryUnsafe, ActionCreateResponse)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +352,7 @@ func (c *Client) Delete(ctx context.Context, resourceURI string, opts Options) e
 		return c.opError(op, resourceURI, err)
 	}
 	r := &request{action: ActionDelete, resourceURI: uri, messageID: c.messageID(), opts: &opts}
-	_, err = c.call(ctx, op, r, ActionDeleteResponse)
+	_, err = c.call(ctx, op, r, retryUnsafe, ActionDeleteResponse)
 	return err
 }
 
@@ -337,7 +377,11 @@ func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Op
 	}
 	action := uri + "/" + method
 	r := &request{action: action, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: body.Element()}
-	rep, err := c.call(ctx, op, r, action+"Response")
+	mode := retryUnsafe
+	if opts.Idempotent {
+		mode = retryIdempotent
+	}
+	rep, err := c.call(ctx, op, r, mode, action+"Response")
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +463,7 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 	}
 	e.uri = uri
 	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, body: e.enumerateBody()}
-	rep, err := e.c.call(e.ctx, "Enumerate", r, ActionEnumerateResp, "n", NsEnumeration)
+	rep, err := e.c.call(e.ctx, "Enumerate", r, retryIdempotent, ActionEnumerateResp, "n", NsEnumeration)
 	if err != nil {
 		yield(nil, err)
 		return
@@ -484,7 +528,7 @@ func (e *enumeration) pull(enumCtx string) (*page, error) {
 			body.CreateElement("n:MaxElements").SetText(strconv.Itoa(e.opts.MaxElements))
 		}
 		r := &request{action: ActionPull, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
-		rep, err := e.c.call(e.ctx, "Pull", r, ActionPullResponse, "n", NsEnumeration)
+		rep, err := e.c.call(e.ctx, "Pull", r, retryCursor, ActionPullResponse, "n", NsEnumeration)
 		if err != nil {
 			// n:TimedOut means "no data yet"; the context is still valid.
 			if IsTimedOut(err) && timeouts < maxPullTimeouts && e.ctx.Err() == nil {
@@ -512,7 +556,7 @@ func (e *enumeration) release(enumCtx string) {
 	body := etree.NewElement("n:Release")
 	body.CreateElement("n:EnumerationContext").SetText(enumCtx)
 	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
-	_, _ = e.c.call(ctx, "Release", r, ActionReleaseResponse, "n", NsEnumeration)
+	_, _ = e.c.call(ctx, "Release", r, retryIdempotent, ActionReleaseResponse, "n", NsEnumeration)
 }
 
 // page is one EnumerateResponse or PullResponse.

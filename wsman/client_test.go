@@ -37,6 +37,8 @@ type fakeHost struct {
 
 func (f *fakeHost) client() *Client {
 	c := NewClient(testEndpoint, transport.Func(f.roundTrip))
+	// One reply per request: retries are tested on their own (retry_test.go).
+	c.Retry = NoRetry
 	n := 0
 	c.newID = func() string {
 		n++
@@ -433,6 +435,24 @@ func TestReplyClassification(t *testing.T) {
 				t.Errorf("err = %v", err)
 			}
 		}},
+		{"too many attributes", func(*reply) (int, string) {
+			var b strings.Builder
+			for i := range maxAttrs + 1 {
+				fmt.Fprintf(&b, ` a%d="v"`, i)
+			}
+			return 200, windowsReply(ActionGetResponse, "x", "<p:A xmlns:p='urn:a'"+b.String()+"/>")
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "element <p:A> has 258 attributes, more than the limit of 256") {
+				t.Errorf("err = %v", err)
+			}
+		}},
+		{"larger than MaxEnvelopeSize", func(*reply) (int, string) {
+			return 200, windowsReply(ActionGetResponse, "x", "<p:A xmlns:p='urn:a'>"+strings.Repeat("x", DefaultMaxEnvelopeSize)+"</p:A>")
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, ErrReplyTooLarge) || !strings.Contains(err.Error(), "reply larger than the MaxEnvelopeSize sent: ") || !strings.HasSuffix(err.Error(), "limit 153600") {
+				t.Errorf("err = %v", err)
+			}
+		}},
 		{"DTD refused", func(*reply) (int, string) {
 			return 200, `<!DOCTYPE s [<!ENTITY x "boom">]>` + windowsReply(ActionGetResponse, "x", "<p:A xmlns:p='urn:a'>&x;</p:A>")
 		}, func(t *testing.T, err error) {
@@ -461,7 +481,7 @@ func TestReplyClassification(t *testing.T) {
 			return nil, context.DeadlineExceeded
 		}))
 		err := c.Delete(context.Background(), wmiSvc, Options{})
-		if !errors.Is(err, context.DeadlineExceeded) || err.Error() != "delete "+wmiSvc+" on win1.example:5985: context deadline exceeded" {
+		if !errors.Is(err, context.DeadlineExceeded) || !IsAmbiguous(err) || err.Error() != "delete "+wmiSvc+" on win1.example:5985: context deadline exceeded (outcome unknown: the host may have carried out the request)" {
 			t.Errorf("err = %v", err)
 		}
 	})

@@ -113,12 +113,22 @@ func identifyEnvelope() *etree.Document {
 	return doc
 }
 
-// readXML parses untrusted XML with a depth limit and refuses DTDs, so
-// no entity can be declared, let alone expanded.
+// maxAttrs bounds the attributes (namespace declarations included) of one
+// element. Windows writes at most a dozen; etree resolves every namespace
+// by scanning the attributes of each ancestor, so an element with
+// hundreds of thousands of them would make each lookup below it slow.
+const maxAttrs = 256
+
+// readXML parses untrusted XML with depth and attribute limits and refuses
+// DTDs, so no entity can be declared, let alone expanded. Its size is
+// bounded before it gets here (transport limit, MaxEnvelopeSize).
 func readXML(b []byte) (*etree.Document, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.MaxDepth = maxDepth
 	if err := doc.ReadFromBytes(b); err != nil {
+		if errors.Is(err, etree.ErrMaxDepth) {
+			return nil, fmt.Errorf("elements nest deeper than the limit of %d: %w", maxDepth, err)
+		}
 		return nil, err
 	}
 	for _, tok := range doc.Child {
@@ -129,7 +139,28 @@ func readXML(b []byte) (*etree.Document, error) {
 	if doc.Root() == nil {
 		return nil, errors.New("no root element")
 	}
+	if err := checkAttrs(doc.Root()); err != nil {
+		return nil, err
+	}
 	return doc, nil
+}
+
+// checkAttrs refuses an element with more than maxAttrs attributes.
+func checkAttrs(root *etree.Element) error {
+	stack := []*etree.Element{root}
+	for len(stack) > 0 {
+		el := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if len(el.Attr) > maxAttrs {
+			return fmt.Errorf("element <%s> has %d attributes, more than the limit of %d", el.FullTag(), len(el.Attr), maxAttrs)
+		}
+		for _, tok := range el.Child {
+			if c, ok := tok.(*etree.Element); ok {
+				stack = append(stack, c)
+			}
+		}
+	}
+	return nil
 }
 
 // reply is a parsed SOAP envelope.

@@ -3,6 +3,7 @@ package wsman
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors for what callers must tell apart; the typed errors below
@@ -29,6 +30,8 @@ type HTTPError struct {
 	// Kind is ErrAuth, ErrEnvelopeTooLarge, an error wrapping ErrProtocol
 	// (a 200 reply that is not SOAP), or nil.
 	Kind error
+	// RetryAfter is the reply's Retry-After (a 503's hint), or 0.
+	RetryAfter time.Duration
 }
 
 // Error renders "host: operation: HTTP status (why): body start".
