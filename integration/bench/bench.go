@@ -1,0 +1,506 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/internal/fleet"
+	"github.com/bitsremote/bitsremote/wsman/transport"
+)
+
+const (
+	benchUser     = "admin"
+	benchPassword = "Bench-Passw0rd!"
+)
+
+type benchOptions struct {
+	Hosts, Jobs, Cycles, Concurrency int
+	TransferHosts                    int
+	PeerRequests                     int
+	Peer                             bool
+	PeerScript, Python               string
+}
+
+// cpuSeconds is this process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// peakRSS is the process's peak resident set in MiB (Linux reports KiB).
+func peakRSS() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
+// counting counts the requests a transport sends.
+type counting struct {
+	next transport.Transport
+	n    *atomic.Int64
+}
+
+func (c counting) RoundTrip(ctx context.Context, r *transport.Request) (*transport.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(ctx, r)
+}
+
+func (c counting) CloseIdleConnections() {
+	if ci, ok := c.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// hostsProc is the child process serving the simulated hosts.
+type hostsProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	ready hostsReady
+}
+
+func startHosts(n int, filesDir string) (*hostsProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-role", "hosts", "-n", fmt.Sprint(n), "-files", filesDir, "-time-scale", "0.01")
+	cmd.Env = append(os.Environ(), "BITSREMOTE_PASSWORD="+benchPassword)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &hostsProc{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	p.out.Buffer(make([]byte, 1<<20), 64<<20)
+	if !p.out.Scan() {
+		p.stop()
+		return nil, fmt.Errorf("hosts process ended before it was ready: %v", p.out.Err())
+	}
+	if err := json.Unmarshal(p.out.Bytes(), &p.ready); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("hosts process: %w", err)
+	}
+	return p, nil
+}
+
+func (p *hostsProc) stats() (hostsStats, error) {
+	var st hostsStats
+	if _, err := io.WriteString(p.stdin, "stats\n"); err != nil {
+		return st, err
+	}
+	if !p.out.Scan() {
+		return st, fmt.Errorf("hosts process: no stats: %v", p.out.Err())
+	}
+	return st, json.Unmarshal(p.out.Bytes(), &st)
+}
+
+func (p *hostsProc) stop() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// measurement is one timed piece of client work.
+type measurement struct {
+	Wall, CPU float64
+	Requests  int64
+}
+
+func (m measurement) rps() float64    { return float64(m.Requests) / m.Wall }
+func (m measurement) perCPU() float64 { return float64(m.Requests) / m.CPU }
+func (m measurement) String() string {
+	return fmt.Sprintf("wall %.3f s, client CPU %.3f s, %d requests, %.0f req/s, %.0f req/CPU-s", m.Wall, m.CPU, m.Requests, m.rps(), m.perCPU())
+}
+
+func measure(reqs *atomic.Int64, fn func() error) (measurement, error) {
+	runtime.GC()
+	r0, c0, t0 := reqs.Load(), cpuSeconds(), time.Now()
+	err := fn()
+	return measurement{Wall: time.Since(t0).Seconds(), CPU: cpuSeconds() - c0, Requests: reqs.Load() - r0}, err
+}
+
+func runBench(o benchOptions) error {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return err
+	}
+	if o.Hosts < 1 || o.Jobs < 1 || o.Cycles < 1 || o.TransferHosts > o.Hosts {
+		return errors.New("-hosts, -jobs and -cycles must be positive and -transfer-hosts at most -hosts")
+	}
+	filesDir, err := os.MkdirTemp("", "bitsremote-bench-files-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filesDir)
+	dest, err := os.MkdirTemp("", "bitsremote-bench-dest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dest)
+	if err := os.WriteFile(filepath.Join(filesDir, "payload.bin"), bytes.Repeat([]byte("bits"), 4096), 0o644); err != nil {
+		return err
+	}
+
+	fmt.Printf("bench: %d hosts × %d jobs, NTLM with message encryption, concurrency %d, GOMAXPROCS %d, open-files limit %d\n",
+		o.Hosts, o.Jobs, o.Concurrency, runtime.GOMAXPROCS(0), limit)
+	t0 := time.Now()
+	hp, err := startHosts(o.Hosts, filesDir)
+	if err != nil {
+		return err
+	}
+	defer hp.stop()
+	where := "127.0.0.1 … " + strings.TrimSuffix(strings.TrimPrefix(hp.ready.URLs[len(hp.ready.URLs)-1], "http://"), "/wsman")
+	if hp.ready.Fallback {
+		where = "127.0.0.1 with one port each (127.0.0.2 could not be bound)"
+	}
+	fmt.Printf("hosts: %d simulated hosts serving on %s in %.1f s\n", len(hp.ready.URLs), where, time.Since(t0).Seconds())
+
+	var reqs atomic.Int64
+	var hosts []fleet.Host
+	for _, u := range hp.ready.URLs {
+		h, err := fleet.ParseHost(u)
+		if err != nil {
+			return err
+		}
+		hosts = append(hosts, h)
+	}
+	cn := &fleet.Connector{
+		Base: transport.Config{Auth: transport.AuthNTLM, User: benchUser, Password: benchPassword,
+			Encryption: transport.EncryptionAlways, DialTimeout: 30 * time.Second, ResponseTimeout: 90 * time.Second},
+		Wrap: func(_ string, t transport.Transport) transport.Transport { return counting{t, &reqs} },
+	}
+	pool := fleet.NewPool(hosts, cn)
+	defer pool.Close()
+	ctx := context.Background()
+	fo := fleet.Options{Concurrency: o.Concurrency}
+
+	// Seed: jobs stay suspended so that every poll reads the same queue.
+	ids := make([][]string, len(hosts))
+	seed, err := measure(&reqs, func() error {
+		_, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
+			i := slices.Index(pool.Names(), c.Name)
+			for j := range o.Jobs {
+				id, err := c.Bits.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: fmt.Sprintf("bench %d", j),
+					RemoteURL: hp.ready.FilesURL + "/payload.bin", LocalFile: filepath.Join(dest, fmt.Sprintf("seed-%d-%d", i, j)), Suspended: true})
+				if err != nil {
+					return err
+				}
+				ids[i] = append(ids[i], id)
+			}
+			return nil
+		})
+		return sum.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("seed jobs: %w", err)
+	}
+	st, err := hp.stats()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("seed: %d jobs created (suspended) in %.1f s; %d NTLM handshakes so far\n", o.Hosts*o.Jobs, seed.Wall, st.Handshakes)
+
+	cycle := func(useGet bool) func() error {
+		return func() error {
+			_, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
+				i := slices.Index(pool.Names(), c.Name)
+				if useGet {
+					for _, id := range ids[i] {
+						j, err := c.Bits.Job(ctx, id)
+						if err != nil {
+							return err
+						}
+						if j.State != bitsprov.StateSuspended {
+							return fmt.Errorf("job %s is %v", id, j.State)
+						}
+					}
+					return nil
+				}
+				jobs, err := fleet.EnumerateJobs(ctx, c.WSMan)
+				if err != nil {
+					return err
+				}
+				for _, id := range ids[i] {
+					if jobs[strings.ToUpper(id)] == nil {
+						return fmt.Errorf("job %s missing from the enumeration", id)
+					}
+				}
+				return nil
+			})
+			return sum.Err()
+		}
+	}
+	for _, mode := range []struct {
+		name   string
+		useGet bool
+	}{{"enumerate (one request per host, as fleet wait polls)", false}, {"get (one request per job)", true}} {
+		var ms []measurement
+		for range o.Cycles {
+			m, err := measure(&reqs, cycle(mode.useGet))
+			if err != nil {
+				return fmt.Errorf("poll cycle (%s): %w", mode.name, err)
+			}
+			ms = append(ms, m)
+		}
+		slices.SortFunc(ms, func(a, b measurement) int { return cmpFloat(a.Wall, b.Wall) })
+		fmt.Printf("poll cycle, %s, over %d hosts × %d jobs:\n  best:   %v\n  median: %v\n", mode.name, o.Hosts, o.Jobs, ms[0], ms[len(ms)/2])
+	}
+	st, err = hp.stats()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("authentication: %d NTLM handshakes for %d hosts over %d client requests (each host authenticated once: %v)\n",
+		st.Handshakes, o.Hosts, reqs.Load(), st.Handshakes == o.Hosts)
+	fmt.Printf("peak RSS after the poll cycles: %.1f MiB\n", peakRSS())
+
+	if o.TransferHosts > 0 {
+		if err := benchTransfer(ctx, o, hp, hosts[:o.TransferHosts], cn, &reqs, dest); err != nil {
+			return err
+		}
+	}
+	if err := benchGetLoop(ctx, o, hp, &reqs); err != nil {
+		return err
+	}
+	st, _ = hp.stats()
+	fmt.Printf("hosts process CPU: %.1f s in all; peak client RSS %.1f MiB\n", st.CPU, peakRSS())
+	return nil
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// benchTransfer runs create → wait → complete through the fleet transfer
+// engine with a ledger, on fresh connections.
+func benchTransfer(ctx context.Context, o benchOptions, hp *hostsProc, hosts []fleet.Host, cn *fleet.Connector, reqs *atomic.Int64, dest string) error {
+	dir, err := os.MkdirTemp("", "bitsremote-bench-ledger-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	led, err := fleet.OpenLedger(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	var specs []fleet.JobSpec
+	pr := bitsprov.PriorityForeground
+	for j := range o.Jobs {
+		specs = append(specs, fleet.JobSpec{Opts: bitsprov.CreateJobOptions{DisplayName: "BITS Transfer",
+			RemoteURL: hp.ready.FilesURL + "/payload.bin", LocalFile: filepath.Join(dest, fmt.Sprintf("out-%d", j)),
+			Priority: &pr, CancelOnSetupFailure: true}})
+	}
+	// Each host writes to its own directory.
+	run, err := led.BeginRun("bench", fleet.Fingerprint("bench", specs), "", false)
+	if err != nil {
+		return err
+	}
+	pool := fleet.NewPool(hosts, cn)
+	defer pool.Close()
+	var failed atomic.Int64
+	m, err := measure(reqs, func() error {
+		_, sum := pool.Run(ctx, fleet.Options{Concurrency: o.Concurrency}, func(ctx context.Context, c *fleet.Conn) error {
+			hs := make([]fleet.JobSpec, len(specs))
+			hostDir := filepath.Join(dest, strings.NewReplacer(":", "_", ".", "_").Replace(c.Name))
+			if err := os.MkdirAll(hostDir, 0o755); err != nil {
+				return err
+			}
+			for i, s := range specs {
+				s.Opts.LocalFile = filepath.Join(hostDir, filepath.Base(s.Opts.LocalFile))
+				hs[i] = s
+			}
+			t := &fleet.Transfer{Specs: hs, Ledger: led, Run: run,
+				Policy: bitsprov.Policy{Interval: 100 * time.Millisecond, Timeout: 5 * time.Minute}}
+			res, err := t.Host(ctx, c)
+			for _, r := range res {
+				if r.Step != fleet.StepAcknowledged {
+					failed.Add(1)
+				}
+			}
+			return err
+		})
+		return sum.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	entries, err := led.Entries(run.ID)
+	if err != nil {
+		return err
+	}
+	acked := 0
+	for _, e := range entries {
+		if e.Step == fleet.StepAcknowledged {
+			acked++
+		}
+	}
+	fmt.Printf("create → wait → complete of %d jobs across %d hosts (4 KiB downloads, poll interval 100 ms, ledger on):\n  %v\n  ledger: %d of %d jobs acknowledged, %d failed\n",
+		len(specs)*len(hosts), len(hosts), m, acked, len(specs)*len(hosts), failed.Load())
+	return nil
+}
+
+// peerResult is what getloop.py prints.
+type peerResult struct {
+	Requests int     `json:"requests"`
+	Wall     float64 `json:"wall"`
+	CPU      float64 `json:"cpu"`
+}
+
+// benchGetLoop runs the same sequential Get loop through our client and
+// pywinrm against one host, Basic and NTLM-encrypted.
+func benchGetLoop(ctx context.Context, o benchOptions, hp *hostsProc, reqs *atomic.Int64) error {
+	env, why := peerEnv(o)
+	if why != "" {
+		fmt.Printf("pywinrm comparison skipped: %s\n", why)
+	}
+	for _, tc := range []struct {
+		name, url    string
+		auth         transport.Auth
+		enc          transport.Encryption
+		pyTransport  string
+		pyEncryption string
+	}{
+		{"Basic", hp.ready.BasicURL, transport.AuthBasic, transport.EncryptionNever, "basic", "never"},
+		{"NTLM-encrypted", hp.ready.URLs[0], transport.AuthNTLM, transport.EncryptionAlways, "ntlm", "always"},
+	} {
+		h, err := fleet.ParseHost(tc.url)
+		if err != nil {
+			return err
+		}
+		cn := &fleet.Connector{Base: transport.Config{Auth: tc.auth, User: benchUser, Password: benchPassword, Encryption: tc.enc},
+			Wrap: func(_ string, t transport.Transport) transport.Transport { return counting{t, reqs} }}
+		c, err := cn.Connect(h)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for j := range 10 {
+			id, err := c.Bits.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: fmt.Sprintf("loop %d", j),
+				RemoteURL: hp.ready.FilesURL + "/payload.bin", LocalFile: fmt.Sprintf("/tmp/bitsremote-bench-loop-%d", j), Suspended: true})
+			if err != nil {
+				return fmt.Errorf("%s: %w", tc.name, err)
+			}
+			ids = append(ids, id)
+		}
+		ours, err := measure(reqs, func() error {
+			for i := range o.PeerRequests {
+				if _, err := c.Bits.Job(ctx, ids[i%len(ids)]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("%s Get loop: %w", tc.name, err)
+		}
+		fmt.Printf("Get loop, %s, bitsremote: %v\n", tc.name, ours)
+		if why != "" {
+			continue
+		}
+		args := append([]string{o.PeerScript, tc.url, benchUser, tc.pyTransport, tc.pyEncryption, fmt.Sprint(o.PeerRequests)}, ids...)
+		cmd := exec.CommandContext(ctx, o.Python, args...)
+		cmd.Env = append(env, "BITSREMOTE_PASSWORD="+benchPassword)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("pywinrm %s: %v: %s", tc.name, err, strings.TrimSpace(stderr.String()))
+		}
+		var pr peerResult
+		if err := json.Unmarshal(bytes.TrimSpace(out), &pr); err != nil {
+			return fmt.Errorf("pywinrm %s: %w: %q", tc.name, err, out)
+		}
+		theirs := measurement{Wall: pr.Wall, CPU: pr.CPU, Requests: int64(pr.Requests)}
+		fmt.Printf("Get loop, %s, pywinrm:    %v\n", tc.name, theirs)
+		fmt.Printf("ratio, %s: bitsremote does %.1f× pywinrm's requests per client CPU-second (%.1f× its requests per second)\n",
+			tc.name, ours.perCPU()/theirs.perCPU(), ours.rps()/theirs.rps())
+	}
+	return nil
+}
+
+const legacyOpenSSL = `openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+`
+
+// peerEnv prepares pywinrm's environment (MD4 from OpenSSL's legacy
+// provider; no CA bundle or proxy variables, peers.md §1.1), or says why
+// pywinrm cannot run.
+func peerEnv(o benchOptions) ([]string, string) {
+	if !o.Peer {
+		return nil, "-peer=false"
+	}
+	if _, err := os.Stat(o.PeerScript); err != nil {
+		return nil, fmt.Sprintf("%v (run from the repository root or set -peer-script)", err)
+	}
+	dir, err := os.MkdirTemp("", "bitsremote-bench-openssl-")
+	if err != nil {
+		return nil, err.Error()
+	}
+	cnf := filepath.Join(dir, "openssl-legacy.cnf")
+	if err := os.WriteFile(cnf, []byte(legacyOpenSSL), 0o600); err != nil {
+		return nil, err.Error()
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "OPENSSL_CONF":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "OPENSSL_CONF="+cnf, "NO_PROXY=*")
+	check := exec.Command(o.Python, "-c", `import winrm, hashlib; hashlib.new("md4")`)
+	check.Env = env
+	if out, err := check.CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("%s cannot run pywinrm: %v: %s", o.Python, err, bytes.TrimSpace(out))
+	}
+	return env, ""
+}
