@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,14 @@ import (
 // ignoreTimes leaves out the job's clock readings, which the tests check
 // for being set or not rather than for their value.
 var ignoreTimes = cmpopts.IgnoreFields(bitsprov.Job{}, "Created", "Modified", "Completed")
+
+// ignoreDesc leaves out the Description, which CreateJob may mark (see
+// emptyDesc).
+var ignoreDesc = cmpopts.IgnoreFields(bitsprov.Job{}, "Description")
+
+// emptyDesc is the Description of a job created without one: empty, or
+// only the at-most-once marker CreateJob appends.
+var emptyDesc = regexp.MustCompile(`^(\[bitsremote:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\])?$`)
 
 // pollFast is a poll interval short against the scaled simulator delays.
 const pollFast = 5 * time.Millisecond
@@ -57,8 +66,11 @@ func TestE2EDownload(t *testing.T) {
 		Owner: `NT AUTHORITY\NETWORK SERVICE`, Files: []bitsprov.File{{RemoteURL: remote, LocalFile: local}},
 		FilesTotal: 1, MinimumRetryDelay: 600 * time.Second, NoProgressTimeout: 1209600 * time.Second,
 	}
-	if d := cmp.Diff(want, j, ignoreTimes); d != "" {
+	if d := cmp.Diff(want, j, ignoreTimes, ignoreDesc); d != "" {
 		t.Fatalf("job after CreateJob (-want +got):\n%s", d)
+	}
+	if !emptyDesc.MatchString(j.Description) {
+		t.Errorf("Description %q, want empty or only the CreateJob marker", j.Description)
 	}
 	if j.Created.IsZero() || !j.Completed.IsZero() {
 		t.Errorf("created %v, completed %v: want a creation time and no completion time", j.Created, j.Completed)
@@ -83,7 +95,7 @@ func TestE2EDownload(t *testing.T) {
 	want.Priority, want.State = bitsprov.PriorityForeground, bitsprov.StateTransferred
 	want.BytesTotal, want.BytesTransferred, want.FilesTransferred = u64p(size), size, 1
 	want.Files = []bitsprov.File{{RemoteURL: remote, LocalFile: local, BytesTotal: u64p(size), BytesTransferred: size, Completed: true}}
-	if d := cmp.Diff(want, out.Job, ignoreTimes); d != "" {
+	if d := cmp.Diff(want, out.Job, ignoreTimes, ignoreDesc); d != "" {
 		t.Fatalf("job when the wait ended (-want +got):\n%s", d)
 	}
 	if out.Action != bitsprov.ResultLeft || out.Final != bitsprov.StateTransferred || out.Error != nil || out.Code != 0 {
