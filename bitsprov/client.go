@@ -139,10 +139,16 @@ func providerFaultCode(f *wsman.Fault) uint32 {
 // invoke calls a method and checks ReturnValue. A failing ReturnValue is a
 // *ReturnError; a non-zero success (BG_S_*) is returned as the Code.
 func (c *Client) invoke(ctx context.Context, resourceURI, method, selName, key string, params []param) (*wsman.Instance, Code, error) {
+	return c.invokeOpts(ctx, resourceURI, method, selName, key, params, false)
+}
+
+// invokeOpts is invoke; idempotent declares a method that only reads
+// (GetError), which wsman may then repeat like a Get.
+func (c *Client) invokeOpts(ctx context.Context, resourceURI, method, selName, key string, params []param, idempotent bool) (*wsman.Instance, Code, error) {
 	if c.WSMan == nil {
 		return nil, 0, fmt.Errorf("bitsprov: %s: Client has no WSMan connection", opName(method, key))
 	}
-	var opts wsman.Options
+	opts := wsman.Options{Idempotent: idempotent}
 	if selName != "" {
 		opts.Selectors = []wsman.Selector{{Name: selName, Value: key}}
 	}
@@ -231,6 +237,12 @@ type CreateJobOptions struct {
 	// CancelOnSetupFailure cancels the job when a step after CreateJob
 	// fails. Without it the job is left (suspended) for the caller.
 	CancelOnSetupFailure bool
+	// Marker is a string unique to this job, appended to its Description
+	// (see DescriptionWithMarker) so that the job can be found again after
+	// a failure that leaves open whether it was created. Empty means a new
+	// NewMarker(); a caller that records its intent before creating (a
+	// ledger) passes its own.
+	Marker string
 }
 
 // SetupError is a step after CreateJob that failed: the job exists on the
@@ -318,8 +330,30 @@ func (o *CreateJobOptions) validate() error {
 // properties, SetCredentials, SetProxySettings, and SetJobState Resume
 // unless o.Suspended. If a step after creation fails, the JobId is
 // returned together with a *SetupError, so a created job is never lost.
+//
+// The job is created at most once. Its Description carries o.Marker (a
+// new one when empty); when the CreateJob call fails in a way that leaves
+// open whether the host created the job (wsman.ErrAmbiguous), the queue
+// is searched for the marker: a job found is adopted and set up, and only
+// when none is found is CreateJob sent again. A call WinRM provably never
+// saw (503, no connection) is sent again directly. The setup steps are
+// repeated after such failures only where repeating is harmless (Put of
+// absolute values, credentials, proxy, Resume) or checked first (AddFile).
+// If the outcome stays unknown, the error is a *CreateUnknownError naming
+// the marker, which FindJobByMarker resolves later.
 func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, error) {
 	if err := o.validate(); err != nil {
+		return "", err
+	}
+	if c.WSMan == nil {
+		return "", errors.New("bitsprov: CreateJob: Client has no WSMan connection")
+	}
+	marker := o.Marker
+	if marker == "" {
+		marker = NewMarker()
+	}
+	desc, err := DescriptionWithMarker(o.Description, marker)
+	if err != nil {
 		return "", err
 	}
 	params := []param{
@@ -330,17 +364,10 @@ func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, err
 	if o.ServiceAccount != nil {
 		params = append(params, pu("ServiceAccount", uint64(*o.ServiceAccount)))
 	}
-	params = append(params, pu("Type", uint64(o.Type)), pb("Suspend", true))
-	if o.Description != "" {
-		params = append(params, p("Description", o.Description))
-	}
-	out, _, err := c.invoke(ctx, ResourceURI, "CreateJob", "", "", params)
+	params = append(params, pu("Type", uint64(o.Type)), pb("Suspend", true), p("Description", desc))
+	id, err := c.createOnce(ctx, marker, params)
 	if err != nil {
 		return "", err
-	}
-	id, _, err := props{out}.value("JobId")
-	if err != nil || id == "" {
-		return "", fmt.Errorf("%s: CreateJob: %s has no JobId: %w", c.host(), out.ClassName, wsman.ErrProtocol)
 	}
 	if err := c.setup(ctx, id, &o); err != nil {
 		se := err.(*SetupError)
@@ -356,6 +383,50 @@ func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, err
 	return id, nil
 }
 
+// createOnce sends CreateJob until the job exists, checking the queue for
+// the marker after every failure that may have created it.
+func (c *Client) createOnce(ctx context.Context, marker string, params []param) (string, error) {
+	pol := c.WSMan.Retry.WithDefaults()
+	for attempt := 1; ; attempt++ {
+		out, _, err := c.invoke(ctx, ResourceURI, "CreateJob", "", "", params)
+		if err == nil {
+			id, _, err := props{out}.value("JobId")
+			if err != nil || id == "" {
+				return "", fmt.Errorf("%s: CreateJob: %s has no JobId: %w", c.host(), out.ClassName, wsman.ErrProtocol)
+			}
+			return id, nil
+		}
+		ambiguous := wsman.IsAmbiguous(err)
+		if !ambiguous && !wsman.IsTransient(err) {
+			return "", err
+		}
+		if ambiguous {
+			j, ferr := c.FindJobByMarker(ctx, marker)
+			switch {
+			case ferr != nil:
+				return "", &CreateUnknownError{Host: c.host(), Marker: marker, Err: err, CheckErr: ferr}
+			case j != nil:
+				return j.JobID, nil
+			}
+			// Not in the queue: the host never created it.
+		}
+		if attempt >= pol.Attempts || ctx.Err() != nil {
+			if ambiguous {
+				// Checked absent just now; still say so, and name the
+				// marker, so the caller can look once more.
+				return "", &CreateUnknownError{Host: c.host(), Marker: marker, Err: err}
+			}
+			return "", err
+		}
+		if serr := sleep(ctx, pol.Pause(attempt)); serr != nil {
+			if ambiguous {
+				return "", &CreateUnknownError{Host: c.host(), Marker: marker, Err: err}
+			}
+			return "", err
+		}
+	}
+}
+
 // cancelGrace bounds the clean-up cancel after a failed setup.
 const cancelGrace = 30 * time.Second
 
@@ -364,7 +435,10 @@ func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions) erro
 		return &SetupError{Host: c.host(), JobID: id, Step: step, Err: err}
 	}
 	for _, f := range o.ExtraFiles {
-		if err := c.AddFile(ctx, id, f.RemoteURL, f.LocalFile); err != nil {
+		err := c.again(ctx, func() error { return c.AddFile(ctx, id, f.RemoteURL, f.LocalFile) }, func() (bool, error) {
+			return c.hasFile(ctx, id, f)
+		})
+		if err != nil {
 			return fail("AddFile", err)
 		}
 	}
@@ -379,26 +453,93 @@ func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions) erro
 		set["NoProgressTimeout"] = strconv.FormatInt(int64(o.NoProgressTimeout/time.Second), 10)
 	}
 	if len(set) > 0 {
-		if _, err := c.SetProperties(ctx, id, set); err != nil {
+		// Absolute values: a second Put leaves the same job.
+		if err := c.again(ctx, func() error { _, err := c.SetProperties(ctx, id, set); return err }, nil); err != nil {
 			return fail("Put", err)
 		}
 	}
 	for _, cr := range o.Credentials {
-		if err := c.SetCredentials(ctx, id, cr.Target, cr.Scheme, cr.UserName, cr.Password); err != nil {
+		err := c.again(ctx, func() error {
+			return c.SetCredentials(ctx, id, cr.Target, cr.Scheme, cr.UserName, cr.Password)
+		}, nil)
+		if err != nil {
 			return fail("SetCredentials", err)
 		}
 	}
 	if o.Proxy != nil {
-		if err := c.SetProxySettings(ctx, id, o.Proxy.Usage, o.Proxy.List, o.Proxy.Bypass); err != nil {
+		err := c.again(ctx, func() error {
+			return c.SetProxySettings(ctx, id, o.Proxy.Usage, o.Proxy.List, o.Proxy.Bypass)
+		}, nil)
+		if err != nil {
 			return fail("SetProxySettings", err)
 		}
 	}
 	if !o.Suspended {
-		if _, err := c.SetJobState(ctx, id, ActionResume); err != nil {
+		// Resume of a job already queued or transferring changes nothing.
+		if err := c.again(ctx, func() error { _, err := c.SetJobState(ctx, id, ActionResume); return err }, nil); err != nil {
 			return fail("SetJobState", err)
 		}
 	}
 	return nil
+}
+
+// again runs a setup step whose repetition is harmless, repeating it
+// after passing or ambiguous failures as the wsman retry policy allows.
+// done, if set, is asked after an ambiguous failure whether the step took
+// effect anyway (for a step that must not run twice).
+func (c *Client) again(ctx context.Context, step func() error, done func() (bool, error)) error {
+	pol := c.WSMan.Retry.WithDefaults()
+	for attempt := 1; ; attempt++ {
+		err := step()
+		if err == nil {
+			return nil
+		}
+		if !wsman.IsAmbiguous(err) && !wsman.IsTransient(err) {
+			return err
+		}
+		if done != nil && wsman.IsAmbiguous(err) {
+			ok, cerr := done()
+			if cerr != nil {
+				return fmt.Errorf("%w (and checking whether it took effect failed: %v)", err, cerr)
+			}
+			if ok {
+				return nil
+			}
+		}
+		if attempt >= pol.Attempts || ctx.Err() != nil {
+			return err
+		}
+		if serr := sleep(ctx, pol.Pause(attempt)); serr != nil {
+			return err
+		}
+	}
+}
+
+// hasFile reports whether the job already holds f (an AddFile whose reply
+// was lost).
+func (c *Client) hasFile(ctx context.Context, id string, f FileSpec) (bool, error) {
+	j, err := c.Job(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	for _, jf := range j.Files {
+		if jf.RemoteURL == f.RemoteURL && strings.EqualFold(jf.LocalFile, f.LocalFile) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // SetJobState performs an action on the job (Cancel, Complete, Resume,
@@ -480,7 +621,10 @@ func (e *JobError) Unwrap() error { return Code(e.Code) }
 // On a job that is not in error the host answers
 // BG_E_ERROR_INFORMATION_UNAVAILABLE (errors.Is ErrErrorInfoUnavailable).
 func (c *Client) GetError(ctx context.Context, jobID string, languageID uint32) (*JobError, error) {
-	out, _, err := c.invokeJob(ctx, "GetError", jobID, []param{pu("LanguageId", uint64(languageID))})
+	if jobID == "" {
+		return nil, errors.New("bitsprov: GetError: empty JobId")
+	}
+	out, _, err := c.invokeOpts(ctx, ResourceURI, "GetError", "JobId", jobID, []param{pu("LanguageId", uint64(languageID))}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -791,6 +935,25 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if c.WSMan == nil {
 		return nil, errors.New("bitsprov: Enumerate: Client has no WSMan connection")
 	}
+	pol := c.WSMan.Retry.WithDefaults()
+	for attempt := 1; ; attempt++ {
+		jobs, err := c.listOnce(ctx, f)
+		if err == nil {
+			return jobs, nil
+		}
+		// A Pull whose reply was lost cannot be repeated (the host moved
+		// on), but the whole listing can.
+		var fe *wsman.Fault
+		if !wsman.IsTransient(err) || errors.As(err, &fe) && !wsman.IsTimedOut(err) || attempt >= pol.Attempts || ctx.Err() != nil {
+			return nil, err
+		}
+		if sleep(ctx, pol.Pause(attempt)) != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) listOnce(ctx context.Context, f JobFilter) ([]*Job, error) {
 	var jobs []*Job
 	for item, err := range c.WSMan.Enumerate(ctx, ResourceURI, wsman.EnumerateOptions{Optimize: true}) {
 		if err != nil {

@@ -144,6 +144,7 @@ func TestCreateJobSafePattern(t *testing.T) {
 		LocalFile:         `C:\dl\a.bin`,
 		ServiceAccount:    &acct,
 		Description:       "d'scr",
+		Marker:            "bitsremote:test-1",
 		Priority:          &pri,
 		MinimumRetryDelay: 60 * time.Second,
 		ExtraFiles:        []FileSpec{{RemoteURL: "https://server01/dir/b.bin", LocalFile: `C:\dl\b.bin`}},
@@ -158,7 +159,7 @@ func TestCreateJobSafePattern(t *testing.T) {
 	want := []call{
 		{m("CreateJob"), ResourceURI, "", `<p:CreateJob_INPUT ` + pNS + `><p:DisplayName>Job &amp; &lt;&quot;tag&quot;&gt;</p:DisplayName>` +
 			`<p:RemoteUrl>https://server01/dir/a.bin?x=1&amp;y=2</p:RemoteUrl><p:LocalFile>C:\dl\a.bin</p:LocalFile>` +
-			`<p:ServiceAccount>0</p:ServiceAccount><p:Type>0</p:Type><p:Suspend>true</p:Suspend><p:Description>d&apos;scr</p:Description></p:CreateJob_INPUT>`},
+			`<p:ServiceAccount>0</p:ServiceAccount><p:Type>0</p:Type><p:Suspend>true</p:Suspend><p:Description>d&apos;scr [bitsremote:test-1]</p:Description></p:CreateJob_INPUT>`},
 		{m("AddFile"), ResourceURI, sel, `<p:AddFile_INPUT ` + pNS + `><p:remoteUrl>https://server01/dir/b.bin</p:remoteUrl><p:localFile>C:\dl\b.bin</p:localFile></p:AddFile_INPUT>`},
 		{wsman.ActionGet, ResourceURI, sel, ""},
 		{wsman.ActionPut, ResourceURI, sel, strings.NewReplacer(
@@ -196,13 +197,13 @@ func canonical(t *testing.T, s string) string {
 func TestCreateJobMinimalSuspended(t *testing.T) {
 	h := okHost()
 	id, err := h.client().CreateJob(context.Background(), CreateJobOptions{
-		DisplayName: "J", RemoteURL: "http://a/b", LocalFile: `C:\b`, Type: TypeUpload, Suspended: true,
+		DisplayName: "J", RemoteURL: "http://a/b", LocalFile: `C:\b`, Type: TypeUpload, Suspended: true, Marker: "m-2",
 	})
 	if err != nil || id != testJobID {
 		t.Fatalf("= %q, %v", id, err)
 	}
 	want := []call{{ResourceURI + "/CreateJob", ResourceURI, "", `<p:CreateJob_INPUT ` + pNS + `><p:DisplayName>J</p:DisplayName>` +
-		`<p:RemoteUrl>http://a/b</p:RemoteUrl><p:LocalFile>C:\b</p:LocalFile><p:Type>1</p:Type><p:Suspend>true</p:Suspend></p:CreateJob_INPUT>`}}
+		`<p:RemoteUrl>http://a/b</p:RemoteUrl><p:LocalFile>C:\b</p:LocalFile><p:Type>1</p:Type><p:Suspend>true</p:Suspend><p:Description>[m-2]</p:Description></p:CreateJob_INPUT>`}}
 	if diff := cmp.Diff(want, h.calls); diff != "" {
 		t.Fatalf("calls (-want +got):\n%s", diff)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // JobSource is what the poller needs of a host; *Client implements it, and
@@ -417,13 +418,19 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 
 // Retryable reports whether err is a passing host condition worth
 // retrying: the connection refused, reset or timed out, a 502/503/504
-// from the host or a proxy, or a w:TimedOut fault. Authentication
-// failures, faults and bad replies are not.
+// from the host or a proxy, a w:TimedOut or w:InternalError fault, a
+// reply cut short, garbled or not ours, or any failure that leaves open
+// whether the call was carried out (wsman.ErrAmbiguous: the poller's
+// Complete and Cancel are safe to repeat, since a job already completed
+// answers not-found). Authentication failures and other faults are not.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if wsman.IsTimedOut(err) {
+	if wsman.IsTimedOut(err) || wsman.IsAmbiguous(err) {
+		return true
+	}
+	if errors.Is(err, wsman.ErrProtocol) || errors.Is(err, transport.ErrUnsealedReply) {
 		return true
 	}
 	var he *wsman.HTTPError
@@ -436,7 +443,7 @@ func Retryable(err error) bool {
 	}
 	var f *wsman.Fault
 	if errors.As(err, &f) {
-		return false
+		return f.Subcode == "InternalError"
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EHOSTUNREACH) ||

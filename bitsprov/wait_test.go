@@ -334,6 +334,9 @@ func TestRetryable(t *testing.T) {
 		{"canceled", context.Canceled, false},
 		{"nil", nil, false},
 		{"plain", errors.New("x"), false},
+		{"ambiguous Complete", &wsman.AmbiguousError{Err: errors.New("post: EOF-ish")}, true},
+		{"garbled reply", &wsman.HTTPError{StatusCode: 200, Kind: fmt.Errorf("%w: junk", wsman.ErrProtocol)}, true},
+		{"w:InternalError", &wsman.Fault{Subcode: "InternalError"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,6 +48,18 @@ var DefaultRetry = RetryPolicy{Attempts: 4, Base: 200 * time.Millisecond, Max: 1
 // NoRetry turns retrying off.
 var NoRetry = RetryPolicy{Attempts: 1}
 
+// WithDefaults returns p with zero fields replaced by DefaultRetry's, as
+// the Client applies it; callers that retry at a higher level (a whole
+// listing, a CreateJob checked by its marker) use it to stay in step.
+func (p RetryPolicy) WithDefaults() RetryPolicy { return p.withDefaults() }
+
+// Pause returns the jittered wait before the attempt after the n-th
+// failure (n >= 1) under p with its defaults applied.
+func (p RetryPolicy) Pause(n int) time.Duration {
+	d, _ := p.withDefaults().pause(n, 0)
+	return d
+}
+
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.Attempts <= 0 {
 		p.Attempts = DefaultRetry.Attempts
