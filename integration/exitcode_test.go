@@ -76,10 +76,11 @@ func TestExitCodes(t *testing.T) {
 		{name: "nothing listening", args: []string{"list", "-H", "127.0.0.1:" + closedPort, "-u", "admin"}, env: env, code: 4, stderr: []string{"connection refused"}},
 		{name: "unknown CA", args: []string{"list", "-H", tlsSim.host().Host, "--https", "-u", "admin", "--auth", "basic"}, env: []string{"BITSREMOTE_PASSWORD=" + tlsSim.password}, code: 4, stderr: []string{"certificate"}},
 		{name: "TLS to a plain HTTP listener", args: with("list", "--https"), env: env, code: 4},
-		{name: "timeout", args: []string{"list", "-H", silent, "-u", "admin", "--timeout", "500ms"}, env: env, code: 4},
+		{name: "timeout", args: []string{"list", "-H", silent, "-u", "admin", "--timeout", "500ms", "--retries", "0"}, env: env, code: 4},
 
 		// 5: faults from the host.
 		{name: "unknown job id: get", args: with("get", unknownID), env: env, code: 5, stderr: []string{unknownID, "not found"}},
+		{name: "unknown job id: get -o json", args: with("get", unknownID, "-o", "json"), env: env, code: 5, stderr: []string{unknownID, "not found"}},
 		{name: "unknown job id: resume", args: with("resume", unknownID), env: env, code: 5, stderr: []string{unknownID}},
 		{name: "unknown job id: priority", args: with("priority", unknownID, "low"), env: env, code: 5, stderr: []string{unknownID}},
 		{name: "unknown job id: add-file", args: with("add-file", unknownID, "http://127.0.0.1:1/x", "/tmp/x"), env: env, code: 5, stderr: []string{unknownID}},

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -78,7 +79,8 @@ func (fs *fileServer) requireBasic(name, user, password string) {
 	fs.basic["/"+name] = user + ":" + password
 }
 
-// stall makes replies for /name block after n bytes until unstall.
+// stall makes replies for /name block at offset n of the file until
+// unstall.
 func (fs *fileServer) stall(name string, n int) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -132,7 +134,13 @@ func (fs *fileServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out http.ResponseWriter = w
 	if stalled {
-		out = &stallWriter{ResponseWriter: w, left: stallAt, release: release, done: r.Context().Done()}
+		// The stall is at an offset of the file, wherever the request
+		// starts: a resumed download stops at the same place.
+		var from int
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &from); err != nil {
+			from = 0
+		}
+		out = &stallWriter{ResponseWriter: w, left: max(stallAt-from, 0), release: release, done: r.Context().Done()}
 	}
 	http.ServeContent(out, r, r.URL.Path, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), bytes.NewReader(content))
 }

@@ -175,5 +175,19 @@ func jobIDs(js []jobJSON) []string {
 	return ids
 }
 
+// markerRE is the creation marker bitsremote appends to a job's
+// description so that a retried create can find the job it made.
+var markerRE = regexp.MustCompile(` ?\[bitsremote:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\]$`)
+
+// stripMarker removes the creation marker from a job's description,
+// failing the test if there is more than one.
+func stripMarker(t *testing.T, j *jobJSON) {
+	t.Helper()
+	j.Description = markerRE.ReplaceAllString(j.Description, "")
+	if strings.Contains(j.Description, "[bitsremote:") {
+		t.Errorf("job %s: description %q holds a malformed or second marker", j.JobID, j.Description)
+	}
+}
+
 // u64 returns a pointer to n, for comparing nullable sizes.
 func u64(n uint64) *uint64 { return &n }
