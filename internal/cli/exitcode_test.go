@@ -80,3 +80,21 @@ func TestWorst(t *testing.T) {
 		}
 	}
 }
+
+func TestDisplayJobDescription(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nightly [bitsremote:0b6e1c1e-4a47-4b55-9d35-0f4f3f1a2b3c]", "nightly"},
+		{"[bitsremote:0b6e1c1e-4a47-4b55-9d35-0f4f3f1a2b3c]", ""},
+		{"backup [daily]", "backup [daily]"},
+		{"plain", "plain"},
+	}
+	for _, tt := range tests {
+		j := &bitsprov.Job{Description: tt.in}
+		if got := displayJob(j).Description; got != tt.want {
+			t.Errorf("displayJob(%q).Description = %q, want %q", tt.in, got, tt.want)
+		}
+		if j.Description != tt.in {
+			t.Errorf("displayJob changed its argument")
+		}
+	}
+}

@@ -182,7 +182,7 @@ func TestMultiHost(t *testing.T) {
 	if err := os.WriteFile(inv, []byte("# fleet\n"+h2.hostArg()+"\n127.0.0.1:1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, withPassword(), "list", "-H", h1.hostArg(), "--inventory", inv, "-u", testUser, "--timeout", "5s", "-o", "json")
+	r := run(t, withPassword(), "list", "-H", h1.hostArg(), "--inventory", inv, "-u", testUser, "--timeout", "5s", "--retries", "0", "-o", "json")
 	if r.code != ExitConnection {
 		t.Errorf("exit %d, want 4 (one host unreachable)", r.code)
 	}

@@ -96,6 +96,11 @@ func (o *output) flush(render func(w io.Writer, recs []record)) error {
 		return nil
 	case "json":
 		var buf bytes.Buffer
+		if len(o.recs) == 0 && !o.collection && !o.multiHost {
+			// One host, one result expected, and it failed: the
+			// error on stderr is the whole answer.
+			return nil
+		}
 		if len(o.recs) == 1 && !o.collection && !o.multiHost {
 			if err := json.Indent(&buf, o.recs[0].json, "", "  "); err != nil {
 				return err
@@ -191,7 +196,7 @@ func (r jobRecord) MarshalJSON() ([]byte, error) {
 		fmt.Fprintf(&buf, `,"row":%d`, r.Row)
 	}
 	if r.Job != nil {
-		jb, err := json.Marshal(r.Job)
+		jb, err := json.Marshal(displayJob(r.Job))
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +258,7 @@ func renderJobDetail(w io.Writer, recs []record) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		j := jr.Job
+		j := displayJob(jr.Job)
 		tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 		line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 		line("Host", jr.Host)
@@ -292,6 +297,20 @@ func renderJobDetail(w io.Writer, recs []record) {
 		}
 		tw.Flush()
 	}
+}
+
+// displayJob is the job as people and scripts see it: the description
+// without the marker bitsprov appends to find a job again after a lost
+// reply ("nightly [bitsremote:<uuid>]" shows as "nightly"). Only markers
+// bitsprov makes are removed, so a user's own "[daily]" stays.
+func displayJob(j *bitsprov.Job) *bitsprov.Job {
+	text, marker := bitsprov.SplitMarker(j.Description)
+	if !strings.HasPrefix(marker, bitsprov.MarkerPrefix) {
+		return j
+	}
+	c := *j
+	c.Description = text
+	return &c
 }
 
 func dash(s string) string {

@@ -149,7 +149,7 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 	out := newOutput(f.IO, f.Conn.Output, opts.Op == "enumerate")
 
 	if opts.Op == "identify" {
-		return f.identify(ctx, out)
+		return f.identify(ctx, out, opts)
 	}
 	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
 		emit := func(in *wsman.Instance) error { return opts.emitInstance(out, s.Endpoint.Name, in) }
@@ -315,7 +315,7 @@ type identifyRecord struct {
 
 // identify runs an unauthenticated Identify on every host: it needs no
 // user or password, which makes it the first thing to try on a new host.
-func (f *Factory) identify(ctx context.Context, out *output) error {
+func (f *Factory) identify(ctx context.Context, out *output, opts *WSManOptions) error {
 	eps, err := f.endpoints()
 	if err != nil {
 		return err
@@ -329,6 +329,9 @@ func (f *Factory) identify(ctx context.Context, out *output) error {
 		if err != nil {
 			return err
 		}
+		if opts.XPath != "" {
+			return opts.emitInstance(out, s.Endpoint.Name, identifyInstance(id))
+		}
 		profiles := append([]string{}, id.SecurityProfiles...)
 		return out.emit(s.Endpoint.Name, identifyRecord{Host: s.Endpoint.Name, ProtocolVersion: id.ProtocolVersion,
 			ProductVendor: id.ProductVendor, ProductVersion: id.ProductVersion, SecurityProfiles: profiles})
@@ -337,6 +340,26 @@ func (f *Factory) identify(ctx context.Context, out *output) error {
 		err = ferr
 	}
 	return err
+}
+
+// identifyInstance is the IdentifyResponse as an instance in the
+// wsmid namespace, so --xpath reads it as it reads any answer.
+func identifyInstance(id *wsman.IdentifyResponse) *wsman.Instance {
+	in := &wsman.Instance{ClassName: "IdentifyResponse", ResourceURI: wsman.NsIdentity}
+	text := func(name string, vals ...string) {
+		p := wsman.Property{Name: name}
+		for _, v := range vals {
+			p.Values = append(p.Values, wsman.Value{Kind: wsman.KindText, Text: v})
+		}
+		in.Props = append(in.Props, p)
+	}
+	text("ProtocolVersion", id.ProtocolVersion)
+	text("ProductVendor", id.ProductVendor)
+	text("ProductVersion", id.ProductVersion)
+	if len(id.SecurityProfiles) > 0 {
+		text("SecurityProfileName", id.SecurityProfiles...)
+	}
+	return in
 }
 
 // resolveURI expands an alias and rejects what cannot be a resource URI.
