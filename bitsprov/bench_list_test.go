@@ -33,7 +33,8 @@ const listHostEnv = "BITSPROV_E2E_LIST_HOST"
 // run in a child process (this test binary running
 // TestE2EListHostProcess) and getrusage(RUSAGE_SELF) around the loop
 // counts the client alone: envelopes, sealing, HTTP, XML parsing,
-// decoding and GC. It is reported as client-cpu-ms/op; ns/op is the wall
+// decoding and GC. It is reported as client-cpu-ms/op (round-trips/op
+// and reply-KiB/op say how much crossed the wire, in plaintext); ns/op is the wall
 // time of a listing, which includes waiting for the host. The inproc/
 // variants run the same hosts in this process and report
 // process-cpu-ms/op, client and host together.
@@ -71,7 +72,17 @@ func benchList(b *testing.B, url string, auth transport.Auth, maxElements bool, 
 	if c, ok := tr.(interface{ CloseIdleConnections() }); ok {
 		defer c.CloseIdleConnections()
 	}
-	c := bitsprov.NewClient(wsman.NewClient(url, tr))
+	// Count what crosses the wire, so that a change in batching shows.
+	var trips, replyBytes int
+	counted := transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+		resp, err := tr.RoundTrip(ctx, req)
+		trips++
+		if resp != nil {
+			replyBytes += len(resp.Body)
+		}
+		return resp, err
+	})
+	c := bitsprov.NewClient(wsman.NewClient(url, counted))
 	ctx := context.Background()
 	list := func() {
 		var jobs []*bitsprov.Job
@@ -91,6 +102,7 @@ func benchList(b *testing.B, url string, auth transport.Auth, maxElements bool, 
 	list() // the NTLM handshake and warm connections are not what we measure
 	b.ReportAllocs()
 	n := 0
+	trips, replyBytes = 0, 0
 	before := cpuTime(b)
 	for b.Loop() {
 		list()
@@ -98,6 +110,8 @@ func benchList(b *testing.B, url string, auth transport.Auth, maxElements bool, 
 	}
 	cpu := cpuTime(b) - before
 	b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(n), metric)
+	b.ReportMetric(float64(trips)/float64(n), "round-trips/op")
+	b.ReportMetric(float64(replyBytes)/1024/float64(n), "reply-KiB/op")
 }
 
 // listMaxElements is Client.Jobs with MaxElements set.
