@@ -49,11 +49,16 @@ type Host struct {
 
 // NewHost starts a simulated host. Close it when done.
 func NewHost(cfg HostConfig) (*Host, error) {
-	srv, err := wsmantest.New(cfg.Server)
+	prov, err := Open(cfg.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("bitssim: start host: %w", err)
 	}
-	h := &Host{Server: srv, Provider: New(cfg.Provider)}
+	srv, err := wsmantest.New(cfg.Server)
+	if err != nil {
+		_ = prov.Close()
+		return nil, fmt.Errorf("bitssim: start host: %w", err)
+	}
+	h := &Host{Server: srv, Provider: prov}
 	srv.Handle(ResourceURI, h.Provider)
 	if cfg.TLS {
 		srv.StartTLS()

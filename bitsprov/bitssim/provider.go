@@ -43,6 +43,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// FragmentSize is the size of upload fragments; zero means 64 KiB.
 	FragmentSize int
+	// StateDir, if set, is where Open keeps the job queue so that a
+	// provider started again on it has the same jobs, as the BITS service
+	// keeps its queue across restarts. New ignores it.
+	StateDir string
 	// LocalRoot, if set, is where Windows paths in LocalFile live on this
 	// machine: C:\data\f.bin is LocalRoot/C/data/f.bin. Absolute paths of
 	// this OS are always used as they are.
@@ -65,6 +69,12 @@ type Provider struct {
 	seq     uint64
 	running int
 	closed  bool
+
+	// statePath is the queue file when the provider was opened on a
+	// StateDir; lastSaved is what was last written there.
+	statePath string
+	saveMu    sync.Mutex
+	lastSaved []byte
 }
 
 var _ wsmantest.Keyed = (*Provider)(nil)
@@ -116,6 +126,10 @@ func (p *Provider) Close() error {
 	}
 	p.wg.Wait()
 	p.client.CloseIdleConnections()
+	if p.statePath != "" {
+		// The transfers have stopped: their last progress is on disk.
+		return p.save()
+	}
 	return nil
 }
 
