@@ -132,7 +132,7 @@ func ParseHost(spec string) (Host, error) {
 		} else {
 			h.Port = PortHTTP
 		}
-		if u.Path != "" && u.Path != "/" {
+		if u.Path != "" && u.Path != "/" && u.Path != "/wsman" {
 			h.Path = u.Path
 		}
 		h.Name = net.JoinHostPort(h.Address, strconv.Itoa(h.Port))

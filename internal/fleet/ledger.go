@@ -155,7 +155,7 @@ func DefaultLedgerPath(getenv func(string) string) (string, error) {
 }
 
 // lockWait bounds the wait for another process's lock on the ledger.
-const lockWait = 2 * time.Second
+var lockWait = 2 * time.Second
 
 // OpenLedger opens (creating with mode 0600, in a 0700 directory) the
 // ledger at path for writing. Another process holding it gives
@@ -220,16 +220,6 @@ func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// NewMarker returns a unique job marker, "bitsremote:" and a random UUID.
-func NewMarker() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return "bitsremote:" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // BeginRun starts a run of command with the given fingerprint. With

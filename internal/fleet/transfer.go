@@ -25,11 +25,10 @@ type JobSpec struct {
 	Opts bitsprov.CreateJobOptions
 }
 
-// MaxDescription is what a job's Description may hold with a marker
-// appended (BITS allows 1,024 characters).
-const MaxDescription = 1024 - markerLen - 1
-
-const markerLen = len("bitsremote:") + 36
+// MaxDescription is what a job's Description may hold with its marker
+// appended as bitsprov.DescriptionWithMarker does (BITS allows 1,024
+// characters).
+const MaxDescription = 1024 - len(" [bitsremote:]") - 36
 
 // Fingerprint identifies a fleet request for --resume: the command and
 // every job's files and settings, but not the hosts (a resume may narrow
@@ -143,7 +142,7 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 			}
 			byMarker = map[string]*bitsprov.Job{}
 			for _, j := range jobs {
-				if m := markerIn(j.Description); m != "" {
+				if _, m := bitsprov.SplitMarker(j.Description); m != "" {
 					byMarker[m] = j
 				}
 			}
@@ -158,7 +157,7 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 		r.Host, r.Index, r.Row = c.Name, i, spec.Row
 		e := hr.entries[i]
 		if e == nil {
-			e = &Entry{Host: c.Name, Index: i, Row: spec.Row, Marker: NewMarker(), Step: StepIntent, Request: requestOf(spec.Opts)}
+			e = &Entry{Host: c.Name, Index: i, Row: spec.Row, Marker: bitsprov.NewMarker(), Step: StepIntent, Request: requestOf(spec.Opts)}
 			if t.Run != nil {
 				e.RunID = t.Run.ID
 			}
@@ -219,40 +218,24 @@ func (t *Transfer) emit(r JobResult) {
 	}
 }
 
-// markerIn finds "bitsremote:<uuid>" in a Description.
-func markerIn(desc string) string {
-	i := strings.LastIndex(desc, "bitsremote:")
-	if i < 0 || len(desc)-i < markerLen {
-		return ""
-	}
-	return desc[i : i+markerLen]
-}
-
-func withMarker(desc, marker string) string {
-	if desc == "" {
-		return marker
-	}
-	return desc + " " + marker
-}
-
-// definite reports an error after which the request surely did not take
-// effect: the host answered with a fault or refused the request (HTTP
-// 4xx). A lost connection, a timeout (w:TimedOut included: WMI may still
-// finish the call), a 5xx or a reply we could not read leaves it unknown.
+// definite reports an error after which the job surely was not created:
+// the host answered with a fault or refused the request (HTTP 4xx), or
+// the options were refused before sending. A lost connection, a timeout,
+// a 5xx or a reply we could not read may hide a created job, and bitsprov
+// says so with wsman.ErrAmbiguous.
 func definite(err error) bool {
-	if err == nil || wsman.IsTimedOut(err) {
+	if err == nil || wsman.IsAmbiguous(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var f *wsman.Fault
 	if errors.As(err, &f) {
-		return true
+		return !wsman.IsTimedOut(err)
 	}
 	var he *wsman.HTTPError
 	if errors.As(err, &he) {
 		return he.StatusCode >= 400 && he.StatusCode < 500
 	}
-	// Errors before anything was sent (bad options) are definite too.
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && strings.HasPrefix(err.Error(), "bitsprov:")
+	return strings.HasPrefix(err.Error(), "bitsprov:")
 }
 
 // create brings e from intent (or created) to resumed.
@@ -268,7 +251,7 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 		min := bitsprov.CreateJobOptions{
 			DisplayName: o.DisplayName, RemoteURL: o.RemoteURL, LocalFile: o.LocalFile,
 			Type: o.Type, ServiceAccount: o.ServiceAccount,
-			Description: withMarker(o.Description, e.Marker), Suspended: true,
+			Description: o.Description, Marker: e.Marker, Suspended: true,
 		}
 		id, err := c.Bits.CreateJob(ctx, min)
 		if err != nil {
@@ -422,10 +405,15 @@ func (hr *hostRun) waitAll(ctx context.Context, idx []int, results []JobResult) 
 func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobResult) {
 	t, c := hr.t, hr.c
 	r.JobID = e.JobID
-	setStep := func(s Step, errText string) {
+	// setStep records the step; the BITS state is st, or the last one
+	// read when st is "".
+	setStep := func(s Step, st, errText string) {
 		hr.mu.Lock()
 		e.Step, e.Error = s, errText
-		if r.Job != nil {
+		switch {
+		case st != "":
+			e.State = st
+		case r.Job != nil:
 			e.State = r.Job.State.String()
 		}
 		if err := t.put(e); err != nil && r.Err == nil {
@@ -451,8 +439,7 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 			} else {
 				r.Outcome.Action = bitsprov.ResultCancelled
 			}
-			e.State = st.String()
-			setStep(final, "")
+			setStep(final, st.String(), "")
 			return
 		case err != nil:
 			r.Err, r.Step = fmt.Errorf("job %s: %w", e.JobID, err), e.Step
@@ -478,17 +465,15 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 	}
 	switch out.Action {
 	case bitsprov.ResultCompleted:
-		e.State = bitsprov.StateAcknowledged.String()
-		setStep(StepAcknowledged, "")
+		setStep(StepAcknowledged, bitsprov.StateAcknowledged.String(), "")
 	case bitsprov.ResultCancelled:
-		e.State = bitsprov.StateCancelled.String()
-		setStep(StepCancelled, out.Reason)
+		setStep(StepCancelled, bitsprov.StateCancelled.String(), out.Reason)
 		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
 	case bitsprov.ResultGone:
-		setStep(StepGone, out.Reason)
+		setStep(StepGone, "", out.Reason)
 		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
 	default: // Left, TimedOut
-		setStep(StepLeft, out.Reason)
+		setStep(StepLeft, "", out.Reason)
 		if out.Action == bitsprov.ResultTimedOut {
 			r.Err = fmt.Errorf("job %s: %s: %w", e.JobID, out.Reason, context.DeadlineExceeded)
 		} else if out.Final != bitsprov.StateTransferred {

@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDefaultLedgerPath(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{EnvLedger: "/x/l.db", "XDG_STATE_HOME": "/s", "HOME": "/h"}, "/x/l.db"},
+		{map[string]string{"XDG_STATE_HOME": "/s", "HOME": "/h"}, "/s/bitsremote/ledger.db"},
+		{map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/h"}, "/h/.local/state/bitsremote/ledger.db"},
+		{map[string]string{"HOME": "/h"}, "/h/.local/state/bitsremote/ledger.db"},
+	} {
+		got, err := DefaultLedgerPath(func(k string) string { return tc.env[k] })
+		if err != nil || got != tc.want {
+			t.Errorf("%v: %q, %v; want %q", tc.env, got, err, tc.want)
+		}
+	}
+}
+
+func openTestLedger(t *testing.T) (*Ledger, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "state", "bitsremote", "ledger.db")
+	l, err := OpenLedger(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, p
+}
+
+func TestLedgerFileModes(t *testing.T) {
+	_, p := openTestLedger(t)
+	for path, want := range map[string]os.FileMode{p: 0o600, filepath.Dir(p): 0o700} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
+		}
+	}
+}
+
+func TestLedgerBusy(t *testing.T) {
+	_, p := openTestLedger(t)
+	old := lockWait
+	lockWait = 50 * time.Millisecond
+	defer func() { lockWait = old }()
+	_, err := OpenLedger(p)
+	if !errors.Is(err, ErrLedgerBusy) {
+		t.Fatalf("second writer: %v, want ErrLedgerBusy", err)
+	}
+}
+
+func TestLedgerRunsAndEntries(t *testing.T) {
+	l, p := openTestLedger(t)
+	clock := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+
+	if _, err := l.BeginRun("transfer", "fp1", "", true); !errors.Is(err, ErrNoRun) {
+		t.Fatalf("resume with no run: %v", err)
+	}
+	r1, err := l.BeginRun("transfer", "fp1", "a b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := l.BeginRun("import-csv", "fp2", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Entry{RunID: r1.ID, Host: "h1:5985", Index: 1, Marker: "bitsremote:m1", Step: StepIntent,
+		Request: Request{DisplayName: "d", Type: "Download", Files: []FileRecord{{"http://f/a", `C:\a`}}}}
+	if err := l.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	created := e.Created
+	e.JobID, e.Step = "{J1}", StepCreated
+	if err := l.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Created.Equal(created) || !e.Updated.After(created) {
+		t.Errorf("times: created %v updated %v", e.Created, e.Updated)
+	}
+	for _, x := range []*Entry{
+		{RunID: r1.ID, Host: "h1:5985", Index: 0, Step: StepAcknowledged},
+		{RunID: r1.ID, Host: "h0:5985", Index: 0, Step: StepResumed},
+		{RunID: r2.ID, Host: "h1:5985", Index: 0, Step: StepIntent},
+	} {
+		if err := l.Put(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.HostEntries(r1.ID, "h1:5985")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Step != StepAcknowledged {
+		t.Fatalf("host entries: %+v", got)
+	}
+	if d := cmp.Diff(e, got[1]); d != "" {
+		t.Errorf("entry round trip (-want +got):\n%s", d)
+	}
+	all, err := l.Entries(r1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, x := range all {
+		order = append(order, x.Host+"/"+string(x.Step))
+	}
+	if d := cmp.Diff([]string{"h0:5985/resumed", "h1:5985/acknowledged", "h1:5985/created"}, order); d != "" {
+		t.Errorf("entries order (-want +got):\n%s", d)
+	}
+
+	// Resume picks the unfinished run with the same fingerprint and
+	// command, and counts the resume; it survives reopening the file.
+	l.Close()
+	if l, err = OpenLedger(p); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got1, err := l.BeginRun("transfer", "fp1", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got1.ID != r1.ID || got1.Resumes != 1 || got1.Args != "a b" {
+		t.Errorf("resumed run %+v, want %s", got1, r1.ID)
+	}
+	if _, err := l.BeginRun("import-csv", "fp1", "", true); !errors.Is(err, ErrNoRun) {
+		t.Errorf("other command resumed: %v", err)
+	}
+	if err := l.FinishRun(r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.BeginRun("transfer", "fp1", "", true); !errors.Is(err, ErrNoRun) {
+		t.Errorf("finished run resumed: %v", err)
+	}
+	if u, err := l.UnfinishedRun("import-csv", "fp2"); err != nil || u == nil || u.ID != r2.ID {
+		t.Errorf("UnfinishedRun = %+v, %v", u, err)
+	}
+
+	// Prune removes finished runs only, unless asked.
+	runs, jobs, err := l.Prune(PruneOptions{})
+	if err != nil || runs != 1 || jobs != 3 {
+		t.Fatalf("prune = %d runs, %d jobs, %v; want 1, 3", runs, jobs, err)
+	}
+	left, _ := l.Entries("")
+	if len(left) != 1 || left[0].RunID != r2.ID {
+		t.Errorf("left after prune: %+v", left)
+	}
+	runs, jobs, err = l.Prune(PruneOptions{Unfinished: true, Before: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil || runs != 0 || jobs != 0 {
+		t.Errorf("prune before 2000 = %d, %d, %v", runs, jobs, err)
+	}
+	runs, jobs, err = l.Prune(PruneOptions{Unfinished: true})
+	if err != nil || runs != 1 || jobs != 1 {
+		t.Errorf("prune unfinished = %d, %d, %v", runs, jobs, err)
+	}
+	rs, _ := l.Runs()
+	if len(rs) != 0 {
+		t.Errorf("runs left: %+v", rs)
+	}
+}
+
+func TestLedgerReadOnly(t *testing.T) {
+	if _, err := OpenLedgerReadOnly(filepath.Join(t.TempDir(), "none.db")); err == nil {
+		t.Fatal("opened a missing ledger")
+	}
+	l, p := openTestLedger(t)
+	r, err := l.BeginRun("transfer", "fp", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	ro, err := OpenLedgerReadOnly(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	ro2, err := OpenLedgerReadOnly(p) // readers share
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro2.Close()
+	runs, err := ro2.Runs()
+	if err != nil || len(runs) != 1 || runs[0].ID != r.ID {
+		t.Fatalf("runs = %+v, %v", runs, err)
+	}
+}
