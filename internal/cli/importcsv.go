@@ -114,8 +114,6 @@ func readTransferCSV(r io.Reader, name string) ([]csvRow, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
-		line += lines
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -127,6 +125,9 @@ func readTransferCSV(r io.Reader, name string) ([]csvRow, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
+		// FieldPos is only valid after a successful Read.
+		line, _ := cr.FieldPos(0)
+		line += lines
 		row := csvRow{N: n}
 		if src >= len(rec) || dst >= len(rec) {
 			row.Err = fmt.Errorf("%s row %d (line %d): %d fields; want Source and Destination", name, n, line, len(rec))

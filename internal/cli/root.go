@@ -44,6 +44,10 @@ Passwords come from --password-file, $BITSREMOTE_PASSWORD, or a prompt on a
 terminal; never from a flag value.
 
 ` + exitCodeHelp,
+		Example: `  bitsremote demo
+  export BITSREMOTE_PASSWORD=...
+  bitsremote transfer https://files.example.com/a.iso 'C:\Data\a.iso' -H server1 -u 'CORP\admin'
+  bitsremote list --inventory hosts.txt -u 'CORP\admin' -o jsonl`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {

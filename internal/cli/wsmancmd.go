@@ -45,6 +45,8 @@ A resource URI may be given in full or with an alias:
 xsi:nil becomes null, arrays become lists, embedded objects become objects.
 Values stay strings (WS-Management carries no types). With several hosts a
 "host" field comes first.`,
+		Example: `  bitsremote wsman identify -H server1
+  bitsremote wsman enumerate wmi/root/microsoft/bits/BitsClientJob -H server1 -u admin -o json`,
 		Args: noArgs,
 	}
 	for _, op := range []string{"identify", "get", "put", "invoke", "enumerate", "create", "delete"} {
