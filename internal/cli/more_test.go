@@ -161,6 +161,15 @@ func TestWSManCommands(t *testing.T) {
 		t.Errorf("enumerate returned %v, want %s and %s (the cancelled job left the queue)", got, id2, id3)
 	}
 
+	r = run(t, withPassword(), append([]string{"wsman", "enumerate", "wmi/root/microsoft/bits/*", "--filter",
+		"SELECT * FROM BitsClientJob WHERE JobId = '" + id3 + "'", "-o", "jsonl"}, base...)...)
+	if r.code != 0 {
+		t.Fatalf("wsman enumerate --filter: exit %d: %s", r.code, r.stderr)
+	}
+	if m := decode(t, r.stdout); m["JobId"] != id3 || m["State"] != "3" {
+		t.Errorf("WQL enumeration: %s", r.stdout)
+	}
+
 	r = run(t, withPassword(), append([]string{"wsman", "delete", uri, "-s", "JobId=" + id2}, base...)...)
 	if r.code != ExitFault || !strings.Contains(r.stderr, "ActionNotSupported") {
 		t.Errorf("wsman delete (the provider has no Delete): exit %d stderr %s", r.code, r.stderr)
