@@ -483,8 +483,9 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 }
 
 // Finish marks the run finished in the ledger when every job on every
-// host in hosts is final (or, for an async run, resumed). It reports
-// whether it did.
+// host in hosts is final. An async run stays unfinished, so that a later
+// --resume without --async waits for its jobs and completes them. It
+// reports whether it marked the run.
 func (t *Transfer) Finish(hosts []string) (bool, error) {
 	if t.Ledger == nil || t.Run == nil {
 		return false, nil
@@ -493,16 +494,34 @@ func (t *Transfer) Finish(hosts []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ok := map[string]int{}
+	final := map[string]int{}
 	for _, e := range entries {
-		if e.Step.Final() || ((t.Async || t.Specs[min(e.Index, len(t.Specs)-1)].Opts.Suspended) && e.Step == StepResumed) {
-			ok[e.Host]++
+		if e.Step.Final() {
+			final[e.Host]++
 		}
 	}
 	for _, h := range hosts {
-		if ok[h] != len(t.Specs) {
+		if final[h] != len(t.Specs) {
 			return false, nil
 		}
 	}
 	return true, t.Ledger.FinishRun(t.Run.ID)
+}
+
+// WaitJobs follows jobs already on a host until each is final, reading
+// the host's queue once per cycle for all of them, and stops polling the
+// host when the last one ends. p is applied to every job as bitsprov.Wait
+// applies it (complete on Transferred, and so on); nothing is recorded.
+func WaitJobs(ctx context.Context, c *Conn, ids []string, p bitsprov.Policy, onProgress func(host string, index int, j *bitsprov.Job), onJob func(JobResult)) []JobResult {
+	t := &Transfer{Policy: p, OnProgress: onProgress, OnJob: onJob}
+	hr := &hostRun{t: t, c: c, entries: map[int]*Entry{}}
+	results := make([]JobResult, len(ids))
+	idx := make([]int, len(ids))
+	for i, id := range ids {
+		hr.entries[i] = &Entry{Host: c.Name, Index: i, JobID: id, Step: StepResumed}
+		results[i] = JobResult{Host: c.Name, Index: i, JobID: id}
+		idx[i] = i
+	}
+	hr.waitAll(ctx, idx, results)
+	return results
 }
