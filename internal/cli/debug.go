@@ -20,6 +20,7 @@ type debugTransport struct {
 	host string
 }
 
+// RoundTrip logs the request, sends it, and logs the reply or the error.
 func (d *debugTransport) RoundTrip(ctx context.Context, req *transport.Request) (*transport.Response, error) {
 	start := time.Now()
 	d.log.Debug("request", "host", d.host, "url", req.URL, "anonymous", req.Anonymous,

@@ -42,7 +42,10 @@ type UsageError struct {
 	showHelp bool
 }
 
+// Error returns the message of the wrapped error.
 func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // usageErrorf returns a *UsageError with a formatted message.
@@ -59,6 +62,7 @@ type JobFailedError struct {
 	Reason string
 }
 
+// Error reads "host: job {GUID}: reason".
 func (e *JobFailedError) Error() string {
 	return fmt.Sprintf("%s: job %s: %s", e.Host, e.JobID, e.Reason)
 }
