@@ -258,7 +258,7 @@ func (p *Provider) createJob(a args) *wsman.Instance {
 		suspend = strings.EqualFold(s, "true") || s == "1"
 	}
 	desc, _ := a.str("Description")
-	if len(name) > 256 || len(desc) > 1024 {
+	if wcharLen(name) > 256 || wcharLen(desc) > 1024 {
 		return output("CreateJob", bgEStringTooLong)
 	}
 	if ok2 {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
@@ -248,12 +249,12 @@ func (p *Provider) Put(ctx context.Context, r *wsmantest.Request, in *wsman.Inst
 		}
 		switch cp.Name {
 		case "DisplayName":
-			if len(text) > 256 {
+			if wcharLen(text) > 256 {
 				return nil, faultProvider(r.Machine, bgEStringTooLong, describe(bgEStringTooLong))
 			}
 			name = text
 		case "Description":
-			if len(text) > 1024 {
+			if wcharLen(text) > 1024 {
 				return nil, faultProvider(r.Machine, bgEStringTooLong, describe(bgEStringTooLong))
 			}
 			desc = text
@@ -299,6 +300,17 @@ func (p *Provider) Put(ctx context.Context, r *wsmantest.Request, in *wsman.Inst
 }
 
 // findProp finds a property by name case-insensitively, as WMI matches names.
+// wcharLen is the length of s in UTF-16 code units: BITS' limits on
+// DisplayName (256) and Description (1,024) count Windows WCHARs, not
+// bytes, so "é" counts once and a character beyond the BMP twice.
+func wcharLen(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
 func findProp(in *wsman.Instance, name string) *wsman.Property {
 	if in == nil {
 		return nil
