@@ -247,3 +247,26 @@ func TestJobsStartsOverAfterALostPull(t *testing.T) {
 		t.Errorf("exchange (-want +got):\n%s", diff)
 	}
 }
+
+// FuzzSplitMarker checks that any description and marker survive
+// DescriptionWithMarker and SplitMarker, and that SplitMarker never
+// panics on a description from the host.
+func FuzzSplitMarker(f *testing.F) {
+	f.Add("nightly", "bitsremote:1")
+	f.Add("", "m")
+	f.Add("a [b] [", "x]")
+	f.Add("[[[]]]", "é")
+	f.Fuzz(func(t *testing.T, desc, marker string) {
+		text, m := bitsprov.SplitMarker(desc)
+		if m != "" && !strings.HasSuffix(desc, "["+m+"]") {
+			t.Fatalf("SplitMarker(%q) = %q, %q", desc, text, m)
+		}
+		full, err := bitsprov.DescriptionWithMarker(desc, marker)
+		if err != nil {
+			return
+		}
+		if text, m := bitsprov.SplitMarker(full); text != desc || m != marker {
+			t.Fatalf("SplitMarker(%q) = %q, %q; want %q, %q", full, text, m, desc, marker)
+		}
+	})
+}

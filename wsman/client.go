@@ -444,6 +444,12 @@ func (c *Client) Enumerate(ctx context.Context, resourceURI string, opts Enumera
 // a full OperationTimeout of a server with no data yet.
 const maxPullTimeouts = 10
 
+// maxEmptyPages bounds consecutive Enumerate/Pull answers that carry
+// neither items nor the end of the sequence: a peer answering that way
+// for ever would otherwise keep the iterator pulling without yielding.
+// (Windows answers a Pull with no data yet with w:TimedOut instead.)
+const maxEmptyPages = 100
+
 // releaseTimeout bounds the Release sent after an early break, which runs
 // even when the caller's context is already cancelled.
 const releaseTimeout = 10 * time.Second
@@ -473,7 +479,17 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		yield(nil, e.c.opError("Enumerate", uri, err))
 		return
 	}
-	for {
+	for empty := 0; ; {
+		if len(page.items) == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		if empty > maxEmptyPages && !page.done {
+			yield(nil, e.c.opError("Pull", uri, fmt.Errorf("%w: %d answers in a row without items or end of sequence", ErrProtocol, empty)))
+			e.release(page.context)
+			return
+		}
 		for _, it := range page.items {
 			if !yield(it, nil) {
 				if !page.done {

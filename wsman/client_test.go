@@ -671,3 +671,29 @@ func TestEnumerateItemShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestEnumerateEndlessEmptyPages: a peer that answers every Pull with a
+// context and nothing else ends the sequence with an error instead of
+// being pulled for ever.
+func TestEnumerateEndlessEmptyPages(t *testing.T) {
+	empty := ok(ActionPullResponse, `<n:PullResponse><n:EnumerationContext>uuid:CTX</n:EnumerationContext></n:PullResponse>`)
+	replies := []func(*reply) (int, string){ok(ActionEnumerateResp, `<n:EnumerateResponse><n:EnumerationContext>uuid:CTX</n:EnumerationContext></n:EnumerateResponse>`)}
+	for range maxEmptyPages {
+		replies = append(replies, empty)
+	}
+	replies = append(replies, ok(ActionReleaseResponse, ""))
+	f := &fakeHost{t: t, replies: replies}
+	var errs []error
+	for it, err := range f.client().Enumerate(context.Background(), wmiSvc, EnumerateOptions{}) {
+		if it != nil {
+			t.Fatalf("item %+v", it)
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], ErrProtocol) || !strings.HasSuffix(errs[0].Error(), "protocol violation: 101 answers in a row without items or end of sequence") {
+		t.Fatalf("errs = %v", errs)
+	}
+	if len(f.reqs) != maxEmptyPages+2 {
+		t.Errorf("%d requests, want %d (Enumerate, %d Pulls, Release)", len(f.reqs), maxEmptyPages+2, maxEmptyPages)
+	}
+}

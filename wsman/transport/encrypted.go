@@ -110,9 +110,10 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	u, err := url.Parse(req.URL)
+	// parseEndpoint keeps a password written into the URL out of the error.
+	u, err := parseEndpoint(req.URL)
 	if err != nil {
-		return nil, fmt.Errorf("build request for %s: %w", req.URL, err)
+		return nil, &notSentError{err}
 	}
 	if req.Anonymous {
 		hr, err := newHTTPRequest(ctx, req, req.Body, ContentTypeSOAP)
