@@ -26,6 +26,8 @@ type fileServer struct {
 	// release[name].
 	stalls  map[string]int
 	release map[string]chan struct{}
+	// status[name] makes replies for /name fail with that HTTP status.
+	status map[string]int
 	// basic[name] is the "user:password" a reply for /name requires.
 	basic map[string]string
 	// requests logs each GET: path and Range header.
@@ -41,7 +43,7 @@ type fileRequest struct {
 // newFileServer starts a file server that stops with the test; any
 // stalled reply is released first, so Close never waits on it.
 func newFileServer(t *testing.T) *fileServer {
-	fs := &fileServer{files: map[string][]byte{}, basic: map[string]string{}, stalls: map[string]int{}, release: map[string]chan struct{}{}}
+	fs := &fileServer{files: map[string][]byte{}, basic: map[string]string{}, status: map[string]int{}, stalls: map[string]int{}, release: map[string]chan struct{}{}}
 	fs.Server = httptest.NewServer(http.HandlerFunc(fs.serve))
 	t.Cleanup(func() {
 		fs.mu.Lock()
@@ -77,6 +79,17 @@ func (fs *fileServer) requireBasic(name, user, password string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.basic["/"+name] = user + ":" + password
+}
+
+// fail makes replies for /name fail with an HTTP status (0: stop failing).
+func (fs *fileServer) fail(name string, status int) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if status == 0 {
+		delete(fs.status, "/"+name)
+		return
+	}
+	fs.status["/"+name] = status
 }
 
 // stall makes replies for /name block at offset n of the file until
@@ -119,7 +132,12 @@ func (fs *fileServer) serve(w http.ResponseWriter, r *http.Request) {
 	stallAt, stalled := fs.stalls[r.URL.Path]
 	release := fs.release[r.URL.Path]
 	cred, needAuth := fs.basic[r.URL.Path]
+	status := fs.status[r.URL.Path]
 	fs.mu.Unlock()
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
 	if !ok {
 		http.NotFound(w, r)
 		return

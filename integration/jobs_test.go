@@ -169,3 +169,43 @@ func TestJobLifecycle(t *testing.T) {
 		t.Errorf("get of a completed job: stderr does not say %s was not found:\n%s", id, res.Stderr)
 	}
 }
+
+// TestCreateLimits: BITS takes a display name of up to 256 characters and
+// a description of up to 1,024 (create --help says so too); longer ones
+// are refused before any host is contacted.
+func TestCreateLimits(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{})
+	local := filepath.Join(t.TempDir(), "limits.bin")
+	for _, tc := range []struct {
+		name, desc string
+		code       int
+		stderr     string
+	}{
+		{name: strings.Repeat("n", 256), desc: strings.Repeat("d", 1024), code: 0},
+		{name: "ok", desc: strings.Repeat("é", 1024), code: 0},
+		{name: "ok", desc: strings.Repeat("d", 1025), code: 2, stderr: "--description"},
+		{name: strings.Repeat("n", 257), desc: "", code: 2, stderr: "--name"},
+		{name: "ok", desc: "line\nbreak", code: 2, stderr: "control character"},
+	} {
+		res := s.run(t, "create", "--url", "http://127.0.0.1:1/x", "--local", local, "--suspended", "--name", tc.name, "--description", tc.desc, "-o", "json")
+		wantCode(t, res, tc.code)
+		if tc.code != 0 {
+			if !strings.Contains(res.Stderr, tc.stderr) {
+				t.Errorf("name %d, description %d characters: stderr lacks %q:\n%s", len(tc.name), len([]rune(tc.desc)), tc.stderr, res.Stderr)
+			}
+			continue
+		}
+		var c createJSON
+		decode(t, res, &c)
+		res = s.run(t, "get", c.JobID, "-o", "json")
+		wantCode(t, res, 0)
+		var j jobJSON
+		decode(t, res, &j)
+		stripMarker(t, &j)
+		if j.DisplayName != tc.name || j.Description != tc.desc {
+			t.Errorf("job created with a %d-character name and a %d-character description shows %d and %d",
+				len([]rune(tc.name)), len([]rune(tc.desc)), len([]rune(j.DisplayName)), len([]rune(j.Description)))
+		}
+	}
+}

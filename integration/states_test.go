@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -241,5 +242,92 @@ func TestSuspendResumeCancelComplete(t *testing.T) {
 		if _, err := os.Stat(lost); !os.IsNotExist(err) {
 			t.Errorf("the failed file exists after a partial complete: %v", err)
 		}
+	})
+}
+
+// TestWaitPolicies: --transient cancel treats a 503 (TransientError) as
+// an Error, left (exit 1) or, with --on-error cancel, cancelled (exit 1); the default rides it out and the job
+// completes once the server recovers; --timeout on a suspended job is
+// exit 4 with a warning, and the job is left suspended.
+func TestWaitPolicies(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{extra: []string{"--time-scale", "0.001"}})
+	fs := newFileServer(t)
+	dir := t.TempDir()
+
+	t.Run("transient cancel", func(t *testing.T) {
+		t.Parallel()
+		u, _ := fs.addRandom("busy-cancel.bin", 1000)
+		fs.fail("busy-cancel.bin", 503)
+		res := s.run(t, "create", "--url", u, "--local", filepath.Join(dir, "busy-cancel.bin"))
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		// --transient cancel treats the TransientError as an Error, which
+		// wait leaves for inspection by default.
+		res = s.run(t, "wait", id, "--transient", "cancel", "--interval", "50ms", "-o", "json")
+		wantCode(t, res, 1)
+		var j jobJSON
+		decode(t, res, &j)
+		if j.State != "TransientError" || j.Outcome == nil || j.Outcome.Result != "Left" || j.Error == nil ||
+			j.Error.CodeName != "BG_E_HTTP_ERROR_503" || j.TransientErrorCount < 1 {
+			t.Errorf("wait --transient cancel on a 503: state %s, outcome %+v, error %+v, transient errors %d", j.State, j.Outcome, j.Error, j.TransientErrorCount)
+		}
+		res = s.run(t, "wait", id, "--transient", "cancel", "--on-error", "cancel", "--interval", "50ms", "-o", "json")
+		wantCode(t, res, 1)
+		decode(t, res, &j)
+		if j.State != "Cancelled" || j.Outcome == nil || j.Outcome.Result != "Cancelled" || j.Error == nil || j.Error.CodeName != "BG_E_HTTP_ERROR_503" {
+			t.Errorf("wait --transient cancel --on-error cancel on a 503: state %s, outcome %+v, error %+v", j.State, j.Outcome, j.Error)
+		}
+		wantCode(t, s.run(t, "get", id), 5)
+	})
+
+	t.Run("transient wait rides it out", func(t *testing.T) {
+		t.Parallel()
+		u, content := fs.addRandom("busy-wait.bin", 2000)
+		fs.fail("busy-wait.bin", 503)
+		local := filepath.Join(dir, "busy-wait.bin")
+		res := s.run(t, "create", "--url", u, "--local", local)
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s never reached TransientError:\n%s", id, res)
+			}
+			res = s.run(t, "get", id, "-o", "json")
+			wantCode(t, res, 0)
+			var j jobJSON
+			decode(t, res, &j)
+			if j.State == "TransientError" {
+				if j.Error == nil || j.Error.CodeName != "BG_E_HTTP_ERROR_503" {
+					t.Errorf("get of a job in TransientError: error %+v", j.Error)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		fs.fail("busy-wait.bin", 0)
+		res = s.run(t, "wait", id, "--complete", "--interval", "50ms", "--timeout", "20s", "-o", "json")
+		wantCode(t, res, 0)
+		sameBytes(t, "busy-wait.bin", readFile(t, local), content)
+	})
+
+	t.Run("timeout on a suspended job", func(t *testing.T) {
+		t.Parallel()
+		u, _ := fs.addRandom("parked.bin", 100)
+		res := s.run(t, "create", "--url", u, "--local", filepath.Join(dir, "parked.bin"), "--suspended")
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		res = s.run(t, "wait", id, "--interval", "50ms", "--timeout", "300ms", "-o", "json")
+		wantCode(t, res, 4)
+		var j jobJSON
+		decode(t, res, &j)
+		if j.State != "Suspended" || j.Outcome == nil || j.Outcome.Result != "TimedOut" {
+			t.Errorf("wait --timeout on a suspended job: state %s outcome %+v", j.State, j.Outcome)
+		}
+		if !strings.Contains(res.Stderr, "suspended") || !strings.Contains(res.Stderr, id) {
+			t.Errorf("wait on a suspended job does not warn:\n%s", res.Stderr)
+		}
+		wantCode(t, s.run(t, "get", id), 0)
 	})
 }
