@@ -146,16 +146,17 @@ type Server struct {
 	certPEM []byte
 	caFile  string
 
-	mu      sync.Mutex
-	routes  map[string]*route
-	enums   map[string]*enumState
-	log     []LogEntry
-	conns   map[net.Conn]struct{}
-	inject  injector
-	started bool
-	closed  bool
-	wg      sync.WaitGroup
-	handshk atomic.Int64
+	mu       sync.Mutex
+	routes   map[string]*route
+	enums    map[string]*enumState
+	log      []LogEntry
+	conns    map[net.Conn]struct{}
+	accepted int
+	inject   injector
+	started  bool
+	closed   bool
+	wg       sync.WaitGroup
+	handshk  atomic.Int64
 }
 
 type route struct {
@@ -380,6 +381,7 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		s.conns[c] = struct{}{}
+		s.accepted++
 	case http.StateClosed, http.StateHijacked:
 		delete(s.conns, c)
 	}
@@ -398,6 +400,14 @@ func (s *Server) ForgetSessions() {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// Connections returns how many TCP connections the server has accepted,
+// so tests can check that clients keep connections alive.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
 }
 
 // NTLMHandshakes counts completed NTLM AUTHENTICATE messages the server
