@@ -342,3 +342,20 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d", r.code)
 	}
 }
+
+func TestImportCSVStdinTable(t *testing.T) {
+	h := newSimHost(t)
+	dir := t.TempDir()
+	in := "Source, Destination\n" + h.FilesURL + "/other.bin, " + filepath.Join(dir, "o.bin") + "\n"
+	r := runIn(t, in, withPassword(), "import-csv", "-", "--interval", "20ms", "-H", h.hostArg(), "-u", testUser)
+	if r.code != 0 {
+		t.Fatalf("import-csv -: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ROW") || !regexp.MustCompile(`^1 +\{[0-9A-F-]+\} +Acknowledged +100 B / 100 B \(100%\) +Completed$`).MatchString(lines[1]) {
+		t.Errorf("import-csv table:\n%s", r.stdout)
+	}
+	if string(readFile(t, filepath.Join(dir, "o.bin"))) != string(h.content[:100]) {
+		t.Error("o.bin differs")
+	}
+}
