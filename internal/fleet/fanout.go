@@ -34,6 +34,9 @@ type Connector struct {
 	NewTransport func(transport.Config) (transport.Transport, error)
 	// Wrap, if set, wraps each host's transport (a debug log, a recorder).
 	Wrap func(host string, t transport.Transport) transport.Transport
+	// Configure, if set, adjusts each host's wsman.Client (a retry
+	// policy, a locale) before first use.
+	Configure func(*wsman.Client)
 }
 
 // Conn is one host's clients. Every call to the host goes through one
@@ -95,6 +98,9 @@ func (cn *Connector) Connect(h Host) (*Conn, error) {
 	wc := wsman.NewClient(url, t)
 	wc.Host = name
 	wc.OperationTimeout = cn.OperationTimeout
+	if cn.Configure != nil {
+		cn.Configure(wc)
+	}
 	return &Conn{Host: h, Name: name, URL: url, WSMan: wc, Bits: bitsprov.NewClient(wc), t: t}, nil
 }
 
