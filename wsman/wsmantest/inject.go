@@ -40,6 +40,7 @@ var injectNames = map[InjectKind]string{
 	InjectStatus: "status", InjectFault: "fault", InjectRewrite: "rewrite",
 }
 
+// String names the kind as the request log does ("drop", "status", …).
 func (k InjectKind) String() string {
 	if n, ok := injectNames[k]; ok {
 		return n
