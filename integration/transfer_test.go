@@ -204,6 +204,7 @@ func TestImportCSV(t *testing.T) {
 			"\"Source\",\"Destination\",\"Note\"\r\n" +
 			"\"" + u1 + "\",\"" + d1 + "\",\"first\"\r\n" +
 			"\"" + fs.URL + "/csv/x.bin\",\"\",\"no destination\"\r\n" +
+			fs.URL + "/csv/a\"b.bin," + filepath.Join(dir, "q.bin") + ",bare quote\r\n" +
 			"\"" + u2 + "\",\"" + d2 + "\",\"second\"\r\n" +
 			"\"ftp://old.example.com/y.bin\",\"" + filepath.Join(dir, "y.bin") + "\",\"bad scheme\"\r\n"
 		file := filepath.Join(t.TempDir(), "transfers.csv")
@@ -225,7 +226,7 @@ func TestImportCSV(t *testing.T) {
 			row       int
 			url, path string
 			content   []byte
-		}{{1, u1, d1, b1}, {3, u2, d2, b2}} {
+		}{{1, u1, d1, b1}, {4, u2, d2, b2}} {
 			r, ok := got[w.row]
 			if !ok {
 				t.Errorf("no record for row %d", w.row)
@@ -239,7 +240,7 @@ func TestImportCSV(t *testing.T) {
 			}
 			sameBytes(t, filepath.Base(w.path), readFile(t, w.path), w.content)
 		}
-		for _, want := range [][]string{{"row 2", "Destination is empty", "skipped"}, {"row 4", "ftp://old.example.com/y.bin", "skipped"}, {"2 bad row(s)"}} {
+		for _, want := range [][]string{{"row 2", "Destination is empty", "skipped"}, {"row 3", `bare "`, "skipped"}, {"row 5", "ftp://old.example.com/y.bin", "skipped"}, {"3 bad row(s)"}} {
 			if !hasLine(res.Stderr, want...) {
 				t.Errorf("stderr has no line with %q:\n%s", want, res.Stderr)
 			}
