@@ -145,11 +145,8 @@ func DefaultLedgerPath(getenv func(string) string) (string, error) {
 		return filepath.Join(d, "bitsremote", "ledger.db"), nil
 	}
 	home := getenv("HOME")
-	if home == "" {
-		var err error
-		if home, err = os.UserHomeDir(); err != nil {
-			return "", fmt.Errorf("ledger: no state directory: set XDG_STATE_HOME or %s: %w", EnvLedger, err)
-		}
+	if home == "" || !filepath.IsAbs(home) {
+		return "", fmt.Errorf("ledger: no state directory: set HOME, XDG_STATE_HOME or %s, or give --ledger", EnvLedger)
 	}
 	return filepath.Join(home, ".local", "state", "bitsremote", "ledger.db"), nil
 }

@@ -25,6 +25,9 @@ func TestDefaultLedgerPath(t *testing.T) {
 			t.Errorf("%v: %q, %v; want %q", tc.env, got, err, tc.want)
 		}
 	}
+	if _, err := DefaultLedgerPath(func(string) string { return "" }); err == nil || err.Error() != "ledger: no state directory: set HOME, XDG_STATE_HOME or BITSREMOTE_LEDGER, or give --ledger" {
+		t.Errorf("no HOME: %v", err)
+	}
 }
 
 func openTestLedger(t *testing.T) (*Ledger, string) {
