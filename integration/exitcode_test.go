@@ -69,6 +69,7 @@ func TestExitCodes(t *testing.T) {
 		// 3: authentication.
 		{name: "wrong password", args: with("list"), env: []string{"BITSREMOTE_PASSWORD=not-the-password"}, code: 3, stderr: []string{host, "rejected the credentials"}},
 		{name: "wrong password from file", args: with("list", "--password-file", wrongFile), code: 3, stderr: []string{"rejected the credentials"}},
+		{name: "basic against an NTLM-only host", args: with("list", "--auth", "basic"), env: env, code: 3, stderr: []string{"401", "auth method"}},
 		{name: "unknown user", args: []string{"list", "-H", host, "-u", "mallory"}, env: env, code: 3, stderr: []string{"rejected the credentials"}},
 		{name: "wrong basic password over https", args: append([]string{"list"}, tlsSim.conn(0)...), env: []string{"BITSREMOTE_PASSWORD=not-the-password"}, code: 3},
 
@@ -79,6 +80,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "timeout", args: []string{"list", "-H", silent, "-u", "admin", "--timeout", "500ms", "--retries", "0"}, env: env, code: 4},
 
 		// 5: faults from the host.
+		{name: "unencrypted to a host that requires encryption", args: with("list", "--encryption", "never"), env: env, code: 5, stderr: []string{host, "500"}},
 		{name: "unknown job id: get", args: with("get", unknownID), env: env, code: 5, stderr: []string{unknownID, "not found"}},
 		{name: "unknown job id: get -o json", args: with("get", unknownID, "-o", "json"), env: env, code: 5, stderr: []string{unknownID, "not found"}},
 		{name: "unknown job id: resume", args: with("resume", unknownID), env: env, code: 5, stderr: []string{unknownID}},

@@ -97,7 +97,10 @@ func (s *sim) start() {
 	t := s.t
 	t.Helper()
 	cmd := exec.Command(binary, s.args()...)
-	cmd.Env = append(baseEnv(), "BITSREMOTE_PASSWORD="+s.password)
+	cmd.Env = baseEnv()
+	if s.password != "" {
+		cmd.Env = append(cmd.Env, "BITSREMOTE_PASSWORD="+s.password)
+	}
 	// A process group of its own, so stopping it stops anything it
 	// started and a ^C to the test run does not reach it twice.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,127 @@
+package integration
+
+import (
+	"bufio"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSimCommand checks sim itself: its table output says how to reach
+// the host without printing a password from the environment, a generated
+// password is printed once and works, SIGTERM stops it with exit 0, and
+// bad flags are usage errors.
+func TestSimCommand(t *testing.T) {
+	t.Parallel()
+
+	t.Run("table output", func(t *testing.T) {
+		t.Parallel()
+		const password = "Env-Password-For-Sim-1"
+		cmd := exec.Command(binary, "sim", "--listen", "127.0.0.1:0", "--user", "ops")
+		cmd.Env = append(baseEnv(), "BITSREMOTE_PASSWORD="+password)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stderr := &lockedBuffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		var out []string
+		timeout := time.After(15 * time.Second)
+	read:
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("sim exited early:\n%s\nstderr:\n%s", strings.Join(out, "\n"), stderr)
+				}
+				out = append(out, l)
+				if l == "Serving until Ctrl-C." {
+					break read
+				}
+			case <-timeout:
+				t.Fatalf("sim printed no ready line in 15 s:\n%s", strings.Join(out, "\n"))
+			}
+		}
+		text := strings.Join(out, "\n")
+		if strings.Contains(text, password) {
+			t.Errorf("sim printed the password from its environment:\n%s", text)
+		}
+		var host string
+		for _, l := range out {
+			if f := strings.Fields(l); len(f) > 2 && f[0] == "host" {
+				host = f[1]
+				if f[2] != "http://"+host+"/wsman" || !strings.Contains(l, "auth ntlm, encryption required") {
+					t.Errorf("host line %q", l)
+				}
+			}
+		}
+		if host == "" || !hasLine(text, "user ops") || !hasLine(text, "bitsremote list -H "+host+" -u ops") {
+			t.Fatalf("sim table output lacks the host, user or the command to try:\n%s", text)
+		}
+		res := run(t, runSpec{args: []string{"list", "-H", host, "-u", "ops"}, env: []string{"BITSREMOTE_PASSWORD=" + password}, secrets: []string{password}})
+		wantCode(t, res, 0)
+
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		for range lines {
+		}
+		err = cmd.Wait()
+		if err != nil {
+			t.Errorf("sim after SIGTERM: %v, want exit 0\nstderr:\n%s", err, stderr)
+		}
+		if !strings.Contains(stderr.String(), "stopping") {
+			t.Errorf("sim did not say it was stopping:\n%s", stderr)
+		}
+	})
+
+	t.Run("generated password", func(t *testing.T) {
+		t.Parallel()
+		s := &sim{t: t, opts: simOptions{}}
+		// No password in the environment: sim makes one and prints it.
+		s.password = ""
+		s.start()
+		t.Cleanup(s.stop)
+		pw := s.host().Password
+		if len(pw) < 12 {
+			t.Fatalf("sim -o jsonl without BITSREMOTE_PASSWORD: password %q, want a generated one", pw)
+		}
+		s.password = pw
+		wantCode(t, s.run(t, "list"), 0)
+	})
+
+	t.Run("bad flags", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"sim", "--auth", "kerberos"}, `--auth "kerberos"`},
+			{[]string{"sim", "--encryption", "sometimes"}, `--encryption "sometimes"`},
+			{[]string{"sim", "--hosts", "0"}, "--hosts 0"},
+			{[]string{"sim", "--listen", "localhost"}, `--listen "localhost"`},
+			{[]string{"sim", "--hosts", "2", "--listen", "0.0.0.0:0"}, "127.x.y.z"},
+			{[]string{"sim", "--files", "/no/such/dir"}, "--files"},
+			{[]string{"sim", "--time-scale", "0"}, "--time-scale"},
+		} {
+			res := run(t, runSpec{args: tc.args, timeout: 10 * time.Second})
+			wantCode(t, res, 2)
+			if !strings.Contains(res.Stderr, tc.want) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.want, res.Stderr)
+			}
+		}
+	})
+}
