@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // Resource URIs of the provider's classes (MS-WSMV 3.1.4.1.1: the WMI
@@ -348,6 +349,12 @@ func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, err
 	if c.WSMan == nil {
 		return "", errors.New("bitsprov: CreateJob: Client has no WSMan connection")
 	}
+	if len(o.Credentials) > 0 {
+		// Checked before the job exists, so that nothing is left behind.
+		if err := c.checkConfidential("CreateJob"); err != nil {
+			return "", err
+		}
+	}
 	marker := o.Marker
 	if marker == "" {
 		marker = NewMarker()
@@ -658,12 +665,35 @@ func validateCredential(t CredentialTarget, s CredentialScheme) error {
 	return nil
 }
 
+// ErrCleartextCredentials means a job password would have crossed the
+// network readable: the endpoint is http:// and the transport does not
+// seal messages.
+var ErrCleartextCredentials = errors.New("refusing to send a job password over http:// without message encryption (use https:// or NTLM with encryption)")
+
+// checkConfidential refuses to send a password in a body the transport
+// would leave readable. A transport that cannot tell (a wrapper from
+// elsewhere) is trusted to have been checked by its builder.
+func (c *Client) checkConfidential(op string) error {
+	if c.WSMan == nil || c.WSMan.Transport == nil {
+		return nil
+	}
+	if ok, known := transport.IsConfidential(c.WSMan.Transport, c.WSMan.Endpoint); known && !ok {
+		return fmt.Errorf("%s: %s: %w", c.host(), op, ErrCleartextCredentials)
+	}
+	return nil
+}
+
 // SetCredentials sets the credentials BITS uses toward the server or the
 // proxy, with the provider's 0-based Target and Scheme values. The
-// password travels in the SOAP body; it never appears in errors.
+// password travels in the SOAP body, so it is refused
+// (ErrCleartextCredentials) unless the transport uses TLS or message
+// encryption; it never appears in errors.
 func (c *Client) SetCredentials(ctx context.Context, jobID string, target CredentialTarget, scheme CredentialScheme, user, password string) error {
 	if err := validateCredential(target, scheme); err != nil {
 		return fmt.Errorf("SetCredentials on %s: %w", jobID, err)
+	}
+	if err := c.checkConfidential("SetCredentials on " + jobID); err != nil {
+		return err
 	}
 	_, _, err := c.invokeJob(ctx, "SetCredentials", jobID, []param{
 		pu("Target", uint64(target)), pu("Scheme", uint64(scheme)),

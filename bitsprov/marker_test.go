@@ -270,3 +270,21 @@ func FuzzSplitMarker(f *testing.F) {
 		}
 	})
 }
+
+// TestCredentialsNeverInClear: over http:// without message encryption a
+// job password is refused before anything is sent.
+func TestCredentialsNeverInClear(t *testing.T) {
+	h, c, dst := markerHost(t) // Basic over http://
+	cred := []bitsprov.Credential{{Target: bitsprov.TargetServer, Scheme: bitsprov.SchemeBasic, UserName: "svc", Password: "Canary-Pw-7f3a9c!e"}}
+	_, err := c.CreateJob(context.Background(), bitsprov.CreateJobOptions{DisplayName: "j", RemoteURL: h.FilesURL + "/a", LocalFile: filepath.Join(dst, "a"), Credentials: cred})
+	if !errors.Is(err, bitsprov.ErrCleartextCredentials) || err.Error() != hostOf(h)+": CreateJob: "+bitsprov.ErrCleartextCredentials.Error() {
+		t.Fatalf("CreateJob = %v", err)
+	}
+	err = c.SetCredentials(context.Background(), "{00000000-0000-0000-0000-000000000001}", bitsprov.TargetServer, bitsprov.SchemeBasic, "svc", "Canary-Pw-7f3a9c!e")
+	if !errors.Is(err, bitsprov.ErrCleartextCredentials) {
+		t.Fatalf("SetCredentials = %v", err)
+	}
+	if log := h.Server.Log(); len(log) != 0 {
+		t.Fatalf("the host saw %d requests: %+v", len(log), log)
+	}
+}

@@ -29,7 +29,9 @@ func TestAgainstSimulator(t *testing.T) {
 		}
 	}
 	h, err := bitssim.NewHost(bitssim.HostConfig{
-		Server:   wsmantest.Config{Users: map[string]string{"admin": "pw"}, Machine: "SIM01"},
+		// NTLM with message encryption, as a default Windows host: the job
+		// password below may only travel sealed.
+		Server:   wsmantest.Config{Auth: wsmantest.AuthNTLM, RequireEncryption: true, Users: map[string]string{"admin": "pw"}, Machine: "SIM01"},
 		Provider: bitssim.Config{TimeScale: 0.001},
 		FilesDir: files,
 	})
@@ -37,7 +39,7 @@ func TestAgainstSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: "admin", Password: "pw"})
+	tr, err := transport.New(transport.Config{Auth: transport.AuthNTLM, User: "admin", Password: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,13 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	return resp, err
 }
 
+// Confidential is true only over https://: Basic, certificate and plain
+// NTLM never seal a body.
+func (p *httpPost) Confidential(endpoint string) bool {
+	u, err := parseEndpoint(endpoint)
+	return err == nil && strings.EqualFold(u.Scheme, "https")
+}
+
 // CloseIdleConnections closes kept-alive connections, ending any
 // connection-bound authentication.
 func (p *httpPost) CloseIdleConnections() { p.transport.CloseIdleConnections() }

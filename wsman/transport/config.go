@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,3 +113,26 @@ type Config struct {
 	// MaxIdleConnsPerHost bounds kept-alive idle connections (0: 2).
 	MaxIdleConnsPerHost int
 }
+
+// configNoMethods is Config without its methods, to print it field by
+// field without recursing into String.
+type configNoMethods Config
+
+// redactedConfig is c with the password replaced.
+func (c Config) redactedConfig() configNoMethods {
+	p := configNoMethods(c)
+	if p.Password != "" {
+		p.Password = "REDACTED"
+	}
+	return p
+}
+
+// String renders the settings with the password replaced, so that a Config
+// printed into a log, an error or a panic never shows it (%v, %+v, %s).
+func (c Config) String() string { return fmt.Sprintf("%+v", c.redactedConfig()) }
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return fmt.Sprintf("transport.Config%+v", c.redactedConfig()) }
+
+// LogValue keeps the password out of log/slog records.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }

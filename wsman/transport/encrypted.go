@@ -162,6 +162,17 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 	}
 }
 
+// Confidential reports whether bodies to endpoint are sealed or go over
+// TLS.
+func (t *ntlmEncrypted) Confidential(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	https := strings.EqualFold(u.Scheme, "https")
+	return https || t.mode == EncryptionAlways || t.mode == EncryptionAuto
+}
+
 // reset forgets the session and its connection, so the next request starts
 // over with a new connection and a new handshake.
 func (t *ntlmEncrypted) reset() {

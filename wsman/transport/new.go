@@ -114,6 +114,12 @@ func (a *ntlmAuto) pick(scheme string) (Transport, error) {
 	return nil, fmt.Errorf("endpoint scheme %q: must be http or https", scheme)
 }
 
+// Confidential is true: http:// is sealed and https:// is TLS.
+func (a *ntlmAuto) Confidential(endpoint string) bool {
+	_, err := parseEndpoint(endpoint)
+	return err == nil
+}
+
 // CloseIdleConnections closes the idle connections of both transports.
 func (a *ntlmAuto) CloseIdleConnections() {
 	a.mu.Lock()

@@ -76,6 +76,12 @@ type Recorder struct {
 // of that name. secrets are strings (the password) to remove from
 // everything written, in addition to Authorization headers and elements
 // named like *Password*.
+// Confidential asks the recorded transport.
+func (r *Recorder) Confidential(endpoint string) bool {
+	ok, _ := IsConfidential(r.next, endpoint)
+	return ok
+}
+
 func NewRecorder(next Transport, dir, name string, secrets ...string) (*Recorder, error) {
 	if next == nil {
 		return nil, errors.New("recorder: nil transport")

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Request is one envelope to post to an endpoint.
@@ -93,3 +95,25 @@ func (e *SizeError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrResponseTooLarge) true.
 func (e *SizeError) Unwrap() error { return ErrResponseTooLarge }
+
+// Confidential is implemented by transports that know whether a body they
+// send to an endpoint is hidden from the network, by TLS or by message
+// encryption. Callers about to send a secret in a body (a BITS job's
+// server password) ask IsConfidential first.
+type Confidential interface {
+	Confidential(endpoint string) bool
+}
+
+// IsConfidential reports whether t keeps a body sent to endpoint from
+// eavesdroppers. An https:// endpoint always does. Otherwise t must say
+// so through Confidential; known is false when it cannot tell (a wrapper
+// from another package), and the caller decides.
+func IsConfidential(t Transport, endpoint string) (confidential, known bool) {
+	if u, err := url.Parse(endpoint); err == nil && strings.EqualFold(u.Scheme, "https") {
+		return true, true
+	}
+	if c, ok := t.(Confidential); ok {
+		return c.Confidential(endpoint), true
+	}
+	return false, false
+}
