@@ -269,42 +269,21 @@ func unquote(v string) string {
 	return v
 }
 
-// addPattern adds the hosts a host token names: ranges are expanded and
-// "name:port" becomes name with ansible_port, as Ansible does.
+// addPattern adds the hosts a host token names, ranges expanded. A host
+// is kept by name as written ("name", "name:port" or a URL), so that two
+// ports of one address are two hosts, as in a plain hosts file.
 func (inv *Inventory) addPattern(groupName, tok string, vars map[string]string) error {
 	names, err := expandRange(tok)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		hv := vars
-		hostName := n
-		if !strings.Contains(n, "://") {
-			h, err := ParseHost(n)
-			if err != nil {
-				return err
-			}
-			hostName = h.Address
-			if h.Port != 0 {
-				hv = maps(vars)
-				if _, set := hv["ansible_port"]; !set {
-					hv["ansible_port"] = strconv.Itoa(h.Port)
-				}
-			}
-		} else if _, err := ParseHost(n); err != nil {
+		if _, err := ParseHost(n); err != nil {
 			return err
 		}
-		inv.addHost(groupName, hostName, hv)
+		inv.addHost(groupName, n, vars)
 	}
 	return nil
-}
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 var hostRange = regexp.MustCompile(`\[([0-9]+|[a-z]+):([0-9]+|[a-z]+)(?::([0-9]+))?\]`)
@@ -783,7 +762,7 @@ func (inv *Inventory) match(p string) (map[string]bool, error) {
 		}
 	}
 	for _, h := range inv.hosts {
-		if matches(h.name) {
+		if matches(h.name) || matches(nameWithoutPort(h.name)) {
 			out[h.name] = true
 		}
 	}
@@ -812,18 +791,27 @@ func (inv *Inventory) collect(g string, out, seen map[string]bool) {
 	}
 }
 
+// nameWithoutPort is "web1" for "web1:5986"; other names are returned as
+// they are.
+func nameWithoutPort(name string) string {
+	if strings.Contains(name, "://") {
+		return name
+	}
+	if h, err := ParseHost(name); err == nil && h.Port != 0 {
+		return h.Address
+	}
+	return name
+}
+
 // resolve applies the connection variables bitsremote honours.
 func (inv *Inventory) resolve(h *invHost) (Host, error) {
 	vars, groups := inv.vars(h)
-	var host Host
-	if strings.Contains(h.name, "://") {
-		var err error
-		if host, err = ParseHost(h.name); err != nil {
-			return Host{}, err
-		}
-	} else {
-		host = Host{Name: h.name, Address: h.name}
+	host, err := ParseHost(h.name)
+	if err != nil {
+		return Host{}, err
 	}
+	isURL := strings.Contains(h.name, "://")
+	invName := host.Address // the name without its port
 	host.Groups = groups
 	bad := func(k, why string) error {
 		return fmt.Errorf("host %s: %s=%q: %s", h.name, k, vars[k], why)
@@ -831,15 +819,23 @@ func (inv *Inventory) resolve(h *invHost) (Host, error) {
 	if v := vars["ansible_host"]; v != "" {
 		host.Address = strings.Trim(v, "[]")
 	}
-	if v := vars["ansible_port"]; v != "" {
-		n, err := parsePort(v)
-		if err != nil {
-			return Host{}, bad("ansible_port", err.Error())
+	// A port written with the name is a host variable, above any group's
+	// ansible_port (Ansible reads "name:port" that way).
+	if _, own := h.vars["ansible_port"]; own || host.Port == 0 || isURL {
+		if v := vars["ansible_port"]; v != "" && !isURL {
+			n, err := parsePort(v)
+			if err != nil {
+				return Host{}, bad("ansible_port", err.Error())
+			}
+			host.Port = n
 		}
-		host.Port = n
 	}
-	if host.Port != 0 && !strings.Contains(h.name, "://") {
-		host.Name = hostPort(h.name, host.Port)
+	switch {
+	case isURL:
+	case host.Port != 0:
+		host.Name = hostPort(invName, host.Port)
+	default:
+		host.Name = invName
 	}
 	for _, k := range []string{"ansible_user", "ansible_winrm_user"} {
 		if v := vars[k]; v != "" {

@@ -238,7 +238,7 @@ func TestParseYAML(t *testing.T) {
 }
 
 func TestPlainHostsFile(t *testing.T) {
-	inv, err := ParseInventory([]byte("\ufeff# fleet\nhost1\nhost2:15985   # a comment\n\nhttp://127.0.0.3:40000/wsman\nhost1\n"), "hosts.txt")
+	inv, err := ParseInventory([]byte("\ufeff# fleet\nhost1\nhost2:15985   # a comment\n\nhttp://127.0.0.3:40000/wsman\nhost1\n127.0.0.1:1\n127.0.0.1:2\n"), "hosts.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +255,8 @@ func TestPlainHostsFile(t *testing.T) {
 		"host1:5985 http://host1:5985/wsman",
 		"host2:15985 http://host2:15985/wsman",
 		"127.0.0.3:40000 http://127.0.0.3:40000/wsman",
+		"127.0.0.1:1 http://127.0.0.1:1/wsman",
+		"127.0.0.1:2 http://127.0.0.1:2/wsman",
 	}
 	if d := cmp.Diff(want, eps); d != "" {
 		t.Fatalf("endpoints (-want +got):\n%s", d)
