@@ -80,7 +80,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "timeout", args: []string{"list", "-H", silent, "-u", "admin", "--timeout", "500ms", "--retries", "0"}, env: env, code: 4},
 
 		// 5: faults from the host.
-		{name: "unencrypted to a host that requires encryption", args: with("list", "--encryption", "never"), env: env, code: 5, stderr: []string{host, "500"}},
+		{name: "unencrypted to a host that requires encryption", args: with("list", "--encryption", "never", "--retries", "0"), env: env, code: 5, stderr: []string{host, "500"}},
 		{name: "unknown job id: get", args: with("get", unknownID), env: env, code: 5, stderr: []string{unknownID, "not found"}},
 		{name: "unknown job id: get -o json", args: with("get", unknownID, "-o", "json"), env: env, code: 5, stderr: []string{unknownID, "not found"}},
 		{name: "unknown job id: resume", args: with("resume", unknownID), env: env, code: 5, stderr: []string{unknownID}},

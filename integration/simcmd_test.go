@@ -116,6 +116,7 @@ func TestSimCommand(t *testing.T) {
 			{[]string{"sim", "--hosts", "2", "--listen", "0.0.0.0:0"}, "127.x.y.z"},
 			{[]string{"sim", "--files", "/no/such/dir"}, "--files"},
 			{[]string{"sim", "--time-scale", "0"}, "--time-scale"},
+			{[]string{"sim", "--state-dir", "/dev/null"}, `--state-dir "/dev/null": not a directory`},
 		} {
 			res := run(t, runSpec{args: tc.args, timeout: 10 * time.Second})
 			wantCode(t, res, 2)

@@ -28,6 +28,8 @@ type SimOptions struct {
 	FilesDir   string
 	UploadDir  string
 	TimeScale  float64
+	// StateDir keeps each host's job queue across restarts of sim.
+	StateDir string
 	// ready, when set, receives the hosts once they serve (tests).
 	ready func([]simHostRecord)
 }
@@ -65,12 +67,18 @@ The password is $BITSREMOTE_PASSWORD, or generated and printed once. Jobs
 write their files to the local paths they are given, as the account running
 sim. --files serves a directory for jobs to download from.
 
+Jobs live in memory unless --state-dir DIR is given: then each host keeps
+its job queue there (DIR/SIM01, ...), and sim started again on DIR has the
+same jobs, their transfers resuming where they stopped, as the BITS service
+keeps its queue across service and machine restarts.
+
 Here --auth, --encryption and --user describe what the hosts accept, not how
 to connect. With -o json or jsonl one object per host is printed, then
 nothing more until the hosts stop.`,
 		Example: `  bitsremote sim
   BITSREMOTE_PASSWORD=secret bitsremote sim --listen 127.0.0.1:5985 --hosts 3 --files ./testdata
-  bitsremote sim --listen 127.0.0.1:0 --auth basic --encryption optional -o jsonl`,
+  bitsremote sim --listen 127.0.0.1:0 --auth basic --encryption optional -o jsonl
+  bitsremote sim --state-dir ~/.cache/bitsremote-sim`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.TLS = f.Conn.HTTPS
@@ -85,6 +93,7 @@ nothing more until the hosts stop.`,
 	fl.IntVar(&opts.Hosts, "hosts", 1, "number of hosts, one per loopback address")
 	fl.StringVar(&opts.FilesDir, "files", "", "serve this `DIR` over HTTP for download jobs")
 	fl.StringVar(&opts.UploadDir, "upload-dir", "", "receive BITS uploads into this `DIR`")
+	fl.StringVar(&opts.StateDir, "state-dir", "", "keep each host's job queue in `DIR` (DIR/SIM01, ...), so that sim started again has the same jobs, as BITS keeps its queue across restarts")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "speed of the hosts' BITS timers (0.01: a 600 s retry delay takes 6 s)")
 	return cmd
 }
@@ -172,6 +181,12 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		}
 	}
 
+	if opts.StateDir != "" {
+		if st, err := os.Stat(opts.StateDir); err == nil && !st.IsDir() {
+			return usageErrorf("--state-dir %q: not a directory", opts.StateDir)
+		}
+	}
+
 	var hosts []*bitssim.Host
 	defer func() {
 		for _, h := range hosts {
@@ -184,6 +199,9 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		cfg.Addr = addr
 		cfg.Machine = fmt.Sprintf("SIM%02d", i+1)
 		hc := bitssim.HostConfig{Server: cfg, TLS: opts.TLS, Provider: bitssim.Config{TimeScale: opts.TimeScale, Slots: 4}}
+		if opts.StateDir != "" {
+			hc.Provider.StateDir = filepath.Join(opts.StateDir, cfg.Machine)
+		}
 		if i == 0 {
 			// One file and upload server is enough; every host can
 			// reach it on loopback.
