@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
+	"github.com/bitsremote/bitsremote/internal/fleet"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -81,7 +82,14 @@ func runIn(t *testing.T, stdin string, env map[string]string, args ...string) re
 	in.WriteString(stdin)
 	f := NewFactory()
 	f.IO = ios
-	f.Getenv = func(k string) string { return env[k] }
+	// Keep the job ledger in the test's directory, never the user's.
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	f.Getenv = func(k string) string {
+		if v, ok := env[k]; ok || k != fleet.EnvLedger {
+			return v
+		}
+		return ledger
+	}
 	code := Execute(context.Background(), f, args)
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }

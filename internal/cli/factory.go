@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/internal/fleet"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 )
@@ -60,6 +60,7 @@ func NewFactory() *Factory {
 type ConnOptions struct {
 	Hosts              []string
 	Inventory          string
+	Limit              string
 	Port               int
 	HTTPS              bool
 	Auth               string
@@ -80,14 +81,15 @@ type ConnOptions struct {
 // Defaults of the connection flags.
 const (
 	defaultTimeout     = 60 * time.Second
-	defaultConcurrency = 16
+	defaultConcurrency = fleet.DefaultConcurrency
 )
 
 func (f *Factory) addConnFlags(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
 	c := &f.Conn
 	fl.StringArrayVarP(&c.Hosts, "host", "H", nil, "`host` to manage: name, name:port or URL (repeatable)")
-	fl.StringVar(&c.Inventory, "inventory", "", "read hosts from `FILE`, one host[:port] per line, # comments")
+	fl.StringVarP(&c.Inventory, "inventory", "i", "", "read hosts from `FILE`: one host[:port] or URL a line (# comments), or an Ansible INI or YAML inventory (ansible_host, ansible_port, ansible_user, ansible_winrm_transport, _scheme, _message_encryption)")
+	fl.StringVar(&c.Limit, "limit", "", "with --inventory, only these hosts: Ansible `PATTERN`s (group, host, glob, ~regex; ':' or ',' between; '!' excludes, '&' intersects)")
 	fl.IntVar(&c.Port, "port", 0, "WinRM port when a host names none (default 5985, or 5986 with --https)")
 	fl.BoolVar(&c.HTTPS, "https", false, "use https:// (WinRM HTTPS listener)")
 	fl.StringVar(&c.Auth, "auth", "ntlm", "authentication: basic, ntlm, kerberos or certificate")
@@ -114,48 +116,26 @@ func (c *ConnOptions) checkOutput() error {
 	return usageErrorf("unknown output format %q (want table, json or jsonl)", c.Output)
 }
 
-// endpoints resolves -H and --inventory into endpoints, in order, without
-// duplicates.
+// endpoints resolves -H and --inventory (with --limit) into endpoints,
+// in order, without duplicates.
 func (f *Factory) endpoints() ([]Endpoint, error) {
 	c := &f.Conn
-	specs := append([]string(nil), c.Hosts...)
-	if c.Inventory != "" {
-		fh, err := os.Open(c.Inventory)
-		if err != nil {
-			return nil, usageErrorf("inventory: %w", err)
-		}
-		hosts, err := readHostsFile(fh, c.Inventory)
-		fh.Close()
-		if err != nil {
-			return nil, &UsageError{Err: err}
-		}
-		specs = append(specs, hosts...)
-	}
-	if len(specs) == 0 {
-		return nil, usageErrorf("no host: give -H HOST (repeatable) or --inventory FILE")
-	}
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, usageErrorf("--port %d is not a port number", c.Port)
 	}
-	port := c.Port
-	if port == 0 {
-		port = portHTTP
-		if c.HTTPS {
-			port = portHTTPS
-		}
+	hosts, err := f.fleetHosts()
+	if err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	var eps []Endpoint
-	for _, s := range specs {
-		ep, err := parseHost(s, port, c.HTTPS)
-		if err != nil {
-			return nil, &UsageError{Err: err}
-		}
-		if seen[ep.URL] {
+	for _, h := range hosts {
+		name, url := h.Endpoint(c.Port, c.HTTPS)
+		if seen[url] {
 			continue
 		}
-		seen[ep.URL] = true
-		eps = append(eps, ep)
+		seen[url] = true
+		eps = append(eps, Endpoint{Name: name, URL: url, host: h})
 	}
 	return eps, nil
 }
@@ -321,90 +301,19 @@ func (f *Factory) prepare() ([]Endpoint, transport.Config, error) {
 	return eps, cfg, nil
 }
 
-// fanOut runs fn on every endpoint with bounded concurrency.
+// fanOut runs fn on every endpoint, at most --concurrency at a time,
+// each host on one kept-alive connection.
 func (f *Factory) fanOut(ctx context.Context, out *output, eps []Endpoint, cfg transport.Config, fn func(ctx context.Context, s *session) error) error {
 	out.multiHost = len(eps) > 1
+	pool := f.pool(eps, cfg)
+	defer pool.Close()
 	var mu sync.Mutex
-	codes := make([]int, len(eps))
 	var firstErr error
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(f.Conn.Concurrency)
-	for i, ep := range eps {
-		g.Go(func() error {
-			start := time.Now()
-			f.log().Debug("host start", "host", ep.Name, "url", ep.URL, "auth", cfg.Auth.String(), "encryption", cfg.Encryption.String())
-			err := f.runHost(gctx, cfg, ep, fn)
-			f.log().Debug("host done", "host", ep.Name, "elapsed", time.Since(start), "exitCode", ExitCode(err))
-			if err == nil {
-				return nil
-			}
-			if !strings.HasPrefix(err.Error(), ep.Name) {
-				err = fmt.Errorf("%s: %w", ep.Name, err)
-			}
-			code := ExitCode(err)
-			mu.Lock()
-			codes[i] = code
-			if firstErr == nil {
-				firstErr = err
-			}
-			mu.Unlock()
-			if len(eps) == 1 {
-				return nil
-			}
-			f.IO.Warnf("bitsremote: %v", err)
-			out.failure(ep.Name, code, err)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	if len(eps) == 1 {
-		return firstErr
-	}
-	if code := worst(codes...); code != ExitOK {
-		return &exitError{code: code, err: fmt.Errorf("%d of %d hosts failed", countFailed(codes), len(eps))}
-	}
-	return nil
-}
-
-func countFailed(codes []int) int {
-	n := 0
-	for _, c := range codes {
-		if c != ExitOK {
-			n++
-		}
-	}
-	return n
-}
-
-// runHost builds the clients for one host and runs fn.
-func (f *Factory) runHost(ctx context.Context, cfg transport.Config, ep Endpoint, fn func(ctx context.Context, s *session) error) error {
-	s, closeFn, err := f.newSession(cfg, ep)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	return fn(ctx, s)
-}
-
-// newSession builds the wsman and bitsprov clients for one host.
-func (f *Factory) newSession(cfg transport.Config, ep Endpoint) (*session, func(), error) {
-	t, err := f.NewTransport(cfg)
-	if err != nil {
-		return nil, nil, &UsageError{Err: fmt.Errorf("%s: %w", ep.Name, err)}
-	}
-	if f.Conn.Debug {
-		t = &debugTransport{next: t, log: f.log(), host: ep.Name}
-	}
-	wc := wsman.NewClient(ep.URL, t)
-	wc.Host = ep.Name
-	wc.OperationTimeout = f.Conn.Timeout
-	wc.Retry = wsman.RetryPolicy{Attempts: f.Conn.Retries + 1}
-	closeFn := func() {
-		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
-			c.CloseIdleConnections()
-		}
-	}
-	return &session{Endpoint: ep, WSMan: wc, Bits: &bitsprov.Client{WSMan: wc}}, closeFn, nil
+	_, sum := pool.Run(ctx, f.fleetOptions(out, len(eps), &firstErr, &mu), func(ctx context.Context, c *fleet.Conn) error {
+		f.log().Debug("host start", "host", c.Name, "url", c.URL, "auth", cfg.Auth.String(), "encryption", cfg.Encryption.String())
+		return fn(ctx, sessionOf(c))
+	})
+	return f.fleetResult(len(eps), firstErr, sum)
 }
 
 // log returns the diagnostics logger: stderr with --debug, else

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,38 +48,62 @@ func TestParseHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Endpoint{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".host" }, cmp.Ignore())); diff != "" {
 				t.Errorf("parseHost(%q) (-want +got):\n%s", tt.spec, diff)
 			}
 		})
 	}
 }
 
-func TestReadHostsFile(t *testing.T) {
+// TestInventoryEndpoints reads hosts files and Ansible inventories
+// through --inventory and --limit, after -H hosts, without duplicates.
+func TestInventoryEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := write("hosts.txt", "a\r\nb:5986\n\n# comment\nc # trailing\n")
+	ini := write("inv.ini", "[web]\nweb[1:2] ansible_port=15985\n[db]\ndb1 ansible_host=10.0.0.5 ansible_winrm_scheme=https\n")
+	yml := write("inv.yml", "all:\n  children:\n    win:\n      hosts:\n        w1:\n          ansible_port: 5986\n")
 	tests := []struct {
-		name, in string
-		want     []string
-		err      string
+		name  string
+		conn  ConnOptions
+		want  []Endpoint
+		err   string
 	}{
-		{name: "plain", in: "a\nb:5986\n\n# comment\nc # trailing\n", want: []string{"a", "b:5986", "c"}},
-		{name: "crlf", in: "a\r\nb\r\n", want: []string{"a", "b"}},
-		{name: "empty", in: "# nothing\n\n", err: "hosts.txt: no hosts in the file"},
-		{name: "two per line", in: "a\nb c\n", err: "hosts.txt line 2: want one host per line"},
-		{name: "ansible group", in: "[web]\na\n", err: "hosts.txt line 1: group header \"[web]\""},
+		{name: "plain", conn: ConnOptions{Hosts: []string{"c"}, Inventory: plain}, want: []Endpoint{
+			{Name: "c:5985", URL: "http://c:5985/wsman"}, {Name: "a:5985", URL: "http://a:5985/wsman"}, {Name: "b:5986", URL: "https://b:5986/wsman"}}},
+		{name: "ini limit", conn: ConnOptions{Inventory: ini, Limit: "db"}, want: []Endpoint{{Name: "db1", URL: "https://10.0.0.5:5986/wsman"}}},
+		{name: "ini all", conn: ConnOptions{Inventory: ini, Port: 7000}, want: []Endpoint{
+			{Name: "web1:15985", URL: "http://web1:15985/wsman"}, {Name: "web2:15985", URL: "http://web2:15985/wsman"}, {Name: "db1", URL: "https://10.0.0.5:7000/wsman"}}},
+		{name: "yaml", conn: ConnOptions{Inventory: yml}, want: []Endpoint{{Name: "w1:5986", URL: "https://w1:5986/wsman"}}},
+		{name: "limit without inventory", conn: ConnOptions{Hosts: []string{"a"}, Limit: "web"}, err: "--limit selects hosts of an --inventory"},
+		{name: "limit matches nothing", conn: ConnOptions{Inventory: ini, Limit: "sql"}, err: `--limit: "sql" matches no group or host in the inventory`},
+		{name: "missing file", conn: ConnOptions{Inventory: filepath.Join(dir, "none")}, err: "inventory: open "},
+		{name: "bad inventory", conn: ConnOptions{Inventory: write("bad.ini", "[web\n")}, err: "bad.ini line 1: bad section header"},
+		{name: "none", conn: ConnOptions{}, err: "no host: give -H HOST (repeatable) or --inventory FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readHostsFile(strings.NewReader(tt.in), "hosts.txt")
+			ios, _, _, _ := Test()
+			f := NewFactory()
+			f.IO = ios
+			f.Conn = tt.conn
+			got, err := f.endpoints()
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error = %v, want %q", err, tt.err)
+				if err == nil || !strings.Contains(err.Error(), tt.err) || ExitCode(err) != ExitUsage {
+					t.Fatalf("error = %v, want a usage error containing %q", err, tt.err)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b Endpoint) bool { return a.Name == b.Name && a.URL == b.URL })); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})

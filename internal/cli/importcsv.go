@@ -8,14 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 )
-
-// perHostJobs bounds the jobs one host follows at once in import-csv.
-const perHostJobs = 8
 
 // NewCmdImportCSV builds "import-csv FILE".
 func NewCmdImportCSV(f *Factory) *cobra.Command {
@@ -33,7 +28,11 @@ Destination (a URL). "-" reads stdin.
 
 A bad row is reported on stderr with its row number and skipped; the good rows
 still run and are reported, and the exit code is then at least 2. Jobs are
-created first, then followed together, synchronously unless --async.`,
+created one after another on each host, then followed together (one read of
+the host's queue per poll for all of them), synchronously unless --async.
+
+Jobs are recorded in the ledger as for transfer; an interrupted run is
+continued with the same command and --resume, without creating any job twice.`,
 		Example: `  bitsremote import-csv transfers.csv -H server1 -u admin
   printf 'Source,Destination\nhttps://f.example.com/a.iso,C:\\Data\\a.iso\n' | bitsremote import-csv - -H server1 -u admin -o jsonl`,
 		Args: exactArgs("FILE"),
@@ -56,6 +55,7 @@ created first, then followed together, synchronously unless --async.`,
 	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy")
 	addRetryFlags(cmd, opts)
 	opts.wait.add(cmd, "cancel")
+	opts.ledger.add(cmd)
 	return cmd
 }
 
@@ -193,10 +193,7 @@ func importCSVRun(ctx context.Context, opts *TransferOptions, file string) error
 	}
 
 	out := newOutput(f.IO, f.Conn.Output, true)
-	prog := newProgress(f.IO)
-	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
-		return importHost(ctx, f, s, st, specs, out, prog)
-	})
+	err = fleetTransfer(ctx, f, "import-csv", &opts.ledger, st, specs, out)
 	err = flushWith(out, renderImportTable(out), err)
 	if badRows > 0 {
 		code := worst(ExitUsage, ExitCode(err))
@@ -207,47 +204,6 @@ func importCSVRun(ctx context.Context, opts *TransferOptions, file string) error
 		return &exitError{code: code, err: msg}
 	}
 	return err
-}
-
-// importHost runs every row's job on one host: all are created, then
-// followed together. Row failures are reported as they happen; the
-// worst one is the host's result.
-func importHost(ctx context.Context, f *Factory, s *session, st *transferSettings, specs []transferSpec, out *output, prog *progress) error {
-	var mu sync.Mutex
-	var codes []int
-	var firstErr error
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(perHostJobs)
-	for _, spec := range specs {
-		g.Go(func() error {
-			rec, err := runTransfer(gctx, f, s, st, spec, prog)
-			rec.Host, rec.Row = s.Endpoint.Name, spec.Row
-			if rec.Job != nil {
-				_ = out.emit(s.Endpoint.Name, rec)
-			}
-			if err != nil {
-				err = fmt.Errorf("%s: row %d: %w", s.Endpoint.Name, spec.Row, err)
-				code := ExitCode(err)
-				f.IO.Warnf("bitsremote: %v", err)
-				if rec.Job == nil && out.format != "table" {
-					_ = out.emit(s.Endpoint.Name, failureRecord{Host: s.Endpoint.Name, Row: spec.Row, ExitCode: code, Failure: err.Error()})
-				}
-				mu.Lock()
-				codes = append(codes, code)
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	if firstErr == nil {
-		return nil
-	}
-	// Each row's failure was printed already.
-	return &exitError{code: worst(codes...), err: fmt.Errorf("%s: %d of %d rows failed", s.Endpoint.Name, len(codes), len(specs))}
 }
 
 // renderImportTable prints one row per job with its CSV row and outcome.

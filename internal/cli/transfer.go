@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
 	"net/url"
 	"path"
@@ -40,7 +38,8 @@ type TransferOptions struct {
 	RetryInterval time.Duration
 	RetryTimeout  time.Duration
 
-	wait waitFlags
+	wait   waitFlags
+	ledger ledgerFlags
 }
 
 // NewCmdTransfer builds "transfer SOURCE... DEST".
@@ -65,6 +64,12 @@ As with the cmdlet the priority defaults to foreground, the display name to
 with the JobId. Server credentials for the job (--job-user, password from
 $BITSREMOTE_JOB_PASSWORD, --job-password-file or a prompt) are sent only over
 https:// or an encrypted connection.
+
+Every job is recorded in the ledger (see "bitsremote ledger") before it is
+created and after each step. If a run is interrupted (Ctrl-C, a kill, a lost
+network), run the same command again with --resume: jobs already created
+are found again by the marker in their Description and not created twice,
+and finished ones are left alone.
 
 On wait and transfer --timeout bounds the whole wait, not each request. Exit
 codes: 0 transferred and completed; 1 the job failed or was cancelled; 4 the
@@ -93,6 +98,7 @@ timeout passed (the job is left); 2, 3, 5 as for every command.`,
 	fl.StringSliceVar(&opts.ProxyBypass, "proxy-bypass", nil, "hosts that skip the proxy (-ProxyBypass)")
 	addRetryFlags(cmd, opts)
 	opts.wait.add(cmd, "cancel")
+	opts.ledger.add(cmd)
 	return cmd
 }
 
@@ -297,44 +303,6 @@ func transferRun(ctx context.Context, opts *TransferOptions) error {
 	}
 	spec := transferSpec{Opts: st.jobOptions(files)}
 	out := newOutput(f.IO, f.Conn.Output, false)
-	prog := newProgress(f.IO)
-	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
-		rec, err := runTransfer(ctx, f, s, st, spec, prog)
-		if rec.Job != nil || rec.Outcome != nil {
-			if eerr := out.emit(s.Endpoint.Name, rec); eerr != nil && err == nil {
-				err = eerr
-			}
-		}
-		return err
-	})
+	err = fleetTransfer(ctx, f, "transfer", &opts.ledger, st, []transferSpec{spec}, out)
 	return flushWith(out, renderJobDetail, err)
-}
-
-// runTransfer creates one job, then waits for it unless async.
-func runTransfer(ctx context.Context, f *Factory, s *session, st *transferSettings, spec transferSpec, prog *progress) (jobRecord, error) {
-	start := f.Clock.Now()
-	id, err := s.Bits.CreateJob(ctx, spec.Opts)
-	if err != nil {
-		var se *bitsprov.SetupError
-		if errors.As(err, &se) {
-			return jobRecord{}, err
-		}
-		return jobRecord{}, fmt.Errorf("create job: %w", err)
-	}
-	if st.Async {
-		j, err := s.Bits.Job(ctx, id)
-		if err != nil {
-			return jobRecord{Host: s.Endpoint.Name, Job: &bitsprov.Job{JobID: id}}, fmt.Errorf("job %s created and resumed, but reading it failed: %w", id, err)
-		}
-		return jobRecord{Host: s.Endpoint.Name, Job: j, Outcome: &outcomeRecord{Result: "Async",
-			Elapsed: f.Clock.Now().Sub(start).Seconds(), Detail: "job created and resumed; not waited for"}}, nil
-	}
-	rec, err := waitJob(ctx, f, s, id, st.Policy, prog)
-	if rec.Job == nil {
-		rec.Job = &bitsprov.Job{JobID: id}
-	}
-	if rec.Outcome != nil {
-		rec.Outcome.Elapsed = f.Clock.Now().Sub(start).Seconds()
-	}
-	return rec, err
 }
