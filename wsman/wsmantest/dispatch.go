@@ -38,6 +38,9 @@ func (s *Server) dispatch(ctx context.Context, p *parsed, user string) ([]byte, 
 		return nil, faultResourceNotFound()
 	}
 	req := s.providerRequest(p, user)
+	if h, ok := rt.p.(ActionHandler); ok {
+		return s.serveAction(ctx, p, h, req)
+	}
 	switch p.action {
 	case wsman.ActionGet:
 		if f := checkSelectors(p.selectors, rt.keys, true); f != nil {

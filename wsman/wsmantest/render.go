@@ -13,7 +13,7 @@ import (
 var envPrefixes = map[string]string{
 	"s": wsman.NsSOAP, "a": wsman.NsAddressing, "x": wsman.NsTransfer,
 	"e": wsman.NsEventing, "n": wsman.NsEnumeration, "w": wsman.NsWSMan,
-	"p": wsman.NsWSMV,
+	"p": wsman.NsWSMV, "rsp": wsman.NsShell,
 }
 
 // Prefix sets per reply kind, as in the captures.
