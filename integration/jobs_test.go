@@ -171,8 +171,10 @@ func TestJobLifecycle(t *testing.T) {
 }
 
 // TestCreateLimits: BITS takes a display name of up to 256 characters and
-// a description of up to 1,024 (create --help says so too); longer ones
-// are refused before any host is contacted.
+// a description of up to 1,024, counted in UTF-16 code units; bitsremote
+// appends a 50-character marker to every description (to find the job
+// again after a lost reply), which leaves 974. Longer ones are refused
+// before any host is contacted, with the limit in the message.
 func TestCreateLimits(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, simOptions{})
@@ -182,10 +184,12 @@ func TestCreateLimits(t *testing.T) {
 		code       int
 		stderr     string
 	}{
-		{name: strings.Repeat("n", 256), desc: strings.Repeat("d", 1024), code: 0},
-		{name: "ok", desc: strings.Repeat("é", 1024), code: 0},
-		{name: "ok", desc: strings.Repeat("d", 1025), code: 2, stderr: "--description"},
-		{name: strings.Repeat("n", 257), desc: "", code: 2, stderr: "--name"},
+		{name: strings.Repeat("n", 256), desc: strings.Repeat("d", 974), code: 0},
+		{name: strings.Repeat("é", 256), desc: strings.Repeat("é", 974), code: 0},
+		{name: strings.Repeat("😀", 128), desc: strings.Repeat("😀", 487), code: 0},
+		{name: "ok", desc: strings.Repeat("d", 975), code: 2, stderr: "--description is 975 characters long; bitsremote allows 974"},
+		{name: "ok", desc: strings.Repeat("😀", 488), code: 2, stderr: "--description is 976 characters long"},
+		{name: strings.Repeat("n", 257), desc: "", code: 2, stderr: "--name is 257 characters long; BITS allows 256"},
 		{name: "ok", desc: "line\nbreak", code: 2, stderr: "control character"},
 	} {
 		res := s.run(t, "create", "--url", "http://127.0.0.1:1/x", "--local", local, "--suspended", "--name", tc.name, "--description", tc.desc, "-o", "json")

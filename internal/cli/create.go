@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +53,7 @@ that account can write. Use add-file to add more files before resume.`,
 	fl.StringVar(&opts.URL, "url", "", "remote `URL` (download: source; upload: destination)")
 	fl.StringVar(&opts.Local, "local", "", "local `PATH` on the host (download: destination; upload: source)")
 	fl.StringVar(&opts.Name, "name", "bitsremote", "job display name")
-	fl.StringVar(&opts.Description, "description", "", "job description (up to 1024 characters)")
+	fl.StringVar(&opts.Description, "description", "", "job description (up to 974 characters: BITS takes 1024, bitsremote adds a marker)")
 	fl.StringVar(&opts.Type, "type", "download", "job type: download or upload")
 	fl.StringVar(&opts.Priority, "priority", "", "foreground, high, normal or low (default: the host's, normal)")
 	fl.BoolVar(&opts.Suspended, "suspended", false, "leave the job suspended (resume it later)")
@@ -99,13 +100,13 @@ func (opts *CreateOptions) jobOptions() (bitsprov.CreateJobOptions, error) {
 			return jo, err
 		}
 	}
-	if err := checkText("--name", opts.Name, 256); err != nil {
+	if err := checkText("--name", opts.Name, maxName); err != nil {
 		return jo, err
 	}
 	if strings.TrimSpace(opts.Name) == "" {
 		return jo, usageErrorf("--name must not be empty")
 	}
-	if err := checkText("--description", opts.Description, 1024); err != nil {
+	if err := checkText("--description", opts.Description, maxDescription); err != nil {
 		return jo, err
 	}
 	jo = bitsprov.CreateJobOptions{
@@ -139,10 +140,27 @@ func parseJobType(s string) (bitsprov.JobType, error) {
 	return t, nil
 }
 
-// checkText bounds a free-text flag (BITS limits the description to 1024
-// characters) and refuses control characters, which the host would mangle.
+// Lengths BITS allows, in UTF-16 code units (Windows characters).
+const (
+	maxName = 256
+	// maxDescription leaves room for the marker bitsprov appends to
+	// every description (" [bitsremote:<uuid>]", 50 characters) to find
+	// the job again after a lost reply: BITS takes 1,024 in all.
+	maxDescription = 1024 - len(" ["+bitsprov.MarkerPrefix+"]") - 36
+)
+
+// checkText bounds a free-text flag and refuses control characters, which
+// the host would mangle. Length is counted as Windows counts it, in
+// UTF-16 code units: a character beyond the BMP (an emoji) counts twice.
 func checkText(flag, s string, max int) error {
-	if n := len([]rune(s)); n > max {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	if n > max {
+		if flag == "--description" {
+			return usageErrorf("%s is %d characters long; bitsremote allows %d (BITS takes 1024, and bitsremote adds a %d-character marker to find the job again)", flag, n, max, 1024-max)
+		}
 		return usageErrorf("%s is %d characters long; BITS allows %d", flag, n, max)
 	}
 	for _, r := range s {

@@ -88,7 +88,7 @@ timeout passed (the job is left); 2, 3, 5 as for every command.`,
 	fl.BoolVar(&opts.Async, "async", false, "return after resume with the JobId (Start-BitsTransfer -Asynchronous)")
 	fl.StringVar(&opts.Priority, "priority", "foreground", "foreground, high, normal or low")
 	fl.StringVar(&opts.Name, "name", "BITS Transfer", "job display name")
-	fl.StringVar(&opts.Description, "description", "", "job description (up to 1024 characters)")
+	fl.StringVar(&opts.Description, "description", "", "job description (up to 974 characters: BITS takes 1024, bitsremote adds a marker)")
 	fl.StringVar(&opts.Type, "type", "download", "download or upload")
 	fl.StringVar(&opts.JobUser, "job-user", "", "user the job authenticates to the server with (-Credential)")
 	fl.StringVar(&opts.JobAuth, "job-auth", "negotiate", "scheme for --job-user: basic, digest, ntlm, negotiate or passport (-Authentication)")
@@ -142,13 +142,13 @@ func (o *TransferOptions) settings() (*transferSettings, error) {
 	if err != nil {
 		return nil, usageErrorf("--priority: %w", err)
 	}
-	if err := checkText("--name", o.Name, 256); err != nil {
+	if err := checkText("--name", o.Name, maxName); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(o.Name) == "" {
 		return nil, usageErrorf("--name must not be empty")
 	}
-	if err := checkText("--description", o.Description, 1024); err != nil {
+	if err := checkText("--description", o.Description, maxDescription); err != nil {
 		return nil, err
 	}
 	pol, err := o.wait.policy(f)
