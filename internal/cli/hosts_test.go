@@ -70,10 +70,10 @@ func TestInventoryEndpoints(t *testing.T) {
 	ini := write("inv.ini", "[web]\nweb[1:2] ansible_port=15985\n[db]\ndb1 ansible_host=10.0.0.5 ansible_winrm_scheme=https\n")
 	yml := write("inv.yml", "all:\n  children:\n    win:\n      hosts:\n        w1:\n          ansible_port: 5986\n")
 	tests := []struct {
-		name  string
-		conn  ConnOptions
-		want  []Endpoint
-		err   string
+		name string
+		conn ConnOptions
+		want []Endpoint
+		err  string
 	}{
 		{name: "plain", conn: ConnOptions{Hosts: []string{"c"}, Inventory: plain}, want: []Endpoint{
 			{Name: "c:5985", URL: "http://c:5985/wsman"}, {Name: "a:5985", URL: "http://a:5985/wsman"}, {Name: "b:5986", URL: "https://b:5986/wsman"}}},

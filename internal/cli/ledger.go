@@ -51,16 +51,21 @@ longer be resumed; their jobs stay on the hosts).`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List runs, or with --jobs every job, in the ledger",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return ledgerListRun(opts) },
+		Example: `  bitsremote ledger list
+  bitsremote ledger list --jobs --run 20261121T101500Z-1a2b3c4d -o jsonl`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return ledgerListRun(opts) },
 	}
 	list.Flags().BoolVar(&opts.Jobs, "jobs", false, "list jobs instead of runs")
 	list.Flags().StringVar(&opts.Run, "run", "", "only the run with this `ID`")
 	prune := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove finished runs from the ledger",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return ledgerPruneRun(opts) },
+		Example: `  bitsremote ledger prune
+  bitsremote ledger prune --older-than 720h
+  bitsremote ledger prune --unfinished --ledger ./ledger.db`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return ledgerPruneRun(opts) },
 	}
 	prune.Flags().DurationVar(&opts.OlderThan, "older-than", 0, "only runs last changed longer ago than this (0: any)")
 	prune.Flags().BoolVar(&opts.Unfinished, "unfinished", false, "also remove unfinished runs (they can no longer be resumed)")
