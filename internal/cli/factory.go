@@ -72,6 +72,7 @@ type ConnOptions struct {
 	KeyFile            string
 	InsecureSkipVerify bool
 	Timeout            time.Duration
+	HostTimeout        time.Duration
 	Retries            int
 	Concurrency        int
 	Output             string
@@ -101,6 +102,7 @@ func (f *Factory) addConnFlags(cmd *cobra.Command) {
 	fl.StringVar(&c.KeyFile, "key-file", "", "client key PEM `FILE` (--auth certificate)")
 	fl.BoolVar(&c.InsecureSkipVerify, "insecure-skip-verify", false, "do not check the host's TLS certificate (dangerous; warns)")
 	fl.DurationVar(&c.Timeout, "timeout", defaultTimeout, "time allowed to connect and for each reply")
+	fl.DurationVar(&c.HostTimeout, "host-timeout", 0, "time allowed for all of one host's work, so one slow host cannot hold up a fleet (0: no limit)")
 	fl.IntVar(&c.Retries, "retries", wsman.DefaultRetry.Attempts-1, "retries of a call that failed on a passing condition (refused connection, 503, timeout); only calls safe to repeat are repeated; 0: none")
 	fl.IntVar(&c.Concurrency, "concurrency", defaultConcurrency, "hosts handled at once")
 	fl.StringVarP(&c.Output, "output", "o", "table", "output format: table, json or jsonl")
@@ -165,6 +167,9 @@ func (f *Factory) baseConfig() (transport.Config, error) {
 	}
 	if c.Concurrency < 1 {
 		return cfg, usageErrorf("--concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if c.HostTimeout < 0 {
+		return cfg, usageErrorf("--host-timeout must not be negative, got %s", c.HostTimeout)
 	}
 	if c.Retries < 0 || c.Retries > 100 {
 		return cfg, usageErrorf("--retries must be from 0 to 100, got %d", c.Retries)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/internal/fleet"
@@ -99,6 +101,7 @@ func sessionOf(c *fleet.Conn) *session {
 func (f *Factory) fleetOptions(out *output, n int, firstErr *error, mu *sync.Mutex) fleet.Options {
 	return fleet.Options{
 		Concurrency: f.Conn.Concurrency,
+		HostTimeout: f.Conn.HostTimeout,
 		Classify:    ExitCode,
 		OnResult: func(r fleet.Result) {
 			f.log().Debug("host done", "host", r.Host, "elapsed", r.Elapsed, "exitCode", r.Code)
@@ -124,14 +127,14 @@ func (f *Factory) fleetOptions(out *output, n int, firstErr *error, mu *sync.Mut
 }
 
 // fleetResult turns a fan-out's summary into the command's error: one
-// host's own error, or for several the worst code with the counts (each
-// host's failure was printed as it happened).
+// host's own error, or for several a summary line on stderr and the worst
+// code with the counts (each host's failure was printed as it happened).
 func (f *Factory) fleetResult(n int, firstErr error, sum fleet.Summary) error {
 	if n == 1 {
 		return firstErr
 	}
+	f.IO.Warnf("summary: %s", sum)
 	if sum.Failed > 0 {
-		f.IO.Warnf("bitsremote: %s", sum)
 		return &exitError{code: sum.Code, err: sum.Err()}
 	}
 	return nil
@@ -224,6 +227,7 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 	var board *fleet.Board
 	if f.IO.StderrTTY && len(eps) > 1 {
 		board = fleet.NewBoard(lockedWriter{f.IO, f.IO.ErrOut}, pool.Names(), len(specs))
+		board.Width, board.Height = terminalSize()
 		onProgress = board.Update
 		defer board.Close()
 	} else {
@@ -346,4 +350,57 @@ func jobResultRecord(r fleet.JobResult, elapsed time.Duration) (jobRecord, error
 		err = fmt.Errorf("job %s: %w", r.JobID, err)
 	}
 	return rec, err
+}
+
+// hostProgress draws a wait's progress on a terminal: a bar per job for
+// one host, and for a fleet one line per host through a fleet.Board,
+// which redraws at most five times a second and fits the terminal.
+type hostProgress struct {
+	prog  *progress
+	board *fleet.Board
+}
+
+func newHostProgress(f *Factory, fleetMode bool) *hostProgress {
+	if !fleetMode || !f.IO.StderrTTY {
+		return &hostProgress{prog: newProgress(f.IO)}
+	}
+	b := fleet.NewBoard(lockedWriter{f.IO, f.IO.ErrOut}, nil, 1)
+	b.Width, b.Height = terminalSize()
+	return &hostProgress{board: b}
+}
+
+func (p *hostProgress) update(host, id string, j *bitsprov.Job) {
+	if p.board != nil {
+		p.board.Update(host, 0, j)
+		return
+	}
+	p.prog.update(host+" "+id, j)
+}
+
+// done marks the host's job finished: done when err is nil, else failed.
+func (p *hostProgress) done(host string, err error) {
+	if p.board == nil {
+		return
+	}
+	step := fleet.StepAcknowledged
+	if err != nil {
+		step = fleet.StepFailed
+	}
+	p.board.JobDone(fleet.JobResult{Host: host, Step: step, Err: err})
+}
+
+func (p *hostProgress) close() {
+	if p.board != nil {
+		p.board.Close()
+	}
+}
+
+// terminalSize is stderr's width and height, or zeros (the board's
+// defaults) when it cannot be read.
+func terminalSize() (width, height int) {
+	w, h, err := term.GetSize(int(os.Stderr.Fd()))
+	if err != nil {
+		return 0, 0
+	}
+	return w, h
 }

@@ -122,9 +122,11 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 		pol.OnTransferred = bitsprov.TransferredLeave
 	}
 	out := newOutput(f.IO, f.Conn.Output, false)
-	prog := newProgress(f.IO)
+	prog := newHostProgress(f, len(f.Conn.Hosts) > 1 || f.Conn.Inventory != "")
+	defer prog.close()
 	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
-		rec, err := waitJob(ctx, f, s, id, pol, prog)
+		rec, err := waitJob(ctx, f, s, id, pol, prog.update)
+		prog.done(s.Endpoint.Name, err)
 		if rec.Job != nil {
 			if eerr := out.emit(s.Endpoint.Name, rec); eerr != nil && err == nil {
 				err = eerr
@@ -137,12 +139,11 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 
 // waitJob runs the poller on one job and turns its outcome into a record
 // and an error carrying the exit code.
-func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitsprov.Policy, prog *progress) (jobRecord, error) {
+func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitsprov.Policy, show func(host, id string, j *bitsprov.Job)) (jobRecord, error) {
 	start := f.Clock.Now()
-	key := s.Endpoint.Name + " " + id
 	warned := false
 	pol.Progress = func(j *bitsprov.Job) {
-		prog.update(key, j)
+		show(s.Endpoint.Name, id, j)
 		if j.State == bitsprov.StateSuspended && !warned {
 			warned = true
 			f.IO.Warnf("%s: job %s is suspended; waiting until it is resumed", s.Endpoint.Name, id)
