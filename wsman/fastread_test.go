@@ -1,0 +1,451 @@
+package wsman
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bitsremote/bitsremote/wsman/transport"
+)
+
+// treeNode is one element as both readers see it, for comparing the trees
+// themselves (depth-first order).
+type treeNode struct {
+	Depth              int
+	Prefix, Local, NS  string
+	Text               string
+	HasTokens          bool
+	Attrs              []treeAttr
+	EmptyObject        bool
+	XSIType, XSINil    string
+	SelectorNameAttr   string
+	FirstChildIsFault  bool
+	ElementChildren    int
+	FirstChildLocalTag string
+}
+
+type treeAttr struct{ Prefix, Local, NS, Value string }
+
+// readView is everything the client reads from a reply.
+type readView struct {
+	Tree                             []treeNode
+	RelatesTo, Action, MessageID, To string
+	BodyTag, BodyNS                  string
+	Instance                         *Instance
+	InstanceErr                      string
+	Pages                            map[string]*pageView
+	Created                          *EndpointReference
+	CreatedErr                       string
+}
+
+type pageView struct {
+	Context string
+	Items   []*Item
+	Done    bool
+	Err     string
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func etreeTree(el *etree.Element, depth int, out []treeNode) []treeNode {
+	n := treeNode{Depth: depth, Prefix: el.Space, Local: el.Tag, NS: el.NamespaceURI(), Text: textOf(el), HasTokens: len(el.Child) > 0,
+		EmptyObject: isEmptyObject(el), XSIType: xsiAttr(el, "type"), XSINil: xsiAttr(el, "nil"), SelectorNameAttr: el.SelectAttrValue("Name", "")}
+	for _, a := range el.Attr {
+		n.Attrs = append(n.Attrs, treeAttr{a.Space, a.Key, a.NamespaceURI(), a.Value})
+	}
+	kids := elementKids(el)
+	n.ElementChildren = len(kids)
+	if len(kids) > 0 {
+		n.FirstChildLocalTag = kids[0].Tag
+		n.FirstChildIsFault = kids[0].Tag == "Fault" && kids[0].NamespaceURI() == NsSOAP
+	}
+	out = append(out, n)
+	for _, k := range kids {
+		out = etreeTree(k, depth+1, out)
+	}
+	return out
+}
+
+func fastTree(d *fdoc, c int32, depth int, out []treeNode) []treeNode {
+	nd := &d.nodes[c]
+	n := treeNode{Depth: depth, Prefix: nd.prefix, Local: nd.local, NS: nd.ns, Text: d.textOf(c), HasTokens: nd.hasTokens,
+		EmptyObject: d.isEmptyObject(c), XSIType: d.xsiAttr(c, "type"), XSINil: d.xsiAttr(c, "nil"), SelectorNameAttr: d.attr(c, "Name")}
+	for k := nd.attrLo; k < nd.attrHi; k++ {
+		a := d.attrs[k]
+		n.Attrs = append(n.Attrs, treeAttr{a.prefix, a.local, a.ns, a.value})
+	}
+	n.ElementChildren = d.nkids(c)
+	if f := nd.first; f >= 0 {
+		n.FirstChildLocalTag = d.nodes[f].local
+		n.FirstChildIsFault = d.nodes[f].local == "Fault" && d.nodes[f].ns == NsSOAP
+	}
+	out = append(out, n)
+	for k := nd.first; k >= 0; k = d.nodes[k].next {
+		out = fastTree(d, k, depth+1, out)
+	}
+	return out
+}
+
+var errIsFault = errors.New("reply is a fault")
+
+// etreeView reads b with the reference (etree) path.
+func etreeView(b []byte) (*readView, error) {
+	doc, err := readXML(b)
+	if err != nil {
+		return nil, err
+	}
+	v := &readView{Tree: etreeTree(doc.Root(), 0, nil)}
+	rep, err := parseEnvelope(b)
+	if err != nil {
+		return v, err
+	}
+	if rep.fault() != nil {
+		return v, errIsFault
+	}
+	v.RelatesTo = rep.headerText(NsAddressing, "RelatesTo")
+	v.Action = rep.headerText(NsAddressing, "Action")
+	v.MessageID = rep.headerText(NsAddressing, "MessageID")
+	v.To = rep.headerText(NsAddressing, "To")
+	if el := rep.bodyChild(); el != nil {
+		v.BodyTag, v.BodyNS = el.Tag, el.NamespaceURI()
+		in, err := ParseInstance(el)
+		v.Instance, v.InstanceErr = in, errText(err)
+	}
+	v.Pages = map[string]*pageView{}
+	for _, w := range []string{"EnumerateResponse", "PullResponse"} {
+		p, err := parsePage(rep, w)
+		pv := &pageView{Err: errText(err)}
+		if p != nil {
+			pv.Context, pv.Items, pv.Done = p.context, p.items, p.done
+		}
+		v.Pages[w] = pv
+	}
+	if rc := child(rep.body, NsTransfer, "ResourceCreated"); rc != nil {
+		epr, err := parseEPR(rc)
+		v.Created, v.CreatedErr = epr, errText(err)
+	}
+	return v, nil
+}
+
+// fastView reads b with the fast reader; errFastFallback when it left the
+// reply to etree.
+func fastView(b []byte) (*readView, error) {
+	d, err := fastParse(b)
+	if err != nil {
+		return nil, err
+	}
+	v := &readView{Tree: fastTree(d, d.root, 0, nil)}
+	rep, err := parseFastReply(b)
+	if err != nil {
+		return v, err
+	}
+	v.RelatesTo = rep.headerText(NsAddressing, "RelatesTo")
+	v.Action = rep.headerText(NsAddressing, "Action")
+	v.MessageID = rep.headerText(NsAddressing, "MessageID")
+	v.To = rep.headerText(NsAddressing, "To")
+	if el := rep.bodyChild(); el >= 0 {
+		v.BodyTag, v.BodyNS = d.nodes[el].local, d.nodes[el].ns
+		in, err := d.parseInstance(el)
+		v.Instance, v.InstanceErr = in, errText(err)
+	}
+	v.Pages = map[string]*pageView{}
+	for _, w := range []string{"EnumerateResponse", "PullResponse"} {
+		p, err := rep.parsePage(w)
+		pv := &pageView{Err: errText(err)}
+		if p != nil {
+			pv.Context, pv.Items, pv.Done = p.context, p.items, p.done
+		}
+		v.Pages[w] = pv
+	}
+	if rc := d.child(rep.body, NsTransfer, "ResourceCreated"); rc >= 0 {
+		epr, err := d.parseEPR(rc)
+		v.Created, v.CreatedErr = epr, errText(err)
+	}
+	return v, nil
+}
+
+// compareReaders reads b both ways and fails on any difference. It
+// returns whether the fast reader handled the whole reply itself (false:
+// it fell back, at the tree or at the envelope level).
+func compareReaders(t testing.TB, b []byte) bool {
+	t.Helper()
+	fv, ferr := fastView(b)
+	if ferr != nil && !errors.Is(ferr, errFastFallback) {
+		t.Fatalf("fast reader failed with %v instead of falling back", ferr)
+	}
+	if fv == nil {
+		return false // fell back before building a tree
+	}
+	ev, eerr := etreeView(b)
+	if ev == nil {
+		t.Fatalf("fast reader accepted a document etree refuses (%v):\n%q", eerr, b)
+	}
+	// reflect.DeepEqual first: it is linear, while cmp is exponential on
+	// deeply nested instances; cmp only explains a difference.
+	if !reflect.DeepEqual(ev.Tree, fv.Tree) {
+		diff := cmp.Diff(ev.Tree, fv.Tree)
+		t.Fatalf("trees differ (-etree +fast):\n%s\ninput: %q", diff, b)
+	}
+	if ferr != nil {
+		// Fell back at the envelope level: etree must find the envelope
+		// wrong or a fault.
+		if eerr == nil {
+			t.Fatalf("fast reader fell back on an envelope etree reads as a plain reply:\n%q", b)
+		}
+		return false
+	}
+	if eerr != nil {
+		t.Fatalf("fast reader read an envelope etree refuses (%v):\n%q", eerr, b)
+	}
+	if !reflect.DeepEqual(ev, fv) {
+		diff := cmp.Diff(ev, fv)
+		t.Fatalf("readers differ (-etree +fast):\n%s\ninput: %q", diff, b)
+	}
+	return true
+}
+
+// TestFastReaderMatchesEtreeWire compares the readers on every capture of
+// real Windows traffic; only faults may go to etree.
+func TestFastReaderMatchesEtreeWire(t *testing.T) {
+	dir := wireDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captures in %s: %v", dir, err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(strings.TrimSuffix(name, ".xml"), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handled := compareReaders(t, b)
+			isFault := strings.Contains(name, "fault-")
+			if handled == isFault {
+				t.Errorf("fast reader handled it: %v, want %v (faults go to etree, nothing else)", handled, !isFault)
+			}
+		})
+	}
+}
+
+// TestFastReaderMatchesEtreeFixtures compares the readers on every reply
+// recorded in fixtures/soap.
+func TestFastReaderMatchesEtreeFixtures(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "fixtures", "soap")
+	var names []string
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() && strings.HasSuffix(p, "001.json") {
+			rel, _ := filepath.Rel(root, filepath.Dir(p))
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 10 {
+		t.Fatalf("found only %d recordings under %s", len(names), root)
+	}
+	replies := 0
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			exs, err := transport.LoadExchanges(root, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, ex := range exs {
+				if ex.Response == nil || len(ex.Response.Body) == 0 {
+					continue
+				}
+				replies++
+				handled := compareReaders(t, ex.Response.Body)
+				isFault := strings.Contains(string(ex.Response.Body), "Fault>")
+				if handled == isFault {
+					t.Errorf("exchange %d: fast reader handled it: %v, want %v", i+1, handled, !isFault)
+				}
+			}
+		})
+	}
+	t.Logf("%d recorded replies compared", replies)
+}
+
+// fastCases are hand-written replies at the edges of what either reader
+// does; handled says whether the fast reader must read it itself.
+var fastCases = []struct {
+	name    string
+	body    string
+	handled bool
+}{
+	{"get", windowsReply(ActionGetResponse, "uuid:R", instance40()), true},
+	{"entities and char refs", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>a&amp;b&lt;c&gt;d&apos;e&quot;f&#65;&#x42;&#x1F600;</p:A><p:B x="&amp;&#x9;&#10;"/></p:C>`), true},
+	{"CR LF in text and attributes", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\"><p:A n=\"a\rb\r\nc\">x\r\ny\rz\r\r\n</p:A><p:B>&#xD;\r\n</p:B></p:C>"), true},
+	{"CDATA and comments split text", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>a<!-- c -->b<![CDATA[<&>]]>c<?pi x?>d</p:A><p:E><![CDATA[]]></p:E><p:F><!----></p:F><p:G/></p:C>`), true},
+	{"CDATA with CR", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\"><p:A><![CDATA[a\r\nb\rc]]></p:A></p:C>"), true},
+	{"xml declaration", `<?xml version="1.0" encoding="utf-8"?>` + "\n" + windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`), true},
+	{"declaration version 1.1", `<?xml version="1.1"?>` + windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`), false},
+	{"DTD", `<!DOCTYPE s:Envelope [<!ENTITY x "y">]>` + windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">&x;</p:C>`), false},
+	{"undeclared entity", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">&nbsp;</p:C>`), false},
+	{"surrogate char ref", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">&#xD800;</p:C>`), false},
+	{"NUL char ref", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">&#0;</p:C>`), false},
+	{"upper-case X char ref", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">&#X41;</p:C>`), false},
+	{"raw ]]> in text", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">a]]>b</p:C>`), false},
+	{"]]> in attribute", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" a="]]>"/>`), true},
+	{"< in attribute", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" a="<"/>`), false},
+	{"invalid UTF-8", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\">\xff</p:C>"), false},
+	{"control character", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\">\x01</p:C>"), false},
+	{"non-ASCII text", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c">Ünïcødé €😀</p:C>`), true},
+	{"non-ASCII name", windowsReply(ActionGetResponse, "uuid:R", `<p:Cé xmlns:p="urn:c"/>`), false},
+	{"duplicate attribute", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" a="1" a="2"/>`), false},
+	{"same local name, two prefixes", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" xmlns:xsi="`+NsXSI+`" xmlns:i="`+NsXSI+`"><p:A i:nil="false" xsi:nil="true"/><p:S q:Name="x" Name="y" xmlns:q="urn:q"/></p:C>`), true},
+	{"xsi declared after use", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A i:nil="true" xmlns:i="`+NsXSI+`"/></p:C>`), true},
+	{"default namespace and undeclared prefix", windowsReply(ActionGetResponse, "uuid:R", `<C xmlns="urn:c"><A>1</A><q:B>2</q:B><D xmlns="">3</D></C>`), true},
+	{"prefix redeclared", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A xmlns:p="urn:other"><p:X>1</p:X></p:A><p:B>2</p:B></p:C>`), true},
+	{"mismatched end tag", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A></p:B></p:C>`), false},
+	{"end tag with other prefix, same namespace", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" xmlns:q="urn:c"><p:A></q:A></p:C>`), false},
+	{"space in end tag", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A >x</p:A  ></p:C>`), true},
+	{"attributes without space between", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A a="1"b='2'/></p:C>`), true},
+	{"unquoted attribute", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" a=1/>`), false},
+	{"text after root", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`) + "x", false},
+	{"comment after root", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`) + "<!-- bye -->\n", true},
+	{"second root", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`) + "<x/>", false},
+	{"truncated", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"/>`)[:200], false},
+	{"empty", "", false},
+	{"not SOAP", `<html><body>no</body></html>`, false},
+	{"SOAP 1.1", `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>`, false},
+	{"no body", `<s:Envelope xmlns:s="` + NsSOAP + `"><s:Header/></s:Envelope>`, false},
+	{"two bodies", `<s:Envelope xmlns:s="` + NsSOAP + `"><s:Body><a/></s:Body><s:Body><b/></s:Body></s:Envelope>`, true},
+	{"fault", `<s:Envelope xmlns:s="` + NsSOAP + `"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value></s:Code></s:Fault></s:Body></s:Envelope>`, false},
+	{"comment with --", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><!-- a -- b --></p:C>`), false},
+	{"colon-led name", windowsReply(ActionGetResponse, "uuid:R", `<:C/>`), false},
+	{"two colons", windowsReply(ActionGetResponse, "uuid:R", `<a:b:C/>`), false},
+	// Envelope and Body are two levels.
+	{"deep", windowsReply(ActionGetResponse, "uuid:R", strings.Repeat("<a>", maxDepth-2)+strings.Repeat("</a>", maxDepth-2)), true},
+	{"too deep", windowsReply(ActionGetResponse, "uuid:R", strings.Repeat("<a>", maxDepth-1)+strings.Repeat("</a>", maxDepth-1)), false},
+	{"many attributes", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\""+manyAttrs(maxAttrs-1)+"/>"), true},
+	{"too many attributes", windowsReply(ActionGetResponse, "uuid:R", "<p:C xmlns:p=\"urn:c\""+manyAttrs(maxAttrs)+"/>"), false},
+	{"embedded objects and references", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" xmlns:xsi="`+NsXSI+`" xmlns:a="`+NsAddressing+`" xmlns:w="`+NsWSMan+`" xmlns:cim="`+NsCIM+`">`+
+		`<p:Files><q:F xmlns:q="urn:f" xsi:type="q:F_Type"><q:N>1</q:N></q:F></p:Files>`+
+		`<p:Files xsi:type="p:G_Type"><q:A xmlns:q="urn:g">x</q:A><q:B xmlns:q="urn:g">y</q:B></p:Files>`+
+		`<p:E><q:Empty xmlns:q="urn:e"/></p:E>`+
+		`<p:Ref><a:Address>http://h/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>urn:r</w:ResourceURI><w:SelectorSet><w:Selector Name="K">v&amp;</w:Selector><w:Selector Name="E"><a:EndpointReference><a:Address>x</a:Address><a:ReferenceParameters><w:ResourceURI>urn:s</w:ResourceURI></a:ReferenceParameters></a:EndpointReference></w:Selector></w:SelectorSet></a:ReferenceParameters></p:Ref>`+
+		`<p:T><cim:Datetime> 2026-01-01T00:00:00Z </cim:Datetime></p:T><p:I><Interval>PT1S</Interval></p:I><cim:Location/><p:Arr>1</p:Arr><p:X>x</p:X><p:Arr>2</p:Arr>`+
+		`</p:C>`), true},
+	{"selector without name", windowsReply(ActionCreateResponse, "uuid:R", `<x:ResourceCreated><a:Address>x</a:Address><a:ReferenceParameters><w:ResourceURI>u</w:ResourceURI><w:SelectorSet><w:Selector>v</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>`), true},
+	{"pull page", windowsReply(ActionPullResponse, "uuid:R", `<n:PullResponse><n:EnumerationContext> uuid:C </n:EnumerationContext><n:Items>`+svc("a")+`<w:Item>`+svc("b")+`<a:EndpointReference><a:Address>x</a:Address><a:ReferenceParameters><w:ResourceURI>u</w:ResourceURI></a:ReferenceParameters></a:EndpointReference></w:Item><a:EndpointReference><a:Address>y</a:Address></a:EndpointReference></n:Items></n:PullResponse>`), true},
+	{"optimized enumerate", windowsReply(ActionEnumerateResp, "uuid:R", `<n:EnumerateResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><w:Items>`+svc("a")+`</w:Items><w:EndOfSequence/></n:EnumerateResponse>`), true},
+	{"fragment", windowsReply(ActionPullResponse, "uuid:R", `<n:PullResponse><n:Items><w:XmlFragment><Name>a</Name><Caption>b</Caption></w:XmlFragment></n:Items><n:EndOfSequence/></n:PullResponse>`), true},
+	{"indented", strings.ReplaceAll(windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>1</p:A></p:C>`), "><", ">\n  <"), true},
+}
+
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, ` a%d="%d"`, i, i)
+	}
+	return b.String()
+}
+
+func TestFastReaderCases(t *testing.T) {
+	for _, c := range fastCases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := compareReaders(t, []byte(c.body)); got != c.handled {
+				t.Errorf("fast reader handled it: %v, want %v", got, c.handled)
+			}
+		})
+	}
+}
+
+// TestFastReaderLeavesInputAlone: the body is not modified and the
+// instance does not share memory with it.
+func TestFastReaderLeavesInputAlone(t *testing.T) {
+	body := []byte(windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>hello</p:A></p:C>`))
+	orig := string(body)
+	rep, err := parseFastReply(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := rep.d.parseInstance(rep.bodyChild())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range body {
+		body[i] = 'X'
+	}
+	if got, _ := in.String("A"); got != "hello" {
+		t.Errorf("A = %q after the body was overwritten, want hello", got)
+	}
+	_ = orig
+}
+
+func FuzzFastReaderMatchesEtree(f *testing.F) {
+	addWire(f)
+	for _, c := range fastCases {
+		f.Add([]byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		compareReaders(t, b)
+	})
+}
+
+func BenchmarkParseGetFast(b *testing.B) {
+	data := []byte(windowsReply(ActionGetResponse, "uuid:00000000-0000-4000-8000-000000000001", instance40()))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rep, err := parseFastReply(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := rep.d.parseInstance(rep.bodyChild())
+		if err != nil || len(in.Props) != 40 {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParsePull50Fast(b *testing.B) {
+	var data []byte
+	_, file, _, _ := runtime.Caller(0)
+	if d, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "shared", "wire", "wmi-pull-response-mid-sequence_Win32_Service_2012.xml")); err == nil {
+		data = d
+	} else {
+		var items strings.Builder
+		for i := range 50 {
+			items.WriteString(svc(fmt.Sprintf("svc%d", i)))
+		}
+		data = []byte(windowsReply(ActionPullResponse, "x", `<n:PullResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><n:Items>`+items.String()+`</n:Items></n:PullResponse>`))
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rep, err := parseFastReply(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := rep.parsePage("PullResponse")
+		if err != nil || len(p.items) != 50 {
+			b.Fatal(err)
+		}
+	}
+}
