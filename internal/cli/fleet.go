@@ -176,7 +176,13 @@ func (l *ledgerFlags) beginRun(f *Factory, command, args string, specs []fleet.J
 	}
 	path, err := ledgerPath(f, l.Path)
 	if err != nil {
-		return nil, nil, err
+		if l.Resume {
+			return nil, nil, err
+		}
+		// No state directory (a bare cron or service environment): run
+		// as before the ledger existed rather than refuse to work.
+		f.IO.Warnf("warning: %v; the jobs are not recorded and an interrupted run cannot be resumed", err)
+		return nil, nil, nil
 	}
 	led, err := fleet.OpenLedger(path)
 	if err != nil {

@@ -191,9 +191,6 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 		}
 		r.JobID, r.Step = e.JobID, e.Step
 		if t.Async || spec.Opts.Suspended {
-			if j, err := c.Bits.Job(ctx, e.JobID); err == nil {
-				r.Job = j
-			}
 			t.emit(*r)
 			continue
 		}
@@ -289,10 +286,14 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 		}
 		return fmt.Errorf("job %s set up: %w", e.JobID, err)
 	}
-	e.Step = StepResumed
-	if spec.Opts.Suspended {
-		e.State = bitsprov.StateSuspended.String()
+	if t.Async || spec.Opts.Suspended {
+		// Read the job as the resume left it, before the ledger write.
+		if j, err := c.Bits.Job(ctx, e.JobID); err == nil {
+			r.Job = j
+			e.State = j.State.String()
+		}
 	}
+	e.Step = StepResumed
 	return t.put(e)
 }
 
