@@ -70,7 +70,7 @@ func (c *Client) appendEnvelope(dst []byte, r *request, bodyXML []byte, extraNS 
 					dst = appendEscaped(dst, o.Type, escAttr)
 					dst = append(dst, '"')
 				}
-				dst = appendTextTail(dst, "w:Option", o.Value)
+				dst = appendTextTail(dst, "w:Option", xmlSafe(o.Value))
 			}
 			dst = append(dst, "</w:OptionSet>"...)
 		}
