@@ -126,6 +126,10 @@ func TestJobLifecycle(t *testing.T) {
 
 	res = s.run(t, "wait", id, "--complete", "--interval", "50ms", "--timeout", "20s", "-o", "json")
 	wantCode(t, res, 0)
+	// Not a terminal: no progress bar, nothing on stderr.
+	if res.Stderr != "" {
+		t.Errorf("wait on a pipe wrote on stderr:\n%s", res.Stderr)
+	}
 	decode(t, res, &j)
 	stripMarker(t, &j)
 	total := uint64(len(a) + len(b))

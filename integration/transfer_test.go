@@ -33,6 +33,9 @@ func TestTransfer(t *testing.T) {
 		}
 		res := s.run(t, append(append([]string{"transfer"}, urls...), dir+"/", "--interval", "50ms", "-o", "json")...)
 		wantCode(t, res, 0)
+		if res.Stderr != "" {
+			t.Errorf("transfer on a pipe wrote on stderr (progress belongs to terminals):\n%s", res.Stderr)
+		}
 		var j jobJSON
 		decode(t, res, &j)
 		var total uint64
