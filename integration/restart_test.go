@@ -25,6 +25,23 @@ import (
 // its queue across restarts.
 func TestWaitSurvivesHostRestart(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		stop func(*sim)
+	}{
+		{"killed", (*sim).crash},
+		{"stopped", (*sim).stop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			waitAcrossRestart(t, tc.stop)
+		})
+	}
+}
+
+// waitAcrossRestart is TestWaitSurvivesHostRestart with one way of
+// stopping the host: SIGKILL (a crash) or SIGTERM (a service restart).
+func waitAcrossRestart(t *testing.T, stop func(*sim)) {
 	state := t.TempDir()
 	s := startSim(t, simOptions{extra: []string{"--state-dir", state}})
 	fs := newFileServer(t)
@@ -56,7 +73,7 @@ func TestWaitSurvivesHostRestart(t *testing.T) {
 	// Let the wait poll the live host, then pull the plug; keep the host
 	// down for a few of the wait's polls.
 	time.Sleep(400 * time.Millisecond)
-	s.crash()
+	stop(s)
 	time.Sleep(700 * time.Millisecond)
 	select {
 	case err := <-waited:
