@@ -63,6 +63,12 @@ func TestExitCodes(t *testing.T) {
 		{name: "bad priority", args: with("priority", unknownID, "urgent"), env: env, code: 2, stderr: []string{"urgent"}},
 		{name: "bad wait policy", args: with("wait", unknownID, "--on-error", "retry"), env: env, code: 2, stderr: []string{`--on-error "retry"`}},
 		{name: "create without url", args: with("create", "--local", "/tmp/x"), env: env, code: 2, stderr: []string{"--url"}},
+		{name: "proxy list without override", args: with("set-proxy", unknownID, "--usage", "noproxy", "--list", "p:8080"), env: env, code: 2, stderr: []string{"--usage override"}},
+		{name: "override without a list", args: with("set-proxy", unknownID, "--usage", "override"), env: env, code: 2, stderr: []string{"needs --list"}},
+		{name: "set-proxy without usage", args: with("set-proxy", unknownID), env: env, code: 2, stderr: []string{"--usage is required"}},
+		{name: "set-credentials without job user", args: with("set-credentials", unknownID), env: append(env, "BITSREMOTE_JOB_PASSWORD=jp"), code: 2, stderr: []string{"--job-user"}},
+		{name: "set-credentials without job password", args: with("set-credentials", unknownID, "--job-user", "svc"), env: env, code: 2, stderr: []string{"BITSREMOTE_JOB_PASSWORD", "--job-password-file"}},
+		{name: "bad credential scheme", args: with("set-credentials", unknownID, "--job-user", "svc", "--scheme", "kerberos"), env: append(env, "BITSREMOTE_JOB_PASSWORD=jp"), code: 2, stderr: []string{"--scheme"}},
 		{name: "job password over plain http", args: with("set-credentials", unknownID, "--job-user", "u", "--auth", "basic", "--encryption", "never"),
 			env: append(env, "BITSREMOTE_JOB_PASSWORD=jp"), code: 2, stderr: []string{"refusing to send a job password"}},
 

@@ -331,3 +331,35 @@ func TestWaitPolicies(t *testing.T) {
 		wantCode(t, s.run(t, "get", id), 0)
 	})
 }
+
+// TestUploadJobRules: an upload job holds exactly one file
+// (BG_E_TOO_MANY_FILES) and cannot be completed before it is Transferred
+// (BG_E_INVALID_STATE); both are the host's answers, exit 5.
+func TestUploadJobRules(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{uploadDir: t.TempDir()})
+	src := filepath.Join(t.TempDir(), "up.bin")
+	if err := os.WriteFile(src, []byte("one file only"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := s.run(t, "create", "--type", "upload", "--url", s.host().UploadURL+"/up.bin", "--local", src, "--suspended")
+	wantCode(t, res, 0)
+	id := strings.TrimSpace(res.Stdout)
+	res = s.run(t, "add-file", id, s.host().UploadURL+"/second.bin", src)
+	wantCode(t, res, 5)
+	if !strings.Contains(res.Stderr, "BG_E_TOO_MANY_FILES") {
+		t.Errorf("add-file to an upload job: stderr lacks BG_E_TOO_MANY_FILES:\n%s", res.Stderr)
+	}
+	res = s.run(t, "complete", id)
+	wantCode(t, res, 5)
+	if !strings.Contains(res.Stderr, "BG_E_INVALID_STATE") {
+		t.Errorf("complete of a suspended upload: stderr lacks BG_E_INVALID_STATE:\n%s", res.Stderr)
+	}
+	res = s.run(t, "get", id, "-o", "json")
+	wantCode(t, res, 0)
+	var j jobJSON
+	decode(t, res, &j)
+	if j.FilesTotal != 1 || j.State != "Suspended" {
+		t.Errorf("the upload job after the refusals: %d files, %s", j.FilesTotal, j.State)
+	}
+}
