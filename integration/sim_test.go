@@ -180,6 +180,9 @@ func (s *sim) stop() {
 		s.kill(syscall.SIGKILL)
 		<-s.exited
 	}
+	if s.password != "" && strings.Contains(s.stderr.String(), s.password) {
+		s.t.Errorf("sim printed its password on stderr:\n%s", s.stderr)
+	}
 }
 
 // crash kills the process without warning, as a power cut would.
