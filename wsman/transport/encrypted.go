@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/bodgit/ntlmssp"
@@ -299,10 +300,15 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		}
 		ctype = encframe.ContentType
 	}
-	var connected, reused, answered bool
+	// The trace callbacks run on net/http's connection goroutines, which
+	// can still be running when doHTTP returns an error, hence atomics.
+	var connected, reused, answered atomic.Bool
 	trace := &httptrace.ClientTrace{
-		GotConn:              func(i httptrace.GotConnInfo) { connected, reused = true, i.Reused },
-		GotFirstResponseByte: func() { answered = true },
+		GotConn: func(i httptrace.GotConnInfo) {
+			reused.Store(i.Reused)
+			connected.Store(true)
+		},
+		GotFirstResponseByte: func() { answered.Store(true) },
 	}
 	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, body, ctype)
 	if err != nil {
@@ -313,11 +319,11 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 	resp, err := doHTTP(t.transport, hr, t.limit)
 	if err != nil {
 		switch {
-		case !connected:
+		case !connected.Load():
 			// No connection was ever handed to the request (dial failure,
 			// or ctx ended while waiting for one): nothing was written.
 			return nil, &notSentError{err}
-		case reused && !answered && ctx.Err() == nil && connDead(err):
+		case reused.Load() && !answered.Load() && ctx.Err() == nil && connDead(err):
 			return nil, &deadConnError{err}
 		}
 		return nil, err
