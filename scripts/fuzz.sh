@@ -4,8 +4,10 @@
 # target with its result. A crasher is written by the Go toolchain into the
 # package's testdata/fuzz/<Target>/ and fails the run.
 #
-# Usage: scripts/fuzz.sh [-t DURATION] [-j JOBS] [-p WORKERS] [-o LOGDIR] [REGEXP]
+# Usage: scripts/fuzz.sh [-t DURATION] [-j JOBS] [-p WORKERS] [-m MINIMIZE] [-o LOGDIR] [REGEXP]
 #   -t  time per target, as go test -fuzztime takes it (default 2m)
+#   -m  -fuzzminimizetime (default 10s; Go's 60s default spends most of a
+#       short run shrinking the large seeds taken from wire captures)
 #   -j  targets run at once (default 2)
 #   -p  fuzzing workers per target, go test -parallel (default 1)
 #   -o  directory for one log per target (default: a new temporary one)
@@ -15,14 +17,15 @@
 #   scripts/fuzz.sh -t 2m -j 2 -p 1
 set -euo pipefail
 
-time=2m jobs=2 workers=1 logdir="" pattern="."
-while getopts "t:j:p:o:h" opt; do
+time=2m jobs=2 workers=1 minimize=10s logdir="" pattern="."
+while getopts "t:j:p:m:o:h" opt; do
 	case $opt in
 	t) time=$OPTARG ;;
 	j) jobs=$OPTARG ;;
 	p) workers=$OPTARG ;;
+	m) minimize=$OPTARG ;;
 	o) logdir=$OPTARG ;;
-	*) sed -n '2,16p' "$0"; exit 2 ;;
+	*) sed -n '2,18p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -46,13 +49,13 @@ if [ ${#targets[@]} -eq 0 ]; then
 	echo "fuzz.sh: no fuzz target matches $pattern" >&2
 	exit 2
 fi
-echo "fuzz.sh: ${#targets[@]} targets, $time each, $jobs at a time, $workers worker(s) each; logs in $logdir"
+echo "fuzz.sh: ${#targets[@]} targets, $time each, $jobs at a time, $workers worker(s) each, minimizing for $minimize; logs in $logdir"
 
 run_one() {
-	local pkg=$1 name=$2 time=$3 workers=$4 logdir=$5
+	local pkg=$1 name=$2 time=$3 workers=$4 minimize=$5 logdir=$6
 	local log="$logdir/$(echo "${pkg#./}" | tr / _)_$name.log"
 	local start=$SECONDS
-	if go test -run '^$' -fuzz "^$name\$" -fuzztime "$time" -parallel "$workers" "$pkg" >"$log" 2>&1; then
+	if go test -run '^$' -fuzz "^$name\$" -fuzztime "$time" -fuzzminimizetime "$minimize" -parallel "$workers" "$pkg" >"$log" 2>&1; then
 		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 		printf 'ok    %-40s %-28s %4ds  execs %s\n' "${pkg#./}" "$name" $((SECONDS - start)) "${execs:-?}"
 	else
@@ -64,7 +67,7 @@ export -f run_one
 
 status=0
 printf '%s\n' "${targets[@]}" |
-	xargs -P "$jobs" -L 1 bash -c 'run_one "$0" "$1" '"$time $workers $logdir" || status=1
+	xargs -P "$jobs" -L 1 bash -c 'run_one "$0" "$1" '"$time $workers $minimize $logdir" || status=1
 if [ $status -ne 0 ]; then
 	echo "fuzz.sh: some targets failed (crashers are in their testdata/fuzz directories)" >&2
 fi

@@ -274,6 +274,9 @@ func (c *Client) Get(ctx context.Context, resourceURI string, opts Options) (*In
 	if err != nil {
 		return nil, c.opError(op, resourceURI, err)
 	}
+	if err := checkNames(&opts, nil); err != nil {
+		return nil, c.opError(op, uri, err)
+	}
 	r := &request{action: ActionGet, resourceURI: uri, messageID: c.messageID(), opts: &opts}
 	rep, err := c.call(ctx, op, r, retryIdempotent, ActionGetResponse)
 	if err != nil {
@@ -310,6 +313,9 @@ func (c *Client) Put(ctx context.Context, resourceURI string, opts Options, in *
 	if in == nil {
 		return nil, c.opError(op, uri, errors.New("no instance to put"))
 	}
+	if err := checkNames(&opts, in); err != nil {
+		return nil, c.opError(op, uri, err)
+	}
 	r := &request{action: ActionPut, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
 	rep, err := c.call(ctx, op, r, retryUnsafe, ActionPutResponse)
 	if err != nil {
@@ -327,6 +333,9 @@ func (c *Client) Create(ctx context.Context, resourceURI string, opts Options, i
 	}
 	if in == nil {
 		return nil, c.opError(op, uri, errors.New("no instance to create"))
+	}
+	if err := checkNames(&opts, in); err != nil {
+		return nil, c.opError(op, uri, err)
 	}
 	r := &request{action: ActionCreate, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
 	rep, err := c.call(ctx, op, r, retryUnsafe, ActionCreateResponse)
@@ -351,6 +360,9 @@ func (c *Client) Delete(ctx context.Context, resourceURI string, opts Options) e
 	if err != nil {
 		return c.opError(op, resourceURI, err)
 	}
+	if err := checkNames(&opts, nil); err != nil {
+		return c.opError(op, uri, err)
+	}
 	r := &request{action: ActionDelete, resourceURI: uri, messageID: c.messageID(), opts: &opts}
 	_, err = c.call(ctx, op, r, retryUnsafe, ActionDeleteResponse)
 	return err
@@ -374,6 +386,9 @@ func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Op
 	body := &Instance{ClassName: method + "_INPUT", ResourceURI: uri}
 	if input != nil {
 		body.Props = input.Props
+	}
+	if err := checkNames(&opts, body); err != nil {
+		return nil, c.opError(op, uri, err)
 	}
 	action := uri + "/" + method
 	r := &request{action: action, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: body.Element()}
@@ -468,6 +483,14 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		return
 	}
 	e.uri = uri
+	err = checkNames(&e.opts.Options, nil)
+	if err == nil {
+		err = checkSelectorNames("selector filter", e.opts.SelectorFilter)
+	}
+	if err != nil {
+		yield(nil, e.c.opError("Enumerate", uri, err))
+		return
+	}
 	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, body: e.enumerateBody()}
 	rep, err := e.c.call(e.ctx, "Enumerate", r, retryIdempotent, ActionEnumerateResp, "n", NsEnumeration)
 	if err != nil {

@@ -90,7 +90,7 @@ func (c *Client) envelope(r *request, extraNS ...string) *etree.Document {
 				if o.Type != "" {
 					oe.CreateAttr("Type", o.Type)
 				}
-				oe.SetText(o.Value)
+				oe.SetText(xmlSafe(o.Value))
 			}
 		}
 	}

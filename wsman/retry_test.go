@@ -79,12 +79,21 @@ func (c *counter) get() int {
 // that retries quickly.
 func retryHost(t *testing.T, items int) (*wsmantest.Server, *counter, *wsman.Client) {
 	t.Helper()
+	return retryHostTimeout(t, items, 30*time.Second)
+}
+
+// slowDelay outlasts the reply timeout of slowHost's client.
+const slowDelay = 1500 * time.Millisecond
+
+// retryHostTimeout is retryHost with the client's reply timeout.
+func retryHostTimeout(t *testing.T, items int, timeout time.Duration) (*wsmantest.Server, *counter, *wsman.Client) {
+	t.Helper()
 	srv := wsmantest.NewUnstartedServer(wsmantest.Config{Users: map[string]string{"admin": "pw"}, PullBatch: 2})
 	p := &counter{items: items}
 	srv.Handle(counterURI, p, "Id")
 	srv.Start()
 	t.Cleanup(srv.Close)
-	tr, err := transport.NewBasic(transport.Config{User: "admin", Password: "pw", ResponseTimeout: 2 * time.Second,
+	tr, err := transport.NewBasic(transport.Config{User: "admin", Password: "pw", ResponseTimeout: timeout,
 		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +102,16 @@ func retryHost(t *testing.T, items int) (*wsmantest.Server, *counter, *wsman.Cli
 	c := wsman.NewClient(srv.URL, tr)
 	c.Retry = wsman.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: 1500 * time.Millisecond}
 	return srv, p, c
+}
+
+// retryHostFor gives a slow injection a client that gives up before it
+// ends (1 s), and every other case a patient one.
+func retryHostFor(t *testing.T, inj wsmantest.Injection) (*wsmantest.Server, *counter, *wsman.Client) {
+	t.Helper()
+	if inj.Kind == wsmantest.InjectDelay {
+		return retryHostTimeout(t, 0, time.Second)
+	}
+	return retryHost(t, 0)
 }
 
 // waitLog waits (briefly) until the server has logged n requests: a
@@ -138,13 +157,13 @@ func TestRetryIdempotent(t *testing.T) {
 		{"wrong RelatesTo", wsmantest.Injection{Kind: wsmantest.InjectRewrite, Rewrite: func(b []byte) []byte {
 			return []byte(strings.Replace(string(b), "<a:RelatesTo>uuid:", "<a:RelatesTo>uuid:0", 1))
 		}}, 1, []string{"Get", "Get"}, true},
-		{"slow past the response timeout", wsmantest.Injection{Kind: wsmantest.InjectDelay, Delay: 3 * time.Second}, 1, []string{"Get", "Get"}, true},
+		{"slow past the response timeout", wsmantest.Injection{Kind: wsmantest.InjectDelay, Delay: slowDelay}, 1, []string{"Get", "Get"}, true},
 		{"attempts run out", wsmantest.Injection{Kind: wsmantest.InjectDrop}, 5, []string{"Get", "Get", "Get"}, false},
 		{"not transient: access denied", wsmantest.Injection{Kind: wsmantest.InjectFault, Fault: wsmantest.FaultWMI("AccessDenied", 0x80070005, "Access is denied. ")}, 1, []string{"Get"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, _, c := retryHost(t, 0)
+			srv, _, c := retryHostFor(t, tt.inj)
 			tt.inj.Action = wsman.ActionGet
 			srv.Inject(tt.inj, tt.n)
 			in, err := c.Get(context.Background(), counterURI, sel())
@@ -220,14 +239,14 @@ func TestNoBlindRetry(t *testing.T) {
 			return []byte(strings.Replace(string(b), "<a:RelatesTo>uuid:", "<a:RelatesTo>uuid:0", 1))
 		}}, 1, []string{"Add"}, false, true, 1},
 		{"connection dropped", wsmantest.Injection{Kind: wsmantest.InjectDrop}, 1, []string{"Add"}, false, true, 0},
-		{"slow past the response timeout", wsmantest.Injection{Kind: wsmantest.InjectDelay, Delay: 3 * time.Second}, 1, []string{"Add"}, false, true, 0},
+		{"slow past the response timeout", wsmantest.Injection{Kind: wsmantest.InjectDelay, Delay: slowDelay}, 1, []string{"Add"}, false, true, 0},
 		{"w:TimedOut", wsmantest.Injection{Kind: wsmantest.InjectFault, Fault: wsmantest.FaultTimedOut()}, 1, []string{"Add"}, false, true, 0},
 		{"503 from HTTP.sys: never reached WinRM", wsmantest.Injection{Kind: wsmantest.InjectStatus, Status: 503}, 1, []string{"Add", "Add"}, true, false, 1},
 		{"w:InternalError: a definite answer", wsmantest.Injection{Kind: wsmantest.InjectFault}, 1, []string{"Add"}, false, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, p, c := retryHost(t, 0)
+			srv, p, c := retryHostFor(t, tt.inj)
 			tt.inj.Action = counterURI + "/Add"
 			srv.Inject(tt.inj, tt.n)
 			_, err := c.Invoke(context.Background(), counterURI, "Add", sel(), nil)
