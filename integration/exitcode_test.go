@@ -17,6 +17,9 @@ func TestExitCodes(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, simOptions{})
 	tlsSim := startSim(t, simOptions{auth: "basic", https: true})
+	// Basic offered over http, but (as on a default Windows host) only
+	// with message encryption, which Basic cannot give.
+	basicHTTP := startSim(t, simOptions{auth: "ntlm,basic"})
 	host := s.host().Host
 	closedPort := strconv.Itoa(freePort(t))
 	silent := silentListener(t)
@@ -76,6 +79,10 @@ func TestExitCodes(t *testing.T) {
 		{name: "wrong password", args: with("list"), env: []string{"BITSREMOTE_PASSWORD=not-the-password"}, code: 3, stderr: []string{host, "rejected the credentials"}},
 		{name: "wrong password from file", args: with("list", "--password-file", wrongFile), code: 3, stderr: []string{"rejected the credentials"}},
 		{name: "basic against an NTLM-only host", args: with("list", "--auth", "basic"), env: env, code: 3, stderr: []string{"401", "auth method"}},
+		{name: "basic over http to a host that requires encryption", args: append([]string{"list", "--auth", "basic", "--retries", "0"}, basicHTTP.conn(0)...),
+			env: []string{"BITSREMOTE_PASSWORD=" + basicHTTP.password}, code: 3, stderr: []string{"401"}},
+		{name: "basic cannot seal", args: append([]string{"list", "--auth", "basic", "--encryption", "always"}, basicHTTP.conn(0)...),
+			env: []string{"BITSREMOTE_PASSWORD=" + basicHTTP.password}, code: 2, stderr: []string{"basic auth cannot encrypt messages"}},
 		{name: "unknown user", args: []string{"list", "-H", host, "-u", "mallory"}, env: env, code: 3, stderr: []string{"rejected the credentials"}},
 		{name: "wrong basic password over https", args: append([]string{"list"}, tlsSim.conn(0)...), env: []string{"BITSREMOTE_PASSWORD=not-the-password"}, code: 3},
 
@@ -99,7 +106,7 @@ func TestExitCodes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			res := run(t, runSpec{args: tc.args, env: tc.env, secrets: append(append(s.secrets(), tlsSim.secrets()...), "not-the-password")})
+			res := run(t, runSpec{args: tc.args, env: tc.env, secrets: append(append(append(s.secrets(), tlsSim.secrets()...), basicHTTP.secrets()...), "not-the-password")})
 			wantCode(t, res, tc.code)
 			for _, want := range tc.stderr {
 				if !strings.Contains(res.Stderr, want) {
