@@ -209,7 +209,7 @@ func runBench(o benchOptions) error {
 	// Seed: jobs stay suspended so that every poll reads the same queue.
 	ids := make([][]string, len(hosts))
 	seed, err := measure(&reqs, func() error {
-		_, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
+		res, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
 			i := slices.Index(pool.Names(), c.Name)
 			for j := range o.Jobs {
 				id, err := c.Bits.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: fmt.Sprintf("bench %d", j),
@@ -221,7 +221,7 @@ func runBench(o benchOptions) error {
 			}
 			return nil
 		})
-		return sum.Err()
+		return firstErr(res, sum)
 	})
 	if err != nil {
 		return fmt.Errorf("seed jobs: %w", err)
@@ -230,11 +230,11 @@ func runBench(o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("seed: %d jobs created (suspended) in %.1f s; %d NTLM handshakes so far\n", o.Hosts*o.Jobs, seed.Wall, st.Handshakes)
+	fmt.Printf("seed: %d jobs created (suspended) in %.1f s; %d NTLM handshakes on %d connections so far\n", o.Hosts*o.Jobs, seed.Wall, st.Handshakes, st.Connections)
 
 	cycle := func(useGet bool) func() error {
 		return func() error {
-			_, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
+			res, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
 				i := slices.Index(pool.Names(), c.Name)
 				if useGet {
 					for _, id := range ids[i] {
@@ -259,7 +259,7 @@ func runBench(o benchOptions) error {
 				}
 				return nil
 			})
-			return sum.Err()
+			return firstErr(res, sum)
 		}
 	}
 	for _, mode := range []struct {
@@ -281,8 +281,8 @@ func runBench(o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("authentication: %d NTLM handshakes for %d hosts over %d client requests (each host authenticated once: %v)\n",
-		st.Handshakes, o.Hosts, reqs.Load(), st.Handshakes == o.Hosts)
+	fmt.Printf("authentication: %d NTLM handshakes on %d connections for %d hosts over %d client requests (each host authenticated once: %v)\n",
+		st.Handshakes, st.Connections, o.Hosts, reqs.Load(), st.Handshakes == o.Hosts)
 	fmt.Printf("peak RSS after the poll cycles: %.1f MiB\n", peakRSS())
 
 	if o.TransferHosts > 0 {
@@ -295,6 +295,18 @@ func runBench(o benchOptions) error {
 	}
 	st, _ = hp.stats()
 	fmt.Printf("hosts process CPU: %.1f s in all; peak client RSS %.1f MiB\n", st.CPU, peakRSS())
+	return nil
+}
+
+// firstErr is the summary's error with the first host's failure.
+func firstErr(res []fleet.Result, sum fleet.Summary) error {
+	if err := sum.Err(); err != nil {
+		for _, r := range res {
+			if r.Err != nil {
+				return fmt.Errorf("%w; first: %v", err, r.Err)
+			}
+		}
+	}
 	return nil
 }
 

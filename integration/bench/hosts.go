@@ -31,9 +31,11 @@ type hostsReady struct {
 
 // hostsStats is the answer to "stats" on the hosts process's stdin.
 type hostsStats struct {
-	Handshakes int     `json:"handshakes"`
-	Requests   int     `json:"requests"`
-	CPU        float64 `json:"cpu"`
+	Handshakes int `json:"handshakes"`
+	// Connections counts TCP connections accepted by the NTLM hosts.
+	Connections int     `json:"connections"`
+	Requests    int     `json:"requests"`
+	CPU         float64 `json:"cpu"`
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: a
@@ -140,6 +142,7 @@ func serveHosts(n int, user, password, filesDir string, timeScale float64) error
 		var st hostsStats
 		for _, h := range hosts {
 			st.Handshakes += h.Server.NTLMHandshakes()
+			st.Connections += h.Server.Connections()
 			st.Requests += len(h.Server.Log())
 		}
 		st.CPU = cpuSeconds()
