@@ -318,7 +318,7 @@ func TestWaitPolicies(t *testing.T) {
 		res := s.run(t, "create", "--url", u, "--local", filepath.Join(dir, "parked.bin"), "--suspended")
 		wantCode(t, res, 0)
 		id := strings.TrimSpace(res.Stdout)
-		res = s.run(t, "wait", id, "--interval", "50ms", "--timeout", "300ms", "-o", "json")
+		res = s.run(t, "wait", id, "--interval", "50ms", "--timeout", "1s", "-o", "json")
 		wantCode(t, res, 4)
 		var j jobJSON
 		decode(t, res, &j)

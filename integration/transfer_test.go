@@ -126,7 +126,7 @@ func TestTransfer(t *testing.T) {
 		u, _ := fs.addRandom("stuck.bin", 100_000)
 		fs.stall("stuck.bin", 10_000)
 		local := filepath.Join(t.TempDir(), "stuck.bin")
-		res := s.run(t, "transfer", u, local, "--interval", "50ms", "--timeout", "700ms", "-o", "json")
+		res := s.run(t, "transfer", u, local, "--interval", "50ms", "--timeout", "2s", "-o", "json")
 		wantCode(t, res, 4)
 		var j jobJSON
 		decode(t, res, &j)
