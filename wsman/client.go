@@ -448,6 +448,12 @@ type Item struct {
 // Enumerate returns an iterator over every item: it Enumerates, Pulls until
 // EndOfSequence (in either namespace), and Releases the context when the
 // caller stops early. An error ends the sequence as the final pair.
+//
+// Enumerate is repeated after passing failures (see RetryPolicy); a Pull
+// only when the host never saw it, because each answered Pull moves the
+// host's cursor and a lost answer cannot be asked for again. Callers that
+// collect the items start the enumeration over on such an error
+// (IsTransient), as bitsprov.Client.Jobs does.
 func (c *Client) Enumerate(ctx context.Context, resourceURI string, opts EnumerateOptions) iter.Seq2[*Item, error] {
 	return func(yield func(*Item, error) bool) {
 		e := &enumeration{c: c, ctx: ctx, opts: &opts}

@@ -388,3 +388,50 @@ func TestIsTransient(t *testing.T) {
 		})
 	}
 }
+
+// TestNoResendBelow: below package wsman, no transport sends a
+// non-idempotent message twice on its own when the host took it and the
+// connection died: net/http does not replay a POST, the NTLM negotiator
+// replays only after a 401, and the sealed transport only Idempotent
+// requests.
+func TestNoResendBelow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		auth transport.Auth
+		enc  transport.Encryption
+	}{
+		{"basic", transport.AuthBasic, transport.EncryptionNever},
+		{"ntlm", transport.AuthNTLM, transport.EncryptionNever},
+		{"ntlm sealed", transport.AuthNTLM, transport.EncryptionAlways},
+	} {
+		for _, kind := range []wsmantest.InjectKind{wsmantest.InjectDrop, wsmantest.InjectTruncate} {
+			t.Run(tc.name+" "+kind.String(), func(t *testing.T) {
+				srv := wsmantest.NewUnstartedServer(wsmantest.Config{Auth: wsmantest.AuthBasic | wsmantest.AuthNTLM, Users: map[string]string{"admin": "pw"}})
+				p := &counter{}
+				srv.Handle(counterURI, p, "Id")
+				srv.Start()
+				t.Cleanup(srv.Close)
+				tr, err := transport.New(transport.Config{Auth: tc.auth, Encryption: tc.enc, User: "admin", Password: "pw",
+					Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+				c := wsman.NewClient(srv.URL, tr)
+				// Warm up, so the message rides on a kept-alive connection.
+				if _, err := c.Get(context.Background(), counterURI, sel()); err != nil {
+					t.Fatal(err)
+				}
+				srv.Inject(wsmantest.Injection{Kind: kind, Action: counterURI + "/Add"}, 1)
+				_, err = c.Invoke(context.Background(), counterURI, "Add", sel(), nil)
+				waitLog(srv, 2)
+				if !wsman.IsAmbiguous(err) {
+					t.Fatalf("Invoke = %v, want ambiguous", err)
+				}
+				if diff := cmp.Diff([]string{"Get", "Add"}, actions(srv)); diff != "" {
+					t.Errorf("requests (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
