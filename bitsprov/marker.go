@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/google/uuid"
 
@@ -14,7 +15,8 @@ import (
 // MarkerPrefix starts every marker NewMarker makes.
 const MarkerPrefix = "bitsremote:"
 
-// maxDescription is the longest Description BITS accepts (characters).
+// maxDescription is the longest Description BITS accepts (UTF-16 code
+// units).
 const maxDescription = 1024
 
 // NewMarker returns a new job marker, "bitsremote:" and a random UUID.
@@ -33,7 +35,8 @@ func DescriptionWithMarker(desc, marker string) (string, error) {
 	if desc != "" {
 		out = desc + " " + out
 	}
-	if n := len([]rune(out)); n > maxDescription {
+	// Windows counts UTF-16 code units.
+	if n := len(utf16.Encode([]rune(out))); n > maxDescription {
 		return "", fmt.Errorf("bitsprov: CreateJob: description with its marker is %d characters, more than the %d BITS accepts", n, maxDescription)
 	}
 	return out, nil

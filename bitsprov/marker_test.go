@@ -30,6 +30,7 @@ func TestDescriptionWithMarker(t *testing.T) {
 		{"x", "a b", "", `bitsprov: CreateJob: marker "a b" must be non-empty, without brackets or white space`},
 		{"x", "a]", "", `bitsprov: CreateJob: marker "a]" must be non-empty, without brackets or white space`},
 		{strings.Repeat("é", 1021), "m", "", "bitsprov: CreateJob: description with its marker is 1025 characters, more than the 1024 BITS accepts"},
+		{strings.Repeat("😀", 511), "m", "", "bitsprov: CreateJob: description with its marker is 1026 characters, more than the 1024 BITS accepts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want+tt.err, func(t *testing.T) {
