@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
@@ -26,6 +27,11 @@ type HostConfig struct {
 	FilesDir string
 	// UploadDir, if set, receives BITS uploads.
 	UploadDir string
+	// FeatureNotInstalled simulates a host without the BITS-Compact-Server
+	// feature: BitsClientJob answers WBEM_E_INVALID_NAMESPACE until the
+	// feature is installed through the shell (Install-WindowsFeature) or
+	// SetProviderInstalled.
+	FeatureNotInstalled bool
 }
 
 // Host is a simulated Windows host with the BITS provider: a WS-Management
@@ -45,6 +51,12 @@ type Host struct {
 	// base URL ("" if none).
 	Uploads   *UploadServer
 	UploadURL string
+	// Shell is the host's WinRS remote shell; it answers the PowerShell
+	// scripts of bitsremote's host check and prepare.
+	Shell *wsmantest.Shell
+
+	featMu    sync.Mutex
+	installed bool
 }
 
 // NewHost starts a simulated host. Close it when done.
@@ -59,7 +71,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("bitssim: start host: %w", err)
 	}
 	h := &Host{Server: srv, Provider: prov}
-	srv.Handle(ResourceURI, h.Provider)
+	h.SetProviderInstalled(!cfg.FeatureNotInstalled)
+	h.Shell = wsmantest.NewShell(h.runShell)
+	srv.Handle(wsmantest.ShellResourceURI, h.Shell)
 	if cfg.TLS {
 		srv.StartTLS()
 	} else {
@@ -80,6 +94,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 // Close stops the endpoint, the transfers and the file servers.
 func (h *Host) Close() {
 	h.Server.Close()
+	h.Shell.Close()
 	_ = h.Provider.Close()
 	if h.Files != nil {
 		h.Files.Close()
