@@ -26,6 +26,10 @@ import (
 // binary is the bitsremote executable TestMain built.
 var binary string
 
+// stateHome is XDG_STATE_HOME for every child, so that nothing the
+// binary keeps (its job ledger) lands in the real home directory.
+var stateHome string
+
 func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
@@ -46,6 +50,11 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	binary = filepath.Join(dir, "bitsremote")
+	stateHome = filepath.Join(dir, "state")
+	if err := os.Mkdir(stateHome, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
 	build := exec.Command("go", "build", "-o", binary, "./cmd/bitsremote")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -82,22 +91,67 @@ type runSpec struct {
 
 // baseEnv is the environment of every child: the parent's, minus any
 // BITSREMOTE_ variable a developer may have set, so tests see only what
-// they give.
+// they give, with the state directory in the test's temporary tree.
 func baseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "BITSREMOTE_") {
+		if strings.HasPrefix(kv, "BITSREMOTE_") || strings.HasPrefix(kv, "XDG_STATE_HOME=") {
 			continue
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, "XDG_STATE_HOME="+stateHome)
+}
+
+// ownLedger gives a run its own job ledger unless the test chose one:
+// tests that run transfers at the same time must not wait on each
+// other's ledger lock (TestConcurrentTransfers covers that case).
+func ownLedger(t *testing.T, env []string) []string {
+	t.Helper()
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "BITSREMOTE_LEDGER=") {
+			return env
+		}
+	}
+	dir, err := os.MkdirTemp(stateHome, "ledger-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(env, "BITSREMOTE_LEDGER="+filepath.Join(dir, "ledger.db"))
 }
 
 // run executes the binary and checks that no secret appears in stdout or
 // stderr, in clear or base64 form.
 func run(t *testing.T, spec runSpec) result {
 	t.Helper()
+	spec.env = ownLedger(t, spec.env)
+	res, err := execute(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNoSecrets(t, res, spec.secrets)
+	return res
+}
+
+// runAsync is run in the background: the result arrives on the channel,
+// and the caller checks it (wantCode and the secrets) on the test's
+// goroutine.
+func runAsync(t *testing.T, spec runSpec) <-chan result {
+	t.Helper()
+	spec.env = ownLedger(t, spec.env)
+	ch := make(chan result, 1)
+	go func() {
+		res, err := execute(spec)
+		if err != nil {
+			res.Code, res.Stderr = -1, res.Stderr+"\n"+err.Error()
+		}
+		ch <- res
+	}()
+	return ch
+}
+
+// execute runs the binary once; it is safe off the test's goroutine.
+func execute(spec runSpec) (result, error) {
 	timeout := spec.timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -119,14 +173,13 @@ func run(t *testing.T, spec runSpec) result {
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("bitsremote %s: still running after %v\n%s", strings.Join(spec.args, " "), timeout, res)
+		return res, fmt.Errorf("bitsremote %s: still running after %v\n%s", strings.Join(spec.args, " "), timeout, res)
 	case errors.As(err, &ee):
 		res.Code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("bitsremote %s: %v", strings.Join(spec.args, " "), err)
+		return res, fmt.Errorf("bitsremote %s: %w", strings.Join(spec.args, " "), err)
 	}
-	checkNoSecrets(t, res, spec.secrets)
-	return res
+	return res, nil
 }
 
 // checkNoSecrets fails the test when a secret leaks into the output.

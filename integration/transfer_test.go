@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -292,4 +293,46 @@ func TestImportCSV(t *testing.T) {
 			t.Errorf("missing file: stderr does not name it:\n%s", res.Stderr)
 		}
 	})
+}
+
+// TestConcurrentTransfers: an admin (or cron, or Ansible) runs two
+// transfers at once from the same account, so with the same job ledger.
+// Both must run; neither may be refused because the other holds the
+// ledger for the length of its transfer.
+func TestConcurrentTransfers(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{})
+	fs := newFileServer(t)
+	ledger := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + filepath.Join(t.TempDir(), "ledger.db")}
+	uA, a := fs.addRandom("long.bin", 100_000)
+	fs.stall("long.bin", 10_000)
+	uB, b := fs.addRandom("short.bin", 1000)
+	dir := t.TempDir()
+
+	first := runAsync(t, runSpec{args: append([]string{"transfer", uA, filepath.Join(dir, "long.bin"), "--name", "long", "--interval", "50ms"}, s.conn(0)...),
+		env: ledger})
+	// Wait until the first transfer's job is moving bytes.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res := s.run(t, "list", "-o", "json")
+		var list []jobJSON
+		decode(t, res, &list)
+		if slices.ContainsFunc(list, func(j jobJSON) bool { return j.DisplayName == "long" && j.BytesTransferred > 0 }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			fs.unstall("long.bin")
+			t.Fatalf("the first transfer's job never started:\n%s", <-first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	second := run(t, runSpec{args: append([]string{"transfer", uB, filepath.Join(dir, "short.bin"), "--name", "short", "--interval", "50ms"}, s.conn(0)...),
+		env: ledger, secrets: s.secrets()})
+	fs.unstall("long.bin")
+	r1 := <-first
+	checkNoSecrets(t, r1, s.secrets())
+	wantCode(t, r1, 0)
+	sameBytes(t, "long.bin", readFile(t, filepath.Join(dir, "long.bin")), a)
+	wantCode(t, second, 0)
+	sameBytes(t, "short.bin", readFile(t, filepath.Join(dir, "short.bin")), b)
 }
