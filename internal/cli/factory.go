@@ -44,6 +44,9 @@ type Factory struct {
 	// logger is built from --debug on first use.
 	logger  *slog.Logger
 	logOnce sync.Once
+	// board, while a fleet progress board is on the terminal, takes the
+	// messages that would otherwise be drawn over (see warnf).
+	board *fleet.Board
 }
 
 // NewFactory returns a Factory on the process's streams and environment.

@@ -95,6 +95,16 @@ func sessionOf(c *fleet.Conn) *session {
 	return &session{Endpoint: Endpoint{Name: c.Name, URL: c.URL, host: c.Host}, WSMan: c.WSMan, Bits: c.Bits}
 }
 
+// warnf prints a message on stderr, above the progress board when one is
+// drawn.
+func (f *Factory) warnf(format string, a ...any) {
+	if f.board != nil {
+		f.board.Log(fmt.Sprintf(format, a...))
+		return
+	}
+	f.IO.Warnf(format, a...)
+}
+
 // fleetOptions are the fan-out options of every command: --concurrency,
 // exit codes by ExitCode, and each failed host reported as it ends when
 // there are several.
@@ -119,7 +129,7 @@ func (f *Factory) fleetOptions(out *output, n int, firstErr *error, mu *sync.Mut
 			var ee *exitError
 			if !errors.As(r.Err, &ee) {
 				// exitErrors were reported piece by piece already.
-				f.IO.Warnf("bitsremote: %v", r.Err)
+				f.warnf("bitsremote: %v", r.Err)
 			}
 			out.failure(r.Host, r.Code, r.Err)
 		},
@@ -133,7 +143,7 @@ func (f *Factory) fleetResult(n int, firstErr error, sum fleet.Summary) error {
 	if n == 1 {
 		return firstErr
 	}
-	f.IO.Warnf("summary: %s", sum)
+	f.warnf("summary: %s", sum)
 	if sum.Failed > 0 {
 		return &exitError{code: sum.Code, err: sum.Err()}
 	}
@@ -235,7 +245,7 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 		board = fleet.NewBoard(lockedWriter{f.IO, f.IO.ErrOut}, pool.Names(), len(specs))
 		board.Width, board.Height = terminalSize()
 		onProgress = board.Update
-		defer board.Close()
+		f.board = board
 	} else {
 		prog := newProgress(f.IO)
 		onProgress = func(host string, _ int, j *bitsprov.Job) { prog.update(host+" "+j.JobID, j) }
@@ -269,7 +279,7 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 			}
 			if len(specs) > 1 {
 				err = fmt.Errorf("%s: row %d: %w", c.Name, r.Row, err)
-				f.IO.Warnf("bitsremote: %v", err)
+				f.warnf("bitsremote: %v", err)
 				if rec.Job == nil && out.format != "table" {
 					_ = out.emit(c.Name, failureRecord{Host: c.Name, Row: r.Row, ExitCode: ExitCode(err), Failure: err.Error()})
 				}
@@ -294,6 +304,10 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 		}
 	}
 	err = f.fleetResult(len(eps), firstErr, sum)
+	if board != nil {
+		board.Close()
+		f.board = nil
+	}
 	if err != nil && ctx.Err() != nil && led != nil {
 		f.IO.Warnf("bitsremote: interrupted; run the same command with --resume to continue (jobs already created are not created again)")
 	}
@@ -362,6 +376,7 @@ func jobResultRecord(r fleet.JobResult, elapsed time.Duration) (jobRecord, error
 // one host, and for a fleet one line per host through a fleet.Board,
 // which redraws at most five times a second and fits the terminal.
 type hostProgress struct {
+	f     *Factory
 	prog  *progress
 	board *fleet.Board
 }
@@ -372,7 +387,8 @@ func newHostProgress(f *Factory, fleetMode bool) *hostProgress {
 	}
 	b := fleet.NewBoard(lockedWriter{f.IO, f.IO.ErrOut}, nil, 1)
 	b.Width, b.Height = terminalSize()
-	return &hostProgress{board: b}
+	f.board = b
+	return &hostProgress{f: f, board: b}
 }
 
 func (p *hostProgress) update(host, id string, j *bitsprov.Job) {
@@ -398,6 +414,7 @@ func (p *hostProgress) done(host string, err error) {
 func (p *hostProgress) close() {
 	if p.board != nil {
 		p.board.Close()
+		p.f.board = nil
 	}
 }
 

@@ -123,7 +123,6 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 	}
 	out := newOutput(f.IO, f.Conn.Output, false)
 	prog := newHostProgress(f, len(f.Conn.Hosts) > 1 || f.Conn.Inventory != "")
-	defer prog.close()
 	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
 		rec, err := waitJob(ctx, f, s, id, pol, prog.update)
 		prog.done(s.Endpoint.Name, err)
@@ -134,6 +133,7 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 		}
 		return err
 	})
+	prog.close()
 	return flushWith(out, renderJobDetail, err)
 }
 

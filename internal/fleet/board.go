@@ -27,6 +27,7 @@ type Board struct {
 	now      func() time.Time
 
 	mu    sync.Mutex
+	logs  []string
 	order []string
 	rows  map[string]*boardRow
 	drawn int
@@ -100,6 +101,16 @@ func (b *Board) HostDone(res Result) {
 		r.hostErr = res.Err.Error()
 	}
 	b.drawLocked(false)
+}
+
+// Log prints a message above the board (a warning, an error) and redraws
+// the board below it, so that messages and progress lines do not
+// overwrite each other.
+func (b *Board) Log(msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.logs = append(b.logs, strings.Split(strings.TrimRight(msg, "\n"), "\n")...)
+	b.drawLocked(true)
 }
 
 // Close draws the final state.
@@ -219,13 +230,13 @@ func (b *Board) drawLocked(force bool) {
 		}
 		sort.SliceStable(hosts, func(i, j int) bool { return rank(hosts[i]) < rank(hosts[j]) })
 	}
-	max := height - 1
+	room := height - 1
 	if force {
-		max = len(hosts)
+		room = len(hosts)
 	}
 	var lines []string
 	for i, h := range hosts {
-		if i == max-1 && len(hosts) > max {
+		if i == room-1 && len(hosts) > room {
 			fin, run := 0, 0
 			for _, hh := range hosts[i:] {
 				if b.rows[hh].finished() {
@@ -243,6 +254,14 @@ func (b *Board) drawLocked(force bool) {
 	if b.drawn > 0 {
 		fmt.Fprintf(&sb, "\x1b[%dA", b.drawn)
 	}
+	// Messages take the place of the old board; the board moves down.
+	for _, l := range b.logs {
+		sb.WriteString("\r\x1b[2K")
+		sb.WriteString(l)
+		sb.WriteByte('\n')
+	}
+	cleared := max(b.drawn-len(b.logs), 0)
+	b.logs = nil
 	for _, l := range lines {
 		if r := []rune(l); len(r) > width-1 {
 			l = string(r[:width-1])
@@ -252,10 +271,10 @@ func (b *Board) drawLocked(force bool) {
 		sb.WriteByte('\n')
 	}
 	// Clear lines left over from a taller previous draw.
-	for i := len(lines); i < b.drawn; i++ {
+	for i := len(lines); i < cleared; i++ {
 		sb.WriteString("\r\x1b[2K\n")
 	}
-	if extra := b.drawn - len(lines); extra > 0 {
+	if extra := cleared - len(lines); extra > 0 {
 		fmt.Fprintf(&sb, "\x1b[%dA", extra)
 	}
 	b.drawn = len(lines)

@@ -144,3 +144,24 @@ func TestWaitJobs(t *testing.T) {
 		t.Errorf("host still polled: %+v", l)
 	}
 }
+
+// TestBoardLog prints messages above the board without losing lines.
+func TestBoardLog(t *testing.T) {
+	var buf bytes.Buffer
+	b := NewBoard(&buf, []string{"h1", "h2"}, 1)
+	b.now = func() time.Time { return time.Unix(0, 0) }
+	b.Update("h1", 0, &bitsprov.Job{State: bitsprov.StateQueued})
+	b.Log("bitsremote: h2: connection refused")
+	b.HostDone(Result{Host: "h2", Err: errors.New("h2: connection refused")})
+	b.Log("summary: 2 hosts: 1 ok, 1 failed")
+	b.Close()
+	want := []string{
+		"bitsremote: h2: connection refused",
+		"summary: 2 hosts: 1 ok, 1 failed",
+		"h1                     0/1 done  (1 Queued)",
+		"h2                     failed: h2: connection refused",
+	}
+	if d := cmp.Diff(want, screen(buf.String())); d != "" {
+		t.Errorf("screen (-want +got):\n%s", d)
+	}
+}

@@ -257,9 +257,13 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 				_ = t.put(e)
 				return fmt.Errorf("create job: %w", err)
 			}
-			// The host may have created the job: leave the intent so
-			// that --resume looks for it by its marker.
-			return fmt.Errorf("create job: %w (the job may exist; run again with --resume to find it)", err)
+			// The host may have created the job, or was not reached:
+			// leave the intent, so that --resume looks for the job by
+			// its marker before creating it.
+			if wsman.IsAmbiguous(err) {
+				return fmt.Errorf("create job: %w (the job may exist; run again with --resume to find it)", err)
+			}
+			return fmt.Errorf("create job: %w", err)
 		}
 		e.JobID, e.Step, e.State = id, StepCreated, bitsprov.StateSuspended.String()
 		if err := t.put(e); err != nil {
