@@ -75,7 +75,7 @@ terminal; never from a flag value.
 		c.GroupID = "jobs"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{NewCmdWSMan(f), NewCmdLedger(f), NewCmdDemo(f), NewCmdSim(f), NewCmdCompletion(f)} {
+	for _, c := range []*cobra.Command{NewCmdWSMan(f), NewCmdHost(f), NewCmdLedger(f), NewCmdDemo(f), NewCmdSim(f), NewCmdCompletion(f)} {
 		c.GroupID = "other"
 		root.AddCommand(c)
 	}
