@@ -31,6 +31,10 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(wrongFile, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badInventory := filepath.Join(t.TempDir(), "hosts.txt")
+	if err := os.WriteFile(badInventory, []byte(host+"\nbad/host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const unknownID = "{0BADC0DE-0000-4000-8000-000000000001}"
 	env := []string{"BITSREMOTE_PASSWORD=" + s.password}
 	conn := []string{"-H", host, "-u", "admin"}
@@ -57,6 +61,9 @@ func TestExitCodes(t *testing.T) {
 		{name: "malformed selector", args: with("wsman", "get", bitsAlias, "-s", "JobId"), env: env, code: 2, stderr: []string{`-s "JobId": want Name=Value`}},
 		{name: "missing password, stdin not a terminal", args: with("list"), code: 2, stderr: []string{"no password", "BITSREMOTE_PASSWORD", "--password-file"}},
 		{name: "missing password file", args: with("list", "--password-file", filepath.Join(t.TempDir(), "nope")), code: 2, stderr: []string{"--password-file", "nope"}},
+		{name: "missing inventory", args: []string{"list", "--inventory", filepath.Join(t.TempDir(), "hosts.txt"), "-u", "admin"}, env: env, code: 2, stderr: []string{"inventory", "hosts.txt"}},
+		{name: "bad inventory line", args: []string{"list", "--inventory", badInventory, "-u", "admin"}, env: env, code: 2, stderr: []string{"bad/host"}},
+		{name: "certificate without a key", args: with("list", "--auth", "certificate", "--https", "--cert-file", pwFile), env: env, code: 2, stderr: []string{"--key-file"}},
 		{name: "no host", args: []string{"list", "-u", "admin"}, env: env, code: 2, stderr: []string{"no host"}},
 		{name: "no user", args: []string{"list", "-H", host}, env: env, code: 2, stderr: []string{"--user"}},
 		{name: "bad output format", args: with("list", "-o", "yaml"), env: env, code: 2, stderr: []string{`"yaml"`}},
