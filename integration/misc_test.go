@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -166,6 +170,32 @@ func TestDemo(t *testing.T) {
 		sum := sha256.Sum256(readFile(t, path))
 		if len(sums) != 2 || sums[0] != sums[1] || sums[0] != hex.EncodeToString(sum[:]) {
 			t.Errorf("demo printed sha256 %q; %s has %x", sums, path, sum)
+		}
+	})
+	t.Run("go run", func(t *testing.T) {
+		// The README's very words, from the repository root.
+		t.Parallel()
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "run", "./cmd/bitsremote", "demo", "--dir", dir, "--size", "1MiB", "-o", "json")
+		cmd.Dir = ".."
+		cmd.Env = baseEnv()
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go run ./cmd/bitsremote demo: %v\n%s", err, out)
+		}
+		var got struct {
+			Destination  string `json:"destination"`
+			SHA256Source string `json:"sha256Source"`
+			Match        bool   `json:"match"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("go run ./cmd/bitsremote demo -o json: %v\n%s", err, out)
+		}
+		sum := sha256.Sum256(readFile(t, got.Destination))
+		if !got.Match || hex.EncodeToString(sum[:]) != got.SHA256Source || !strings.HasPrefix(got.Destination, dir) {
+			t.Errorf("go run demo: %+v; the file's sha256 is %x", got, sum)
 		}
 	})
 	t.Run("bad size", func(t *testing.T) {
