@@ -2,7 +2,9 @@ package integration
 
 import (
 	"bufio"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,6 +103,41 @@ func TestSimCommand(t *testing.T) {
 		}
 		s.password = pw
 		wantCode(t, s.run(t, "list"), 0)
+	})
+
+	t.Run("state dir keeps jobs and server ports", func(t *testing.T) {
+		t.Parallel()
+		files := t.TempDir()
+		content := []byte(strings.Repeat("served by sim --files\n", 1000))
+		if err := os.WriteFile(filepath.Join(files, "f.txt"), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		state := t.TempDir()
+		s := startSim(t, simOptions{uploadDir: t.TempDir(), extra: []string{"--state-dir", state, "--files", files}})
+		before := s.host()
+		if before.FilesURL == "" || before.UploadURL == "" {
+			t.Fatalf("sim --files --upload-dir: %+v", before)
+		}
+		local := filepath.Join(t.TempDir(), "f.txt")
+		res := s.run(t, "create", "--url", before.FilesURL+"/f.txt", "--local", local, "--suspended", "--name", "kept")
+		wantCode(t, res, 0)
+		id := strings.TrimSpace(res.Stdout)
+		s.stop()
+		s.restart()
+		after := s.host()
+		if after.Host != before.Host || after.FilesURL != before.FilesURL || after.UploadURL != before.UploadURL {
+			t.Errorf("after a restart on the same --state-dir: %+v, before %+v", after, before)
+		}
+		res = s.run(t, "get", id, "-o", "json")
+		wantCode(t, res, 0)
+		var j jobJSON
+		decode(t, res, &j)
+		if j.DisplayName != "kept" || j.State != "Suspended" {
+			t.Errorf("the job after the restart: %s, %s", j.DisplayName, j.State)
+		}
+		wantCode(t, s.run(t, "resume", id), 0)
+		wantCode(t, s.run(t, "wait", id, "--complete", "--interval", "50ms"), 0)
+		sameBytes(t, "f.txt", readFile(t, local), content)
 	})
 
 	t.Run("bad flags", func(t *testing.T) {

@@ -2,6 +2,7 @@ package bitssim
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,21 @@ import (
 // the remote side of download jobs. Close it when done.
 func NewFileServer(dir string) *httptest.Server {
 	return httptest.NewServer(http.FileServer(http.Dir(dir)))
+}
+
+// startOn starts srv on addr, or on its own free loopback port when addr
+// is empty.
+func startOn(srv *httptest.Server, addr string) error {
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
+	return nil
 }
 
 // HostConfig configures a simulated Windows host.
@@ -27,6 +43,11 @@ type HostConfig struct {
 	FilesDir string
 	// UploadDir, if set, receives BITS uploads.
 	UploadDir string
+	// FilesAddr and UploadAddr are where the file and upload servers
+	// listen (default: any free loopback port). A host restarted on a
+	// Provider.StateDir gives the same ones, so that the URLs its jobs
+	// hold still lead somewhere.
+	FilesAddr, UploadAddr string
 	// FeatureNotInstalled simulates a host without the BITS-Compact-Server
 	// feature: BitsClientJob answers WBEM_E_INVALID_NAMESPACE until the
 	// feature is installed through the shell (Install-WindowsFeature) or
@@ -81,12 +102,22 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	}
 	h.URL = srv.URL
 	if cfg.FilesDir != "" {
-		h.Files = NewFileServer(cfg.FilesDir)
-		h.FilesURL = h.Files.URL
+		files := httptest.NewUnstartedServer(http.FileServer(http.Dir(cfg.FilesDir)))
+		if err := startOn(files, cfg.FilesAddr); err != nil {
+			files.Close()
+			h.Close()
+			return nil, fmt.Errorf("bitssim: start file server: %w", err)
+		}
+		h.Files, h.FilesURL = files, files.URL
 	}
 	if cfg.UploadDir != "" {
-		h.Uploads = NewUploadServer(cfg.UploadDir)
-		h.UploadURL = h.Uploads.URL
+		up := newUploadServer(cfg.UploadDir)
+		if err := startOn(up.Server, cfg.UploadAddr); err != nil {
+			up.Close()
+			h.Close()
+			return nil, fmt.Errorf("bitssim: start upload server: %w", err)
+		}
+		h.Uploads, h.UploadURL = up, up.URL
 	}
 	return h, nil
 }

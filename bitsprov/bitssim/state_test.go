@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -189,4 +190,32 @@ func TestStateDirRefusesDamage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostServerAddrs: the file and upload servers listen where
+// HostConfig says, so a host restarted on its StateDir serves them at the
+// URLs its jobs hold.
+func TestHostServerAddrs(t *testing.T) {
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	filesAddr, uploadAddr := free(), free()
+	h, err := NewHost(HostConfig{FilesDir: t.TempDir(), UploadDir: t.TempDir(), FilesAddr: filesAddr, UploadAddr: uploadAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.FilesURL != "http://"+filesAddr || h.UploadURL != "http://"+uploadAddr {
+		t.Errorf("FilesURL %s, UploadURL %s; want on %s and %s", h.FilesURL, h.UploadURL, filesAddr, uploadAddr)
+	}
+	// A second host cannot have the same addresses: a clear error.
+	_, err = NewHost(HostConfig{FilesDir: t.TempDir(), FilesAddr: filesAddr})
+	if err == nil || !strings.Contains(err.Error(), "file server") {
+		t.Errorf("a file server on a taken address: %v", err)
+	}
+	h.Close()
 }

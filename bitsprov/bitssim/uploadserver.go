@@ -44,8 +44,15 @@ type uploadSession struct {
 // NewUploadServer starts an upload server storing files under dir. Close
 // it when done.
 func NewUploadServer(dir string) *UploadServer {
+	s := newUploadServer(dir)
+	s.Start()
+	return s
+}
+
+// newUploadServer is NewUploadServer not yet started.
+func newUploadServer(dir string) *UploadServer {
 	s := &UploadServer{dir: dir, sessions: map[string]*uploadSession{}}
-	s.Server = httptest.NewServer(s)
+	s.Server = httptest.NewUnstartedServer(s)
 	return s
 }
 

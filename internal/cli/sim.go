@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,7 +71,8 @@ sim. --files serves a directory for jobs to download from.
 Jobs live in memory unless --state-dir DIR is given: then each host keeps
 its job queue there (DIR/SIM01, ...), and sim started again on DIR has the
 same jobs, their transfers resuming where they stopped, as the BITS service
-keeps its queue across service and machine restarts.
+keeps its queue across service and machine restarts. The file and upload
+servers come back on the same ports, so the jobs' URLs still work.
 
 Here --auth, --encryption and --user describe what the hosts accept, not how
 to connect. With -o json or jsonl one object per host is printed, then
@@ -202,16 +204,24 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		if opts.StateDir != "" {
 			hc.Provider.StateDir = filepath.Join(opts.StateDir, cfg.Machine)
 		}
+		var servers simServers
 		if i == 0 {
 			// One file and upload server is enough; every host can
 			// reach it on loopback.
 			hc.FilesDir, hc.UploadDir = opts.FilesDir, opts.UploadDir
+			servers = readSimServers(opts.StateDir)
+			hc.FilesAddr, hc.UploadAddr = servers.Files, servers.Uploads
 		}
 		h, err := bitssim.NewHost(hc)
 		if err != nil {
 			return fmt.Errorf("sim: %w", err)
 		}
 		hosts = append(hosts, h)
+		if i == 0 && opts.StateDir != "" {
+			if err := writeSimServers(opts.StateDir, h); err != nil {
+				return fmt.Errorf("sim: %w", err)
+			}
+		}
 		name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(h.URL, "https://"), "http://"), "/wsman")
 		rec := simHostRecord{Host: name, URL: h.URL, Machine: cfg.Machine, Auth: opts.Auth, User: opts.User,
 			FilesURL: hosts[0].FilesURL, UploadURL: hosts[0].UploadURL}
@@ -235,6 +245,48 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		f.IO.Warnf("sim: stopping")
 	}
 	return nil
+}
+
+// simServers are the addresses of the file and upload servers, kept in
+// --state-dir so that sim started again serves them where the jobs it
+// kept expect them.
+type simServers struct {
+	Files   string `json:"files,omitempty"`
+	Uploads string `json:"uploads,omitempty"`
+}
+
+const simServersFile = "servers.json"
+
+// readSimServers returns the addresses a previous sim on dir used, or
+// none (any free port) when there is no record.
+func readSimServers(dir string) simServers {
+	var s simServers
+	if dir == "" {
+		return s
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, simServersFile)); err == nil {
+		_ = json.Unmarshal(b, &s)
+	}
+	return s
+}
+
+// writeSimServers records where the host's file and upload servers listen.
+func writeSimServers(dir string, h *bitssim.Host) error {
+	var s simServers
+	if h.Files != nil {
+		s.Files = h.Files.Listener.Addr().String()
+	}
+	if h.Uploads != nil {
+		s.Uploads = h.Uploads.Listener.Addr().String()
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, simServersFile), b, 0o600)
 }
 
 func printSimHosts(f *Factory, opts *SimOptions, recs []simHostRecord, generated bool) {
