@@ -195,6 +195,9 @@ func (l *ledgerFlags) beginRun(f *Factory, command, args string, specs []fleet.J
 		return nil, nil, nil
 	}
 	led, err := fleet.OpenLedger(path)
+	if errors.Is(err, fleet.ErrLedgerBusy) {
+		return nil, nil, usageErrorf("%w: to run alongside it, give this run its own --ledger FILE (or --no-ledger)", err)
+	}
 	if err != nil {
 		return nil, nil, usageErrorf("%w", err)
 	}
