@@ -8,11 +8,11 @@ import (
 )
 
 // This file is the fast reader for replies. It parses a reply into a
-// compact tree (one slice of nodes, text as substrings of one copy of the
-// body) and reads instances, pages and EPRs from it exactly as the etree
-// path (parseEnvelope, ParseInstance, parsePage) does: the differential
-// tests in fastread_test.go compare the two on every capture, every
-// fixture and fuzzed input.
+// compact tree (one slice of pointer-free nodes, names and text as
+// offsets into one copy of the body) and reads instances, pages and EPRs
+// from it exactly as the etree path (parseEnvelope, ParseInstance,
+// parsePage) does: the differential tests in fastread_test.go compare the
+// two on every capture, every fixture and fuzzed input.
 //
 // The reader is deliberately conservative. Whenever the input holds
 // something it does not handle exactly as encoding/xml and etree do (a
@@ -22,22 +22,32 @@ import (
 // errFastFallback and the caller parses the reply with etree, which gives
 // the authoritative result or error. Faults also go to etree: they are
 // rare and their parser is involved.
+//
+// tdewolff/parse/v2/xml was considered as the lexer: it writes into the
+// buffer it is given (a NUL after the end, tabs and line breaks in
+// attribute values turned into spaces) and, being built for minifying,
+// accepts what encoding/xml refuses (unterminated constructs at the end,
+// unquoted attribute values, any bytes in names), so the checks that make
+// the result provably etree's would have been as long as this scanner.
 
 // errFastFallback says the fast reader left the reply to the etree path.
 var errFastFallback = errors.New("fast reader: left to the etree reader")
 
 func fallback() error { return errFastFallback }
 
+// span is a piece of fdoc.src, or (off < 0) the string fdoc.decoded[-off-1].
+type span struct{ off, n int32 }
+
 // fnode is one element of a fast-parsed document; node 0 is the document.
+// It holds no pointers, so the node slice costs the collector nothing.
 type fnode struct {
-	local string
-	ns    string
+	local, prefix span
+	ns            int32 // index in fdoc.nsTab
 	// text is the first character-data piece directly inside the element;
-	// more and lastMore link further pieces in fdoc.pieces (-1: none).
-	text           string
+	// more links further pieces in fdoc.pieces (-1: none).
+	text           span
 	ntext          int32
 	more, lastMore int32
-	prefix         string
 	parent         int32
 	first, last    int32 // element children, -1 when none
 	next           int32 // next sibling element, -1 at the end
@@ -47,11 +57,9 @@ type fnode struct {
 	hasTokens bool
 }
 
-// fattr is an attribute with its prefix resolved as etree resolves it.
+// fattr is one attribute as written.
 type fattr struct {
-	prefix, local string
-	ns            string // "" when unprefixed or the prefix is undeclared
-	value         string
+	prefix, local, value string
 }
 
 type fpiece struct {
@@ -61,31 +69,74 @@ type fpiece struct {
 
 type fbinding struct {
 	prefix string // "" for the default namespace
-	uri    string
+	ns     int32  // index in fdoc.nsTab
 }
 
 // fdoc is a fast-parsed document.
 type fdoc struct {
-	src    string
-	nodes  []fnode
-	attrs  []fattr
-	pieces []fpiece
-	binds  []fbinding
-	root   int32
+	src string
+	// Slabs the instances of a reply are carved from: a page of jobs
+	// costs a few allocations instead of a few per job.
+	instSlab  []Instance
+	propSlab  []Property
+	valueSlab []Value
+	slabSize  int
+	nodes     []fnode
+	attrs     []fattr
+	pieces    []fpiece
+	decoded   []string
+	nsTab     []string // namespace URIs; entry 0 is "" (none)
+	binds     []fbinding
+	root      int32
 }
+
+func (d *fdoc) str(sp span) string {
+	if sp.off < 0 {
+		return d.decoded[-sp.off-1]
+	}
+	return d.src[sp.off : sp.off+sp.n]
+}
+
+// local and ns are the element's local name and namespace URI.
+func (d *fdoc) local(n int32) string { return d.str(d.nodes[n].local) }
+func (d *fdoc) ns(n int32) string    { return d.nsTab[d.nodes[n].ns] }
+
+// is reports whether element n is ns:local.
+func (d *fdoc) is(n int32, ns, local string) bool {
+	return d.local(n) == local && d.ns(n) == ns
+}
+
+// textSpan records decoded character data found at src[off:off+len(raw)]:
+// in place when it is the raw text itself.
+func (d *fdoc) textSpan(txt string, off int, raw string) span {
+	if len(txt) == len(raw) && txt == raw {
+		return span{int32(off), int32(len(raw))}
+	}
+	d.decoded = append(d.decoded, txt)
+	return span{-int32(len(d.decoded)), 0}
+}
+
+// maxFastInput bounds what the fast reader takes (offsets are int32);
+// replies are bounded far below it by MaxEnvelopeSize anyway.
+const maxFastInput = 1 << 30
 
 // fastParse parses b under the same limits as readXML (depth, attributes,
 // no DTD). Any error means "use the etree path".
 func fastParse(b []byte) (*fdoc, error) {
+	if len(b) > maxFastInput {
+		return nil, fallback()
+	}
 	s := string(b)
 	d := &fdoc{src: s, root: -1}
-	// Every element starts with '<'; half of them is a good first guess
-	// (most elements have an end tag).
-	d.nodes = make([]fnode, 1, 1+strings.Count(s, "<")/2+8)
+	// Most elements have an end tag, so about half the '<' start one;
+	// sizing the slices up front saves growing them. (Counting "</"
+	// exactly costs more than an occasional growth.)
+	d.nodes = make([]fnode, 1, strings.Count(s, "<")*6/10+8)
 	d.nodes[0] = fnode{parent: -1, first: -1, last: -1, next: -1, more: -1, lastMore: -1}
-	d.attrs = make([]fattr, 0, 16)
-	d.binds = make([]fbinding, 0, 16)
-	bindMark := make([]int32, 1, 16) // binds length when each open element started
+	d.attrs = make([]fattr, 0, strings.Count(s, "=")+8)
+	d.nsTab = make([]string, 1, 32)
+	d.binds = make([]fbinding, 0, 32)
+	bindMark := make([]int32, 1, 32) // binds length when each open element started
 	cur := int32(0)
 	depth := 0
 	i := 0
@@ -102,11 +153,11 @@ func fastParse(b []byte) (*fdoc, error) {
 					return nil, fallback()
 				}
 			} else {
-				txt, err := decodeText(s[i:j], 0)
+				txt, err := decodeText(s[i:j], plainText)
 				if err != nil {
 					return nil, err
 				}
-				d.addText(cur, txt)
+				d.addText(cur, d.textSpan(txt, i, s[i:j]))
 			}
 			i = j
 			continue
@@ -116,16 +167,22 @@ func fastParse(b []byte) (*fdoc, error) {
 		}
 		switch s[i+1] {
 		case '/':
-			pfx, local, n := scanName(s[i+2:])
-			if n == 0 {
+			if cur == 0 {
 				return nil, fallback()
 			}
-			j := skipSpace(s, i+2+n)
-			if cur == 0 || j >= len(s) || s[j] != '>' {
+			// The end tag must repeat the start tag's qualified name,
+			// which is src[prefix.off : local.off+local.n], and end there.
+			nd := &d.nodes[cur]
+			qname := s[nd.prefix.off : nd.local.off+nd.local.n]
+			if !strings.HasPrefix(s[i+2:], qname) {
 				return nil, fallback()
 			}
-			// The end tag must repeat the start tag's qualified name.
-			if nd := &d.nodes[cur]; nd.local != local || nd.prefix != pfx {
+			j := i + 2 + len(qname)
+			if j < len(s) && (byteClass[s[j]]&cNameRest != 0 || s[j] == ':' || s[j] >= utf8.RuneSelf) {
+				return nil, fallback()
+			}
+			j = skipSpace(s, j)
+			if j >= len(s) || s[j] != '>' {
 				return nil, fallback()
 			}
 			d.binds = d.binds[:bindMark[len(bindMark)-1]]
@@ -158,12 +215,12 @@ func fastParse(b []byte) (*fdoc, error) {
 				if k < 0 || cur == 0 {
 					return nil, fallback()
 				}
-				txt, err := decodeText(s[i+9:i+9+k], cdataText)
+				raw := s[i+9 : i+9+k]
+				txt, err := decodeText(raw, cdataText)
 				if err != nil {
 					return nil, err
 				}
-				d.addText(cur, txt)
-				d.nodes[cur].hasTokens = true
+				d.addText(cur, d.textSpan(txt, i+9, raw))
 				i = i + 9 + k + 3
 			default:
 				// DTDs and other directives: etree refuses a DOCTYPE,
@@ -205,12 +262,14 @@ func fastParse(b []byte) (*fdoc, error) {
 // the new node, whether it closed itself, and where the tag ends. The
 // element's namespace declarations are left on d.binds.
 func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool, end int, err error) {
-	pfx, local, k := scanName(s[i+1:])
+	pfx, _, k := scanName(s[i+1:])
 	if k == 0 {
 		return 0, false, 0, fallback()
 	}
+	nameOff := i + 1
 	j := i + 1 + k
 	attrLo := len(d.attrs)
+	declares := false
 	for {
 		sp := skipSpace(s, j)
 		if sp >= len(s) {
@@ -261,22 +320,31 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 		d.attrs = append(d.attrs, fattr{prefix: apfx, local: alocal, value: val})
 		switch {
 		case apfx == "xmlns":
-			d.binds = append(d.binds, fbinding{prefix: alocal, uri: val})
+			d.nsTab = append(d.nsTab, val)
+			d.binds = append(d.binds, fbinding{prefix: alocal, ns: int32(len(d.nsTab) - 1)})
+			declares = true
 		case apfx == "" && alocal == "xmlns":
-			d.binds = append(d.binds, fbinding{prefix: "", uri: val})
+			d.nsTab = append(d.nsTab, val)
+			d.binds = append(d.binds, fbinding{prefix: "", ns: int32(len(d.nsTab) - 1)})
+			declares = true
 		}
 	}
-	// etree resolves an attribute's prefix with the declarations of its
-	// own element and its ancestors, whatever their order on the element.
-	for ai := attrLo; ai < len(d.attrs); ai++ {
-		if p := d.attrs[ai].prefix; p != "" {
-			d.attrs[ai].ns = d.lookup(p)
-		}
+	var ns int32
+	if pn := &d.nodes[parent]; parent != 0 && !declares && d.str(pn.prefix) == pfx {
+		// Most elements share their parent's prefix and declare nothing.
+		ns = pn.ns
+	} else {
+		ns = d.lookup(pfx)
 	}
-	ns := d.lookup(pfx)
+	pl := int32(len(pfx))
+	if pl > 0 {
+		pl++ // the colon
+	}
 	n = int32(len(d.nodes))
 	d.nodes = append(d.nodes, fnode{
-		local: local, ns: ns, prefix: pfx, parent: parent,
+		local:  span{int32(nameOff) + pl, int32(k) - pl},
+		prefix: span{int32(nameOff), int32(len(pfx))},
+		ns:     ns, parent: parent,
 		first: -1, last: -1, next: -1, more: -1, lastMore: -1,
 		attrLo: int32(attrLo), attrHi: int32(len(d.attrs)),
 	})
@@ -292,11 +360,30 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 }
 
 // lookup resolves a prefix ("" for the default namespace) in the open
-// elements' declarations, innermost first; undeclared is "" as in etree.
-func (d *fdoc) lookup(prefix string) string {
+// elements' declarations, innermost first; undeclared is "" (entry 0) as
+// in etree.
+func (d *fdoc) lookup(prefix string) int32 {
 	for k := len(d.binds) - 1; k >= 0; k-- {
 		if d.binds[k].prefix == prefix {
-			return d.binds[k].uri
+			return d.binds[k].ns
+		}
+	}
+	return 0
+}
+
+// attrNS resolves the prefix of an attribute of element n the way etree's
+// Attr.NamespaceURI does: the declarations of n and then of its
+// ancestors, in attribute order on each; "" when unprefixed or undeclared.
+func (d *fdoc) attrNS(n int32, prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	for e := n; e > 0; e = d.nodes[e].parent {
+		nd := &d.nodes[e]
+		for k := nd.attrLo; k < nd.attrHi; k++ {
+			if a := &d.attrs[k]; a.prefix == "xmlns" && a.local == prefix {
+				return a.value
+			}
 		}
 	}
 	return ""
@@ -304,7 +391,7 @@ func (d *fdoc) lookup(prefix string) string {
 
 // addText appends a character-data piece to node n; the first piece is
 // kept inline so that a leaf costs no extra allocation.
-func (d *fdoc) addText(n int32, txt string) {
+func (d *fdoc) addText(n int32, txt span) {
 	nd := &d.nodes[n]
 	nd.hasTokens = true
 	nd.ntext++
@@ -312,7 +399,7 @@ func (d *fdoc) addText(n int32, txt string) {
 		nd.text = txt
 		return
 	}
-	d.pieces = append(d.pieces, fpiece{s: txt, next: -1})
+	d.pieces = append(d.pieces, fpiece{s: d.str(txt), next: -1})
 	k := int32(len(d.pieces) - 1)
 	if nd.more < 0 {
 		nd.more = k
@@ -327,60 +414,75 @@ func (d *fdoc) addText(n int32, txt string) {
 func (d *fdoc) textOf(n int32) string {
 	nd := &d.nodes[n]
 	if nd.more < 0 {
-		return nd.text
+		return d.str(nd.text)
 	}
 	var b strings.Builder
-	b.WriteString(nd.text)
+	b.WriteString(d.str(nd.text))
 	for k := nd.more; k >= 0; k = d.pieces[k].next {
 		b.WriteString(d.pieces[k].s)
 	}
 	return b.String()
 }
 
-// isNameStart and isNameRest accept the ASCII subset of XML names; a
-// non-ASCII name goes to etree.
-func isNameStart(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_'
-}
+// Byte classes for the scanner's inner loops.
+const (
+	cNameStart = 1 << iota // A-Z a-z _
+	cNameRest              // name start, 0-9 . -
+	cText                  // needs a look in character data
+	cAttr                  // needs a look in an attribute value
+	cCDATA                 // needs a look in a CDATA section
+)
 
-func isNameRest(c byte) bool {
-	return isNameStart(c) || '0' <= c && c <= '9' || c == '.' || c == '-'
-}
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', c == '_':
+			t[c] |= cNameStart | cNameRest
+		case '0' <= c && c <= '9', c == '.', c == '-':
+			t[c] |= cNameRest
+		}
+		if c < 0x20 && c != '\t' && c != '\n' || c == '\r' || c >= 0x80 {
+			t[c] |= cText | cAttr | cCDATA
+		}
+	}
+	t['&'] |= cText | cAttr
+	t[']'] |= cText
+	t['<'] |= cAttr
+	return t
+}()
 
 // scanName reads a qualified name at the start of s: prefix, local part
 // and its length (0 when there is none, or when it has a shape etree would
-// read differently: several colons, an empty part, non-ASCII bytes).
+// read differently: several colons, an empty part, a part that starts
+// with a digit, '.' or '-', non-ASCII bytes). Only the ASCII subset of
+// XML names is handled; anything else goes to etree.
 func scanName(s string) (prefix, local string, n int) {
-	colon := -1
-	for n < len(s) {
-		c := s[n]
-		switch {
-		case c == ':':
-			if colon >= 0 || n == 0 {
-				return "", "", 0
-			}
-			colon = n
-		case c >= utf8.RuneSelf:
-			return "", "", 0
-		case n == 0 || n == colon+1:
-			// Each part starts with a letter or '_'; a digit, '.' or '-'
-			// after the colon is valid XML but left to etree.
-			if !isNameStart(c) {
-				return "", "", 0
-			}
-		case !isNameRest(c):
-			goto done
-		}
-		n++
-	}
-done:
-	if n == 0 || colon == n-1 {
+	if len(s) == 0 || byteClass[s[0]]&cNameStart == 0 {
 		return "", "", 0
 	}
-	if colon < 0 {
-		return "", s[:n], n
+	n = 1
+	for n < len(s) && byteClass[s[n]]&cNameRest != 0 {
+		n++
 	}
-	return s[:colon], s[colon+1 : n], n
+	if n < len(s) && s[n] == ':' {
+		colon := n
+		n++
+		if n >= len(s) || byteClass[s[n]]&cNameStart == 0 {
+			return "", "", 0
+		}
+		n++
+		for n < len(s) && byteClass[s[n]]&cNameRest != 0 {
+			n++
+		}
+		if n < len(s) && (s[n] == ':' || s[n] >= utf8.RuneSelf) {
+			return "", "", 0
+		}
+		return s[:colon], s[colon+1 : n], n
+	}
+	if n < len(s) && s[n] >= utf8.RuneSelf {
+		return "", "", 0
+	}
+	return "", s[:n], n
 }
 
 func skipSpace(s string, i int) int {
@@ -463,18 +565,31 @@ const (
 // Anything encoding/xml refuses, and anything it would read in a way this
 // function does not copy exactly, falls back.
 func decodeText(raw string, kind int) (string, error) {
+	mask := uint8(cText)
+	switch kind {
+	case attrValue:
+		mask = cAttr
+	case cdataText:
+		mask = cCDATA
+	}
 	rewrite := false
 	for i := 0; i < len(raw); {
 		c := raw[i]
+		if byteClass[c]&mask == 0 {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
 			switch {
-			case c == '&' && kind != cdataText, c == '\r':
+			case c == '&', c == '\r':
 				rewrite = true
-			case c == '<' && kind == attrValue:
+			case c == '<':
 				return "", fallback()
-			case c == ']' && kind == plainText && strings.HasPrefix(raw[i:], "]]>"):
-				return "", fallback()
-			case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
+			case c == ']':
+				if strings.HasPrefix(raw[i:], "]]>") {
+					return "", fallback()
+				}
+			default: // a control character
 				return "", fallback()
 			}
 			i++
@@ -565,6 +680,7 @@ func charRef(ref string) (rune, bool) {
 }
 
 // fastReply is a reply read by the fast reader; header is -1 when absent.
+// fastReply is a reply read by the fast reader; header is -1 when absent.
 type fastReply struct {
 	d            *fdoc
 	header, body int32
@@ -579,16 +695,15 @@ func parseFastReply(b []byte) (*fastReply, error) {
 		return nil, err
 	}
 	env := d.root
-	if n := &d.nodes[env]; n.local != "Envelope" || n.ns != NsSOAP {
+	if !d.is(env, NsSOAP, "Envelope") {
 		return nil, fallback()
 	}
 	r := &fastReply{d: d, header: -1, body: -1}
 	for c := d.nodes[env].first; c >= 0; c = d.nodes[c].next {
-		n := &d.nodes[c]
-		if n.ns != NsSOAP {
+		if d.ns(c) != NsSOAP {
 			continue
 		}
-		switch n.local {
+		switch d.local(c) {
 		case "Header":
 			r.header = c
 		case "Body":
@@ -598,7 +713,7 @@ func parseFastReply(b []byte) (*fastReply, error) {
 	if r.body < 0 {
 		return nil, fallback()
 	}
-	if c := r.bodyChild(); c >= 0 && d.nodes[c].local == "Fault" && d.nodes[c].ns == NsSOAP {
+	if c := r.bodyChild(); c >= 0 && d.local(c) == "Fault" && d.ns(c) == NsSOAP {
 		return nil, fallback()
 	}
 	return r, nil
@@ -611,7 +726,7 @@ func (r *fastReply) headerText(ns, local string) string {
 	}
 	d := r.d
 	for c := d.nodes[r.header].first; c >= 0; c = d.nodes[c].next {
-		if d.nodes[c].local == local && d.nodes[c].ns == ns {
+		if d.local(c) == local && d.ns(c) == ns {
 			return strings.TrimSpace(d.textOf(c))
 		}
 	}
@@ -630,7 +745,7 @@ func (d *fdoc) child(n int32, ns, local string) int32 {
 		return -1
 	}
 	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
-		if d.nodes[c].local == local && d.nodes[c].ns == ns {
+		if d.local(c) == local && d.ns(c) == ns {
 			return c
 		}
 	}
@@ -642,7 +757,7 @@ func (d *fdoc) xsiAttr(n int32, local string) string {
 	nd := &d.nodes[n]
 	for k := nd.attrLo; k < nd.attrHi; k++ {
 		a := &d.attrs[k]
-		if a.local == local && a.prefix != "" && a.ns == NsXSI {
+		if a.local == local && a.prefix != "" && d.attrNS(n, a.prefix) == NsXSI {
 			return a.value
 		}
 	}
@@ -671,9 +786,9 @@ func (d *fdoc) nkids(n int32) int {
 
 // parseInstance is ParseInstance.
 func (d *fdoc) parseInstance(n int32) (*Instance, error) {
-	nd := &d.nodes[n]
-	in := &Instance{ClassName: nd.local, ResourceURI: nd.ns}
-	if in.ResourceURI == NsWSMan && nd.local == "XmlFragment" {
+	in := d.newInstance()
+	in.ClassName, in.ResourceURI = d.local(n), d.ns(n)
+	if in.ResourceURI == NsWSMan && in.ClassName == "XmlFragment" {
 		in.Fragment = true
 	}
 	if t := d.xsiAttr(n, "type"); t != "" {
@@ -688,25 +803,25 @@ func (d *fdoc) parseInstance(n int32) (*Instance, error) {
 // parseProps is parseProps.
 func (d *fdoc) parseProps(in *Instance, n int32) error {
 	k := d.nkids(n)
-	slab := make([]Value, k)
+	slab := d.values(k)
 	if in.Props == nil && k > 0 {
-		in.Props = make([]Property, 0, k)
+		in.Props = d.props(k)
 	}
 	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
-		cn := &d.nodes[c]
-		if cn.local == "Location" && cn.ns == NsCIM {
+		name := d.local(c)
+		if name == "Location" && d.ns(c) == NsCIM {
 			continue
 		}
 		v, err := d.parseValue(c)
 		if err != nil {
-			return fmt.Errorf("parse %s.%s: %w", in.ClassName, cn.local, err)
+			return fmt.Errorf("parse %s.%s: %w", in.ClassName, name, err)
 		}
-		if p := in.propExact(cn.local); p != nil {
+		if p := in.propExact(name); p != nil {
 			p.Values = append(p.Values, v)
 			continue
 		}
 		slab[0] = v
-		in.Props = append(in.Props, Property{Name: cn.local, Values: slab[:1:1]})
+		in.Props = append(in.Props, Property{Name: name, Values: slab[:1:1]})
 		slab = slab[1:]
 	}
 	return nil
@@ -723,8 +838,8 @@ func (d *fdoc) parseValue(c int32) (Value, error) {
 	}
 	only := d.nodes[first].next < 0
 	if only && d.nodes[first].first < 0 {
-		if k := &d.nodes[first]; k.ns == NsCIM || k.ns == "" {
-			switch k.local {
+		if ns := d.ns(first); ns == NsCIM || ns == "" {
+			switch d.local(first) {
 			case "Datetime":
 				return Value{Kind: KindDatetime, Text: strings.TrimSpace(d.textOf(first))}, nil
 			case "Interval":
@@ -746,7 +861,8 @@ func (d *fdoc) parseValue(c int32) (Value, error) {
 		}
 		return Value{Kind: KindObject, Object: obj}, nil
 	}
-	obj := &Instance{ClassName: d.nodes[c].local, ResourceURI: d.nodes[first].ns}
+	obj := d.newInstance()
+	obj.ClassName, obj.ResourceURI = d.local(c), d.ns(first)
 	if t := d.xsiAttr(c, "type"); t != "" {
 		obj.TypeName = localPart(t)
 		obj.ClassName = strings.TrimSuffix(obj.TypeName, "_Type")
@@ -766,18 +882,18 @@ func (d *fdoc) isEmptyObject(n int32) bool {
 func (d *fdoc) parseEPR(n int32) (*EndpointReference, error) {
 	epr := &EndpointReference{}
 	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
-		if d.nodes[c].ns != NsAddressing {
+		if d.ns(c) != NsAddressing {
 			continue
 		}
-		switch d.nodes[c].local {
+		switch d.local(c) {
 		case "Address":
 			epr.Address = strings.TrimSpace(d.textOf(c))
 		case "ReferenceParameters":
 			for r := d.nodes[c].first; r >= 0; r = d.nodes[r].next {
-				if d.nodes[r].ns != NsWSMan {
+				if d.ns(r) != NsWSMan {
 					continue
 				}
-				switch d.nodes[r].local {
+				switch d.local(r) {
 				case "ResourceURI":
 					epr.ResourceURI = strings.TrimSpace(d.textOf(r))
 				case "SelectorSet":
@@ -797,7 +913,7 @@ func (d *fdoc) parseEPR(n int32) (*EndpointReference, error) {
 func (d *fdoc) parseSelectorSet(n int32) ([]Selector, error) {
 	var sels []Selector
 	for s := d.nodes[n].first; s >= 0; s = d.nodes[s].next {
-		if d.nodes[s].local != "Selector" || d.nodes[s].ns != NsWSMan {
+		if d.local(s) != "Selector" || d.ns(s) != NsWSMan {
 			continue
 		}
 		sel := Selector{Name: d.attr(s, "Name")}
@@ -806,7 +922,7 @@ func (d *fdoc) parseSelectorSet(n int32) ([]Selector, error) {
 		}
 		if d.nodes[s].first >= 0 {
 			for k := d.nodes[s].first; k >= 0; k = d.nodes[k].next {
-				if d.nodes[k].local == "EndpointReference" && d.nodes[k].ns == NsAddressing {
+				if d.local(k) == "EndpointReference" && d.ns(k) == NsAddressing {
 					epr, err := d.parseEPR(k)
 					if err != nil {
 						return nil, err
@@ -832,11 +948,11 @@ func (r *fastReply) parsePage(want string) (*page, error) {
 	p := &page{}
 	hasContext := false
 	for c := d.nodes[resp].first; c >= 0; c = d.nodes[c].next {
-		ns := d.nodes[c].ns
+		ns := d.ns(c)
 		if ns != NsEnumeration && ns != NsWSMan {
 			continue
 		}
-		switch d.nodes[c].local {
+		switch d.local(c) {
 		case "EnumerationContext":
 			hasContext = true
 			p.context = strings.TrimSpace(d.textOf(c))
@@ -865,10 +981,10 @@ func (d *fdoc) parseItems(n int32) ([]*Item, error) {
 	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
 		it := &slab[0]
 		slab = slab[1:]
-		switch cn := &d.nodes[c]; {
-		case cn.local == "Item" && cn.ns == NsWSMan:
-			for g := cn.first; g >= 0; g = d.nodes[g].next {
-				if d.nodes[g].local == "EndpointReference" && d.nodes[g].ns == NsAddressing {
+		switch {
+		case d.is(c, NsWSMan, "Item"):
+			for g := d.nodes[c].first; g >= 0; g = d.nodes[g].next {
+				if d.local(g) == "EndpointReference" && d.ns(g) == NsAddressing {
 					epr, err := d.parseEPR(g)
 					if err != nil {
 						return nil, err
@@ -882,7 +998,7 @@ func (d *fdoc) parseItems(n int32) ([]*Item, error) {
 					it.Instance = in
 				}
 			}
-		case cn.local == "EndpointReference" && cn.ns == NsAddressing:
+		case d.is(c, NsAddressing, "EndpointReference"):
 			epr, err := d.parseEPR(c)
 			if err != nil {
 				return nil, err
@@ -898,4 +1014,70 @@ func (d *fdoc) parseItems(n int32) ([]*Item, error) {
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// identify is reply.identify on the fast reader.
+func (r *fastReply) identify() (*IdentifyResponse, bool) {
+	d := r.d
+	ir := d.child(r.body, NsIdentity, "IdentifyResponse")
+	if ir < 0 {
+		return nil, false
+	}
+	out := &IdentifyResponse{}
+	for e := d.nodes[ir].first; e >= 0; e = d.nodes[e].next {
+		if d.ns(e) != NsIdentity {
+			continue
+		}
+		switch d.local(e) {
+		case "ProtocolVersion":
+			out.ProtocolVersion = strings.TrimSpace(d.textOf(e))
+		case "ProductVendor":
+			out.ProductVendor = strings.TrimSpace(d.textOf(e))
+		case "ProductVersion":
+			out.ProductVersion = strings.TrimSpace(d.textOf(e))
+		case "SecurityProfiles":
+			for p := d.nodes[e].first; p >= 0; p = d.nodes[p].next {
+				out.SecurityProfiles = append(out.SecurityProfiles, strings.TrimSpace(d.textOf(p)))
+			}
+		}
+	}
+	return out, true
+}
+
+// nextSlab is the size of the next slab: small for a Get, growing for a
+// page of items.
+func (d *fdoc) nextSlab(need int) int {
+	if d.slabSize < 256 {
+		d.slabSize = max(8, d.slabSize*2)
+	}
+	return max(need, d.slabSize)
+}
+
+func (d *fdoc) newInstance() *Instance {
+	if len(d.instSlab) == 0 {
+		d.instSlab = make([]Instance, d.nextSlab(1)/4+1)
+	}
+	in := &d.instSlab[0]
+	d.instSlab = d.instSlab[1:]
+	return in
+}
+
+// props returns an empty property slice with room for k.
+func (d *fdoc) props(k int) []Property {
+	if len(d.propSlab) < k {
+		d.propSlab = make([]Property, d.nextSlab(k))
+	}
+	p := d.propSlab[:0:k]
+	d.propSlab = d.propSlab[k:]
+	return p
+}
+
+// values returns k zero values.
+func (d *fdoc) values(k int) []Value {
+	if len(d.valueSlab) < k {
+		d.valueSlab = make([]Value, d.nextSlab(k))
+	}
+	v := d.valueSlab[:k:k]
+	d.valueSlab = d.valueSlab[k:]
+	return v
 }
