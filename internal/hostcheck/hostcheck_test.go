@@ -195,3 +195,17 @@ func TestCleanError(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCleanError: any stderr a host sends gives text, never a panic, and
+// plain text passes through trimmed.
+func FuzzCleanError(f *testing.F) {
+	f.Add("#< CLIXML\r\n<Objs><S S=\"Error\">a_x000D__x000A_</S></Objs>")
+	f.Add("#< CLIXML<S S=\"Error\">unterminated")
+	f.Add("plain")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := hostcheck.CleanError(s)
+		if !strings.HasPrefix(strings.TrimSpace(s), "#< CLIXML") && got != strings.TrimSpace(s) {
+			t.Fatalf("plain %q became %q", s, got)
+		}
+	})
+}

@@ -300,6 +300,11 @@ func run(ctx context.Context, c *wsman.Client, command string) (Result, error) {
 	out := &capped{max: DefaultMaxOutput}
 	errOut := &capped{max: DefaultMaxOutput}
 	for {
+		if ctx.Err() != nil {
+			// Checked here too, not only on a failed Receive: a host
+			// that answers at once with no output must not keep us.
+			return out.result(errOut, 0), fmt.Errorf("run command on %s: %w", hostOf(c), ctx.Err())
+		}
 		rep, err := t.post(ctx, winrm.NewGetOutputRequest(to, shellID, commandID, "stdout stderr", p))
 		if err != nil {
 			if ctx.Err() != nil {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/beevik/etree"
@@ -125,6 +127,11 @@ func TestShellWireShapes(t *testing.T) {
 
 	t.Run("Receive done", func(t *testing.T) {
 		cmdID := run("echo hello")
+		// Receive once the command has ended, so that one reply holds
+		// its output and its end.
+		for !slices.ContainsFunc(sh.History(), func(c wsmantest.CommandRecord) bool { return c.ID == cmdID && c.Done }) {
+			time.Sleep(time.Millisecond)
+		}
 		r := receive(cmdID, "PT20S")
 		want := []string{
 			"0/s:Envelope[xml:lang xmlns:s xmlns:a xmlns:w xmlns:rsp xmlns:p]", "1/s:Header[]", "2/a:Action[]", "2/a:MessageID[]", "2/a:To[]", "2/a:RelatesTo[]",
@@ -256,4 +263,18 @@ func TestCommandPowerShell(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCommandPowerShell: any command line decodes or is refused, never a
+// panic.
+func FuzzCommandPowerShell(f *testing.F) {
+	f.Add("powershell.exe -EncodedCommand ZQBjAGgAbwA=")
+	f.Add("powershell -e")
+	f.Add("cmd /c")
+	f.Fuzz(func(t *testing.T, line string) {
+		c := &wsmantest.Command{Line: line}
+		if s, ok := c.PowerShell(); !ok && s != "" {
+			t.Fatalf("refused %q but returned %q", line, s)
+		}
+	})
 }
