@@ -301,8 +301,8 @@ func checkChildArgv(t *testing.T, h *bitssim.Host, conn []string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"wait", id, "--interval", "50ms"}, conn...)...)
 	cmd.Env = append(baseEnv(), cli.EnvPassword+"="+canaryPassword)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
