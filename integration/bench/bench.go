@@ -233,6 +233,10 @@ func runBench(o benchOptions) error {
 	}
 	pool := fleet.NewPool(hosts, cn)
 	defer pool.Close()
+	index := map[string]int{}
+	for i, n := range pool.Names() {
+		index[n] = i
+	}
 	ctx := context.Background()
 	fo := fleet.Options{Concurrency: o.Concurrency}
 
@@ -240,7 +244,7 @@ func runBench(o benchOptions) error {
 	ids := make([][]string, len(hosts))
 	seed, err := measure(&reqs, func() error {
 		res, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
-			i := slices.Index(pool.Names(), c.Name)
+			i := index[c.Name]
 			for j := range o.Jobs {
 				id, err := c.Bits.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: fmt.Sprintf("bench %d", j),
 					RemoteURL: hp.ready.FilesURL + "/payload.bin", LocalFile: filepath.Join(dest, fmt.Sprintf("seed-%d-%d", i, j)), Suspended: true})
@@ -265,7 +269,7 @@ func runBench(o benchOptions) error {
 	cycle := func(useGet bool) func() error {
 		return func() error {
 			res, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
-				i := slices.Index(pool.Names(), c.Name)
+				i := index[c.Name]
 				if useGet {
 					for _, id := range ids[i] {
 						j, err := c.Bits.Job(ctx, id)
