@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -181,5 +183,47 @@ func TestHostCheckBeforeFeatureCommandsFail(t *testing.T) {
 	r := run(t, withPassword(), "list", "-H", bare.hostArg(), "-u", testUser)
 	if r.code != ExitFault || !strings.Contains(r.stderr, "BITS provider (root\\microsoft\\bits) not available on the host") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// sim --without-bits-feature serves hosts that host prepare can fix.
+func TestSimWithoutBitsFeature(t *testing.T) {
+	ios, _, _, _ := Test()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	ios.Out, ios.ErrOut = out, errOut
+	f := NewFactory()
+	f.IO = ios
+	f.Getenv = func(string) string { return "" }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- Execute(ctx, f, []string{"sim", "--listen", "127.0.0.1:0", "--without-bits-feature", "-o", "jsonl"})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("sim exit %d", code)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("sim printed no host; stderr %s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var h simHostRecord
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &h); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{EnvPassword: h.Password}
+	if r := run(t, env, "host", "check", "-H", h.Host, "-u", "admin", "-o", "json"); r.code != ExitJobFailed || decode(t, r.stdout)["providerInstalled"] != false {
+		t.Errorf("check: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "host", "prepare", "--yes", "-H", h.Host, "-u", "admin"); r.code != 0 {
+		t.Errorf("prepare: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "host", "check", "-H", h.Host, "-u", "admin", "-o", "json"); r.code != 0 || decode(t, r.stdout)["ready"] != true {
+		t.Errorf("check after prepare: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

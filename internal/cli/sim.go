@@ -31,6 +31,9 @@ type SimOptions struct {
 	TimeScale  float64
 	// StateDir keeps each host's job queue across restarts of sim.
 	StateDir string
+	// NoFeature serves hosts without the BITS-Compact-Server feature
+	// (for trying "host check" and "host prepare").
+	NoFeature bool
 	// ready, when set, receives the hosts once they serve (tests).
 	ready func([]simHostRecord)
 }
@@ -96,6 +99,7 @@ nothing more until the hosts stop.`,
 	fl.StringVar(&opts.FilesDir, "files", "", "serve this `DIR` over HTTP for download jobs")
 	fl.StringVar(&opts.UploadDir, "upload-dir", "", "receive BITS uploads into this `DIR`")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "keep each host's job queue in `DIR` (DIR/SIM01, ...), so that sim started again has the same jobs, as BITS keeps its queue across restarts")
+	fl.BoolVar(&opts.NoFeature, "without-bits-feature", false, "hosts without the BITS-Compact-Server feature: the BITS provider is missing until 'bitsremote host prepare --yes' installs it")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "speed of the hosts' BITS timers (0.01: a 600 s retry delay takes 6 s)")
 	return cmd
 }
@@ -200,7 +204,8 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		cfg := base
 		cfg.Addr = addr
 		cfg.Machine = fmt.Sprintf("SIM%02d", i+1)
-		hc := bitssim.HostConfig{Server: cfg, TLS: opts.TLS, Provider: bitssim.Config{TimeScale: opts.TimeScale, Slots: 4}}
+		hc := bitssim.HostConfig{Server: cfg, TLS: opts.TLS, Provider: bitssim.Config{TimeScale: opts.TimeScale, Slots: 4},
+			FeatureNotInstalled: opts.NoFeature}
 		if opts.StateDir != "" {
 			hc.Provider.StateDir = filepath.Join(opts.StateDir, cfg.Machine)
 		}
