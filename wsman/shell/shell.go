@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/masterzen/winrm"
@@ -69,6 +70,11 @@ var ErrOutputTruncated = errors.New("shell: command output exceeds the limit and
 // masterzen's Post has no context, so a Transporter carries the one its
 // calls run under: Ctx, or context.Background when nil. Use one
 // Transporter per logical operation.
+//
+// With masterzen's own Command API, note that it keeps polling after an
+// error only when the error text contains "OperationTimeout", which the
+// *wsman.Fault of a w:TimedOut does through Windows' reason text (in the
+// en-US locale we send); Run does not depend on that.
 type Transporter struct {
 	Client *wsman.Client
 	Ctx    context.Context
@@ -261,6 +267,9 @@ func run(ctx context.Context, c *wsman.Client, command string) (Result, error) {
 	if _, err := endpoint(c.Endpoint); err != nil {
 		return Result{}, err
 	}
+	if err := checkCommand(command); err != nil {
+		return Result{}, err
+	}
 	t := &Transporter{Client: c, Ctx: ctx}
 	p := parameters(c)
 	to := c.Endpoint // wsa:To: the endpoint as configured
@@ -331,6 +340,28 @@ func run(ctx context.Context, c *wsman.Client, command string) (Result, error) {
 			return res, nil
 		}
 	}
+}
+
+// checkCommand refuses what masterzen cannot carry: it writes the command
+// line verbatim into a CDATA section, so "]]>" would end it early (and let
+// the rest be read as XML), and XML 1.0 has no way to send most control
+// characters at all. RunPowerShell's base64 never contains either.
+func checkCommand(command string) error {
+	if strings.TrimSpace(command) == "" {
+		return errors.New("shell: the command is empty")
+	}
+	if strings.Contains(command, "]]>") {
+		return errors.New(`shell: the command contains "]]>", which cannot be sent inside the CDATA section of rsp:Command; use RunPowerShell, whose script is base64-encoded`)
+	}
+	if !utf8.ValidString(command) {
+		return errors.New("shell: the command is not valid UTF-8")
+	}
+	for _, r := range command {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0xFFFE || r == 0xFFFF {
+			return fmt.Errorf("shell: the command contains the character %U, which XML cannot carry; use RunPowerShell", r)
+		}
+	}
+	return nil
 }
 
 // checkAction verifies a reply's Action, which masterzen's output parser

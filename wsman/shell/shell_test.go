@@ -332,9 +332,26 @@ func TestRunBadInput(t *testing.T) {
 			return nil, errors.New("not reached")
 		})), `shell: endpoint "ftp://x/wsman" is not an http(s) URL`},
 	}
+	ok := wsman.NewClient("http://win1:5985/wsman", transport.Func(func(context.Context, *transport.Request) (*transport.Response, error) {
+		return nil, errors.New("not reached")
+	}))
+	tests = append(tests, []struct {
+		name string
+		c    *wsman.Client
+		want string
+	}{
+		{"empty command", ok, "shell: the command is empty"},
+		{"CDATA end", ok, `shell: the command contains "]]>", which cannot be sent inside the CDATA section of rsp:Command; use RunPowerShell, whose script is base64-encoded`},
+		{"control character", ok, "shell: the command contains the character U+0000, which XML cannot carry; use RunPowerShell"},
+	}...)
+	lines := map[string]string{"empty command": " ", "CDATA end": "echo ]]><x/>", "control character": "echo \x00"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := shell.Run(context.Background(), tt.c, "x")
+			line, found := lines[tt.name]
+			if !found {
+				line = "x"
+			}
+			_, _, _, err := shell.Run(context.Background(), tt.c, line)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v, want %s", err, tt.want)
 			}
