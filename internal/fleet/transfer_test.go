@@ -596,3 +596,55 @@ func TestConnectorOverrides(t *testing.T) {
 		t.Errorf("bad auth: %v", err)
 	}
 }
+
+// TestTransferAsyncThenResume: an --async run leaves its jobs resumed and
+// the run open; resuming it without --async waits for the same jobs and
+// completes them, creating nothing.
+func TestTransferAsyncThenResume(t *testing.T) {
+	f := newSimFleet(t, 2)
+	p := f.pool(t)
+	led, _ := openTestLedger(t)
+	dst := t.TempDir()
+	specsFor := func(host string) []JobSpec { return testSpecs(f, hostDir(t, dst, host)) }
+	fp := Fingerprint("transfer", testSpecs(f, dst))
+	run, err := led.BeginRun("transfer", fp, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, sum := p.Run(ctx, Options{}, func(ctx context.Context, c *Conn) error {
+		tr := &Transfer{Specs: specsFor(c.Name), Ledger: led, Run: run, Async: true}
+		res, err := tr.Host(ctx, c)
+		for _, r := range res {
+			if r.Step != StepResumed || r.JobID == "" || r.Job == nil || r.Outcome != nil {
+				t.Errorf("async %s job %d: %+v", c.Name, r.Index, r)
+			}
+		}
+		return err
+	})
+	if sum.Failed != 0 {
+		t.Fatalf("async run: %+v", sum)
+	}
+	tr := &Transfer{Specs: testSpecs(f, dst), Ledger: led, Run: run, Async: true}
+	if ok, _ := tr.Finish(p.Names()); ok {
+		t.Fatal("an async run was marked finished")
+	}
+	if run, err = led.BeginRun("transfer", fp, "", true); err != nil {
+		t.Fatal(err)
+	}
+	res, sum := runTransfer(ctx, t, p, led, run, specsFor)
+	if sum.Failed != 0 {
+		t.Fatalf("resumed run: %+v", sum)
+	}
+	for _, rs := range res {
+		for _, r := range rs {
+			if r.Step != StepAcknowledged || r.Outcome == nil || r.Outcome.Action != bitsprov.ResultCompleted {
+				t.Errorf("%s job %d: %+v", r.Host, r.Index, r)
+			}
+		}
+	}
+	if n := f.count(createAction); n != 6 {
+		t.Errorf("%d CreateJob calls, want 6", n)
+	}
+}
