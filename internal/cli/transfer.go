@@ -69,7 +69,8 @@ Every job is recorded in the ledger (see "bitsremote ledger") before it is
 created and after each step. If a run is interrupted (Ctrl-C, a kill, a lost
 network), run the same command again with --resume: jobs already created
 are found again by the marker in their Description and not created twice,
-and finished ones are left alone.
+and finished ones are left alone. After --async, the same command with
+--resume (without --async) waits for the recorded jobs and completes them.
 
 On wait and transfer --timeout bounds the whole wait, not each request. Exit
 codes: 0 transferred and completed; 1 the job failed or was cancelled; 4 the
