@@ -245,7 +245,19 @@ func (f *Factory) checkSecretsProtected() error {
 		if strings.HasPrefix(ep.URL, "https://") {
 			continue
 		}
-		sealed := (cfg.Auth == transport.AuthNTLM || cfg.Auth == transport.AuthKerberos) && cfg.Encryption != transport.EncryptionNever
+		// An inventory may set the host's own transport and encryption.
+		auth, enc := cfg.Auth, cfg.Encryption
+		if ep.host.Auth != "" {
+			if a, err := transport.ParseAuth(ep.host.Auth); err == nil {
+				auth = a
+			}
+		}
+		if ep.host.Encryption != "" {
+			if e, err := transport.ParseEncryption(ep.host.Encryption); err == nil {
+				enc = e
+			}
+		}
+		sealed := (auth == transport.AuthNTLM || auth == transport.AuthKerberos) && enc != transport.EncryptionNever
 		if !sealed {
 			return usageErrorf("%s: refusing to send a job password over http:// without message encryption (use --https, or --auth ntlm without --encryption never)", ep.Name)
 		}

@@ -130,3 +130,23 @@ func TestLedgerBusy(t *testing.T) {
 		t.Errorf("%d requests reached the host", n)
 	}
 }
+
+// TestJobPasswordNeedsSealingPerHost: an inventory that turns message
+// encryption off for one host keeps the job password from going there
+// over plain http.
+func TestJobPasswordNeedsSealingPerHost(t *testing.T) {
+	h := newSimHost(t)
+	inv := filepath.Join(t.TempDir(), "inv.ini")
+	if err := os.WriteFile(inv, []byte(h.hostArg()+" ansible_winrm_message_encryption=never\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := withPassword()
+	env[EnvJobPassword] = "job-secret-1"
+	r := run(t, env, "transfer", h.FilesURL+"/file.bin", tempPath(t, "x.bin"), "--job-user", "svc", "--inventory", inv, "-u", testUser)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "refusing to send a job password over http:// without message encryption") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+	if n := len(h.Server.Log()); n != 0 {
+		t.Errorf("%d requests reached the host", n)
+	}
+}
