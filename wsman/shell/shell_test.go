@@ -32,7 +32,9 @@ type host struct {
 	c     *wsman.Client
 }
 
-func newHost(t *testing.T, run wsmantest.Runner) *host {
+func newHost(t *testing.T, run wsmantest.Runner) *host { return newHostTB(t, run) }
+
+func newHostTB(t testing.TB, run wsmantest.Runner) *host {
 	t.Helper()
 	srv := wsmantest.NewUnstartedServer(wsmantest.Config{
 		Auth: wsmantest.AuthNTLM, Users: map[string]string{user: pass},
