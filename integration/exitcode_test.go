@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,4 +203,90 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			wantCode(t, res, 0)
 		})
 	}
+}
+
+// dropListener accepts connections and closes them at once, as a host
+// whose service is restarting or a proxy that drops us does; it counts
+// the connections, one per attempt.
+type dropListener struct {
+	net.Listener
+	mu sync.Mutex
+	n  int
+}
+
+func newDropListener(t *testing.T) *dropListener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dropListener{Listener: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.n++
+			d.mu.Unlock()
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return d
+}
+
+func (d *dropListener) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n
+}
+
+// TestDroppedConnections: a host that closes every connection without
+// answering is a connection failure (exit 4), and --retries N makes N+1
+// attempts in all, whatever the command, not N+1 at each layer. wait
+// rides out a host that does not answer (it may be restarting) until its
+// --timeout, then exits 4.
+func TestDroppedConnections(t *testing.T) {
+	t.Parallel()
+	const id = "{0BADC0DE-0000-4000-8000-000000000002}"
+	for _, tc := range []struct {
+		args    []string
+		retries int
+	}{
+		{[]string{"list"}, 0},
+		{[]string{"list"}, 2},
+		{[]string{"get", id}, 0},
+		{[]string{"get", id}, 2},
+		{[]string{"wsman", "enumerate", bitsAlias}, 2},
+	} {
+		t.Run(fmt.Sprintf("%s retries %d", tc.args[0], tc.retries), func(t *testing.T) {
+			t.Parallel()
+			d := newDropListener(t)
+			res := run(t, runSpec{
+				args: append(tc.args, "-H", d.Addr().String(), "-u", "admin", "--retries", strconv.Itoa(tc.retries)),
+				env:  []string{"BITSREMOTE_PASSWORD=pw"},
+			})
+			wantCode(t, res, 4)
+			if got := d.count(); got != tc.retries+1 {
+				t.Errorf("%d connections, want %d (--retries %d)\n%s", got, tc.retries+1, tc.retries, res)
+			}
+		})
+	}
+	t.Run("wait", func(t *testing.T) {
+		t.Parallel()
+		d := newDropListener(t)
+		res := run(t, runSpec{
+			args: []string{"wait", id, "--interval", "100ms", "--timeout", "1s", "-H", d.Addr().String(), "-u", "admin"},
+			env:  []string{"BITSREMOTE_PASSWORD=pw"},
+		})
+		wantCode(t, res, 4)
+		if !strings.Contains(res.Stderr, d.Addr().String()) {
+			t.Errorf("wait: stderr does not name the host:\n%s", res)
+		}
+		if d.count() < 2 {
+			t.Errorf("wait tried the host %d times in 1 s; it should keep polling", d.count())
+		}
+	})
 }

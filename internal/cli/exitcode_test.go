@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"syscall"
 	"testing"
 
@@ -50,6 +52,8 @@ func TestExitCode(t *testing.T) {
 		{"unknown CA", fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), ExitConnection},
 		{"hostname", x509.HostnameError{Host: "h"}, ExitConnection},
 		{"encryption required", fmt.Errorf("h: %w", transport.ErrEncryptionRequired), ExitConnection},
+		{"closed without an answer", fmt.Errorf("post to h: %w", io.EOF), ExitConnection},
+		{"reply cut short", &url.Error{Op: "Post", URL: "http://h/wsman", Err: io.ErrUnexpectedEOF}, ExitConnection},
 		{"ambiguous reset", &wsman.AmbiguousError{Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}, ExitConnection},
 		{"ambiguous fault", &wsman.AmbiguousError{Err: &wsman.Fault{Subcode: "InternalError"}}, ExitFault},
 		{"other", errors.New("something else"), ExitJobFailed},
