@@ -1,7 +1,9 @@
 package wsman
 
 import (
+	"encoding/xml"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -10,10 +12,13 @@ import (
 // a prefix) or as a WMI key, option or property name: a letter or '_',
 // then letters, digits, '_', '.' or '-'. WMI identifiers are narrower
 // still ([A-Za-z_][A-Za-z0-9_]*), so nothing Windows accepts is refused.
+// A name with non-ASCII letters must also be one encoding/xml reads back
+// (it follows XML 1.0's older, narrower name tables).
 func validName(s string) bool {
 	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
+	ascii := true
 	for i, r := range s {
 		switch {
 		case r == '_' || unicode.IsLetter(r):
@@ -21,8 +26,14 @@ func validName(s string) bool {
 		default:
 			return false
 		}
+		ascii = ascii && r < utf8.RuneSelf
 	}
-	return true
+	if ascii {
+		return true
+	}
+	tok, err := xml.NewDecoder(strings.NewReader("<" + s + "/>")).Token()
+	se, ok := tok.(xml.StartElement)
+	return err == nil && ok && se.Name.Space == "" && se.Name.Local == s
 }
 
 // checkNames refuses, before anything is sent, a selector, option, class
