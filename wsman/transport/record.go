@@ -76,12 +76,6 @@ type Recorder struct {
 // of that name. secrets are strings (the password) to remove from
 // everything written, in addition to Authorization headers and elements
 // named like *Password*.
-// Confidential asks the recorded transport.
-func (r *Recorder) Confidential(endpoint string) bool {
-	ok, _ := IsConfidential(r.next, endpoint)
-	return ok
-}
-
 func NewRecorder(next Transport, dir, name string, secrets ...string) (*Recorder, error) {
 	if next == nil {
 		return nil, errors.New("recorder: nil transport")
@@ -109,6 +103,12 @@ func NewRecorder(next Transport, dir, name string, secrets ...string) (*Recorder
 		}
 	}
 	return &Recorder{next: next, dir: d, secrets: s}, nil
+}
+
+// Confidential asks the recorded transport.
+func (r *Recorder) Confidential(endpoint string) bool {
+	ok, _ := IsConfidential(r.next, endpoint)
+	return ok
 }
 
 // RoundTrip sends req through the wrapped transport and records the

@@ -126,9 +126,6 @@ type Replayer struct {
 // NewReplayer loads the recording dir/name. secrets are the strings the
 // recorder was told to redact, so that a request carrying the real password
 // still matches.
-// Confidential is true: a replay sends nothing over any network.
-func (r *Replayer) Confidential(string) bool { return true }
-
 func NewReplayer(dir, name string, secrets ...string) (*Replayer, error) {
 	ex, err := LoadExchanges(dir, name)
 	if err != nil {
@@ -142,6 +139,9 @@ func NewReplayer(dir, name string, secrets ...string) (*Replayer, error) {
 	}
 	return &Replayer{name: name, ex: ex, scrub: &Recorder{secrets: s}}, nil
 }
+
+// Confidential is true: a replay sends nothing over any network.
+func (r *Replayer) Confidential(string) bool { return true }
 
 // RoundTrip checks req against the next recorded request and returns the
 // recorded reply, with its wsa:RelatesTo set to req's MessageID when it
