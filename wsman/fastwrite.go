@@ -276,3 +276,114 @@ func xmlCharRange(r rune) bool {
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
 }
+
+// appendInstance appends the element Instance.Element renders, as render
+// writes it.
+func appendInstance(dst []byte, in *Instance) []byte {
+	var tag string
+	if in.Fragment {
+		tag = "w:XmlFragment"
+		dst = append(dst, `<w:XmlFragment xmlns:w="`+NsWSMan+`"`...)
+	} else {
+		tag = "p:" + in.ClassName
+		dst = append(dst, '<')
+		dst = append(dst, tag...)
+		dst = append(dst, ` xmlns:p="`...)
+		dst = appendEscaped(dst, in.ResourceURI, escAttr)
+		dst = append(dst, '"')
+	}
+	needXSI, needCIM := in.TypeName != "", false
+	for _, p := range in.Props {
+		for _, v := range p.Values {
+			switch v.Kind {
+			case KindNil:
+				needXSI = true
+			case KindDatetime, KindInterval:
+				needCIM = true
+			}
+		}
+	}
+	if needXSI {
+		dst = append(dst, ` xmlns:xsi="`+NsXSI+`"`...)
+	}
+	if needCIM && !in.Fragment {
+		dst = append(dst, ` xmlns:cim="`+NsCIM+`"`...)
+	}
+	if in.TypeName != "" && !in.Fragment {
+		dst = append(dst, ` xsi:type="p:`...)
+		dst = appendEscaped(dst, in.TypeName, escAttr)
+		dst = append(dst, '"')
+	}
+	empty := true
+	prefix, cimPrefix := "p:", "cim:"
+	if in.Fragment {
+		prefix, cimPrefix = "", ""
+	}
+	for _, p := range in.Props {
+		for _, v := range p.Values {
+			if empty {
+				dst = append(dst, '>')
+				empty = false
+			}
+			dst = append(dst, '<')
+			dst = append(dst, prefix...)
+			dst = append(dst, p.Name...)
+			switch v.Kind {
+			case KindText:
+				dst = appendTextTailName(dst, prefix, p.Name, xmlSafe(v.Text))
+				continue
+			case KindNil:
+				dst = append(dst, ` xsi:nil="true"/>`...)
+				continue
+			case KindDatetime, KindInterval:
+				dst = append(dst, '>')
+				name := "Datetime"
+				if v.Kind == KindInterval {
+					name = "Interval"
+				}
+				dst = appendTextElem(dst, cimPrefix+name, "", xmlSafe(v.Text))
+			case KindObject:
+				if v.Object == nil {
+					dst = append(dst, "/>"...)
+					continue
+				}
+				dst = append(dst, '>')
+				dst = appendInstance(dst, v.Object)
+			case KindReference:
+				if v.Ref == nil {
+					dst = append(dst, "/>"...)
+					continue
+				}
+				dst = append(dst, ` xmlns:a="`+NsAddressing+`" xmlns:w="`+NsWSMan+`">`...)
+				dst = appendEPR(dst, v.Ref)
+			default:
+				dst = append(dst, "/>"...)
+				continue
+			}
+			dst = append(dst, "</"...)
+			dst = append(dst, prefix...)
+			dst = append(dst, p.Name...)
+			dst = append(dst, '>')
+		}
+	}
+	if empty {
+		return append(dst, "/>"...)
+	}
+	dst = append(dst, "</"...)
+	dst = append(dst, tag...)
+	return append(dst, '>')
+}
+
+// appendTextTailName is appendTextTail for the tag prefix+name, without
+// building that string.
+func appendTextTailName(dst []byte, prefix, name, text string) []byte {
+	if text == "" {
+		return append(dst, "/>"...)
+	}
+	dst = append(dst, '>')
+	dst = appendEscaped(dst, text, escText)
+	dst = append(dst, "</"...)
+	dst = append(dst, prefix...)
+	dst = append(dst, name...)
+	return append(dst, '>')
+}
