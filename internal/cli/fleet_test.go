@@ -112,25 +112,6 @@ func TestFleetInventoryLimit(t *testing.T) {
 	}
 }
 
-// TestLedgerBusy: a second transfer on a ledger another process holds is
-// refused up front with a way out, before any job is created.
-func TestLedgerBusy(t *testing.T) {
-	h := newSimHost(t)
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	held, err := fleet.OpenLedger(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", tempPath(t, "x.bin"), "--ledger", path, "-H", h.hostArg(), "-u", testUser)
-	if r.code != ExitUsage || !strings.Contains(r.stderr, "the ledger is in use by another bitsremote process: to run alongside it, give this run its own --ledger FILE (or --no-ledger)") {
-		t.Errorf("exit %d\n%s", r.code, r.stderr)
-	}
-	if n := len(h.Server.Log()); n != 0 {
-		t.Errorf("%d requests reached the host", n)
-	}
-}
-
 // TestJobPasswordNeedsSealingPerHost: an inventory that turns message
 // encryption off for one host keeps the job password from going there
 // over plain http.

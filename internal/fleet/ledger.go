@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -122,11 +123,25 @@ type Run struct {
 }
 
 // Ledger is the durable record of the jobs fleet commands create: a bbolt
-// file, one writer at a time. It never holds a password.
+// file, locked only for each transaction, so that concurrent bitsremote
+// processes share it. It never holds a password.
 type Ledger struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
+	path     string
+	readOnly bool
+	now      func() time.Time
+
+	mu sync.Mutex // one open of the file at a time in this process
+
+	// Put's group commit: while one commit runs, later Puts queue and go
+	// together in the next one.
+	qmu      sync.Mutex
+	queue    []*pendingPut
+	flushing bool
+}
+
+type pendingPut struct {
+	key, val []byte
+	done     chan error
 }
 
 var (
@@ -152,69 +167,86 @@ func DefaultLedgerPath(getenv func(string) string) (string, error) {
 }
 
 // lockWait bounds the wait for another process's lock on the ledger.
-var lockWait = 2 * time.Second
+// Every process holds the lock only for one transaction at a time, so a
+// longer wait means something is wrong (a stuck process, a huge prune).
+var lockWait = 10 * time.Second
 
 // OpenLedger opens (creating with mode 0600, in a 0700 directory) the
-// ledger at path for writing. Another process holding it gives
-// ErrLedgerBusy after a short wait.
+// ledger at path for writing. The file is locked only while a
+// transaction runs, so several bitsremote processes can share it.
 func OpenLedger(path string) (*Ledger, error) {
-	return openLedger(path, false)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l := &Ledger{path: path, now: time.Now}
+	err := l.update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRuns, bucketJobs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A ledger written under an older umask may be readable by others;
+	// it names hosts and paths, so keep it private.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	return l, nil
 }
 
-// OpenLedgerReadOnly opens an existing ledger for reading; other readers
-// may share it.
+// OpenLedgerReadOnly opens an existing ledger for reading.
 func OpenLedgerReadOnly(path string) (*Ledger, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	return openLedger(path, true)
+	l := &Ledger{path: path, now: time.Now, readOnly: true}
+	if err := l.view(func(*bolt.Tx) error { return nil }); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-func openLedger(path string, readOnly bool) (*Ledger, error) {
-	if !readOnly {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
-		}
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, ReadOnly: readOnly})
+// with opens the file, runs fn and closes it again, so that the lock is
+// held only for the transaction. Opens within the process are serialised:
+// two descriptors of one file would block each other's flock.
+func (l *Ledger) with(readOnly bool, fn func(*bolt.DB) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	db, err := bolt.Open(l.path, 0o600, &bolt.Options{Timeout: lockWait, ReadOnly: readOnly})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("ledger %s: %w", path, ErrLedgerBusy)
+			return fmt.Errorf("ledger %s: %w", l.path, ErrLedgerBusy)
 		}
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
+		return fmt.Errorf("ledger %s: %w", l.path, err)
 	}
-	if !readOnly {
-		// A ledger written by an older umask may be readable by others;
-		// it names hosts and paths, so keep it private.
-		if err := os.Chmod(path, 0o600); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("ledger %s: %w", path, err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketRuns, bucketJobs} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("ledger %s: %w", path, err)
-		}
+	err = fn(db)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("ledger %s: %w", l.path, cerr)
 	}
-	// Batch waits this long for other writers to share a commit (one
-	// fsync); the default 10 ms would add up over a host's sequential
-	// steps.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	return &Ledger{db: db, path: path, now: time.Now}, nil
+	return err
+}
+
+func (l *Ledger) update(fn func(*bolt.Tx) error) error {
+	if l.readOnly {
+		return fmt.Errorf("ledger %s: opened read-only", l.path)
+	}
+	return l.with(false, func(db *bolt.DB) error { return db.Update(fn) })
+}
+
+func (l *Ledger) view(fn func(*bolt.Tx) error) error {
+	return l.with(l.readOnly, func(db *bolt.DB) error { return db.View(fn) })
 }
 
 // Path returns the ledger's file.
 func (l *Ledger) Path() string { return l.path }
 
-// Close releases the ledger.
-func (l *Ledger) Close() error { return l.db.Close() }
+// Close releases the ledger. Nothing is held between transactions, so it
+// only stops further use.
+func (l *Ledger) Close() error { return nil }
 
 // newID returns 16 random hex digits.
 func newID() string {
@@ -228,7 +260,7 @@ func newID() string {
 // fingerprint (ErrNoRun if there is none) and counts the resume.
 func (l *Ledger) BeginRun(command, fingerprint, args string, resume bool) (*Run, error) {
 	var run *Run
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		now := l.now().UTC()
 		if resume {
@@ -295,7 +327,7 @@ func (l *Ledger) FinishRun(id string) error {
 }
 
 func (l *Ledger) updateRun(id string, fn func(*Run)) error {
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -321,7 +353,7 @@ func (l *Ledger) updateRun(id string, fn func(*Run)) error {
 // Runs returns every run, oldest first.
 func (l *Ledger) Runs() ([]Run, error) {
 	var runs []Run
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		if b == nil {
 			return nil
@@ -359,21 +391,54 @@ func (l *Ledger) Put(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	k := entryKey(e.RunID, e.Host, e.Index)
-	err = l.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketJobs).Put(k, v)
-	})
-	if err != nil {
-		return fmt.Errorf("ledger %s: record job %d on %s: %w", l.path, e.Index, e.Host, err)
+	p := &pendingPut{key: entryKey(e.RunID, e.Host, e.Index), val: v, done: make(chan error, 1)}
+	l.qmu.Lock()
+	l.queue = append(l.queue, p)
+	lead := !l.flushing
+	l.flushing = true
+	l.qmu.Unlock()
+	if lead {
+		l.flush()
+	}
+	if err := <-p.done; err != nil {
+		return fmt.Errorf("record job %d on %s: %w", e.Index, e.Host, err)
 	}
 	return nil
+}
+
+// flush commits queued Puts, one transaction (one fsync) per batch, until
+// the queue is empty.
+func (l *Ledger) flush() {
+	for {
+		l.qmu.Lock()
+		batch := l.queue
+		l.queue = nil
+		if len(batch) == 0 {
+			l.flushing = false
+			l.qmu.Unlock()
+			return
+		}
+		l.qmu.Unlock()
+		err := l.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketJobs)
+			for _, p := range batch {
+				if err := b.Put(p.key, p.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
 }
 
 // Entries returns a run's jobs ("" for every run's), by run, host and
 // index.
 func (l *Ledger) Entries(runID string) ([]Entry, error) {
 	var out []Entry
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketJobs)
 		if b == nil {
 			return nil
@@ -401,7 +466,7 @@ func (l *Ledger) Entries(runID string) ([]Entry, error) {
 // HostEntries returns one host's jobs in a run, by index.
 func (l *Ledger) HostEntries(runID, host string) (map[int]*Entry, error) {
 	out := map[int]*Entry{}
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketJobs).Cursor()
 		prefix := []byte(runID + "\x00" + host + "\x00")
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -431,7 +496,7 @@ type PruneOptions struct {
 
 // Prune removes runs and their jobs; it returns how many of each.
 func (l *Ledger) Prune(o PruneOptions) (runs, jobs int, err error) {
-	err = l.db.Update(func(tx *bolt.Tx) error {
+	err = l.update(func(tx *bolt.Tx) error {
 		rb, jb := tx.Bucket(bucketRuns), tx.Bucket(bucketJobs)
 		var victims [][]byte
 		err := rb.ForEach(func(k, v []byte) error {

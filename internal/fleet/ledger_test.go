@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -56,12 +59,58 @@ func TestLedgerFileModes(t *testing.T) {
 
 func TestLedgerBusy(t *testing.T) {
 	_, p := openTestLedger(t)
+	// Another process in the middle of a long transaction holds the lock.
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	old := lockWait
 	lockWait = 50 * time.Millisecond
 	defer func() { lockWait = old }()
-	_, err := OpenLedger(p)
-	if !errors.Is(err, ErrLedgerBusy) {
-		t.Fatalf("second writer: %v, want ErrLedgerBusy", err)
+	if _, err := OpenLedger(p); !errors.Is(err, ErrLedgerBusy) {
+		t.Fatalf("open while locked: %v, want ErrLedgerBusy", err)
+	}
+}
+
+// TestLedgerShared has two writers on one file, as two bitsremote
+// processes: each holds the lock only for a transaction, so both go on
+// and every record lands.
+func TestLedgerShared(t *testing.T) {
+	l1, p := openTestLedger(t)
+	l2, err := OpenLedger(p)
+	if err != nil {
+		t.Fatalf("second writer: %v", err)
+	}
+	r1, err := l1.BeginRun("transfer", "a", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := l2.BeginRun("import-csv", "b", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		for _, x := range []struct {
+			l   *Ledger
+			run string
+		}{{l1, r1.ID}, {l2, r2.ID}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := x.l.Put(&Entry{RunID: x.run, Host: "h", Index: i, Step: StepIntent}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, r := range []*Run{r1, r2} {
+		es, err := l1.Entries(r.ID)
+		if err != nil || len(es) != 40 {
+			t.Errorf("run %s: %d entries, %v", r.ID, len(es), err)
+		}
 	}
 }
 
