@@ -140,7 +140,8 @@ func ExitCode(err error) int {
 		}
 		return ExitFault
 	}
-	if errors.Is(err, wsman.ErrProtocol) || errors.Is(err, transport.ErrResponseTooLarge) || errors.Is(err, transport.ErrUnsealedReply) {
+	if errors.Is(err, wsman.ErrProtocol) || errors.Is(err, transport.ErrResponseTooLarge) ||
+		errors.Is(err, wsman.ErrReplyTooLarge) || errors.Is(err, transport.ErrUnsealedReply) {
 		// The host answered, but not with WS-Management we can use.
 		return ExitFault
 	}

@@ -31,6 +31,7 @@ func TestExitCode(t *testing.T) {
 		{"ErrAuth wrapped", fmt.Errorf("get: %w", wsman.ErrAuth), ExitAuth},
 		{"ntlm handshake refused", fmt.Errorf("ntlm handshake: %w", transport.ErrAuthentication), ExitAuth},
 		{"unsealed reply", fmt.Errorf("post: %w", transport.ErrUnsealedReply), ExitFault},
+		{"reply above MaxEnvelopeSize", fmt.Errorf("get on h: %w: 200000 bytes, limit 153600", wsman.ErrReplyTooLarge), ExitFault},
 		{"http 403", &wsman.HTTPError{StatusCode: 403}, ExitAuth},
 		{"http 503", &wsman.HTTPError{StatusCode: 503}, ExitConnection},
 		{"http 502", &wsman.HTTPError{StatusCode: 502}, ExitConnection},
