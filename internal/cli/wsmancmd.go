@@ -147,6 +147,11 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 	if opts.Op == "invoke" && strings.ContainsAny(opts.Method, "/ <>") {
 		return usageErrorf("method %q is not a method name", opts.Method)
 	}
+	if opts.XPath != "" {
+		if err := checkXPath(opts.XPath); err != nil {
+			return err
+		}
+	}
 	wopts := wsman.Options{Selectors: selectorsFrom(selPairs)}
 	out := newOutput(f.IO, f.Conn.Output, opts.Op == "enumerate")
 
@@ -377,6 +382,30 @@ func resolveURI(s string) (string, error) {
 	return uri, nil
 }
 
+// xpathNamespaces binds p to the class namespace classNS and the usual
+// WS-Management prefixes.
+func xpathNamespaces(classNS string) map[string]string {
+	return map[string]string{
+		"p":   classNS,
+		"w":   wsman.NsWSMan,
+		"a":   wsman.NsAddressing,
+		"s":   wsman.NsSOAP,
+		"cim": wsman.NsCIM,
+		"xsi": wsman.NsXSI,
+	}
+}
+
+// checkXPath finds a malformed expression or an undeclared prefix before
+// any host is contacted, by evaluating expr once over an empty instance.
+func checkXPath(expr string) error {
+	const classNS = "urn:bitsremote:xpath-check"
+	doc := []byte(`<p:Check xmlns:p="` + classNS + `"/>`)
+	if _, err := wsman.EvalXPath(doc, expr, xpathNamespaces(classNS)); err != nil {
+		return &UsageError{Err: fmt.Errorf("--xpath: %w", err)}
+	}
+	return nil
+}
+
 // evalXPath evaluates expr over the instance's XML. The prefix p is bound
 // to the instance's namespace; the usual WS-Management prefixes too.
 func evalXPath(in *wsman.Instance, expr string) ([]string, error) {
@@ -386,15 +415,7 @@ func evalXPath(in *wsman.Instance, expr string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xpath: %w", err)
 	}
-	ns := map[string]string{
-		"p":   in.ResourceURI,
-		"w":   wsman.NsWSMan,
-		"a":   wsman.NsAddressing,
-		"s":   wsman.NsSOAP,
-		"cim": wsman.NsCIM,
-		"xsi": wsman.NsXSI,
-	}
-	vals, err := wsman.EvalXPath(b, expr, ns)
+	vals, err := wsman.EvalXPath(b, expr, xpathNamespaces(in.ResourceURI))
 	if err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("--xpath %q: %w", expr, err)}
 	}
