@@ -983,9 +983,21 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	}
 }
 
+// maxBatchItems is the MaxElements that Jobs, URLGroups and the marker
+// search ask for in each Enumerate and Pull reply: Windows' default
+// MaxBatchItems (winrm/config/MaxBatchItems), as txwinrm sends it. Without
+// it WS-Enumeration's default is one item per reply, so listing 1,000
+// jobs took 1,000 round trips. A host configured lower caps it, and
+// MaxEnvelopeSize still bounds each reply.
+const maxBatchItems = 32000
+
+// listOptions are the enumeration options of every listing here:
+// optimized (items in the EnumerateResponse itself) and batched.
+var listOptions = wsman.EnumerateOptions{Optimize: true, MaxElements: maxBatchItems}
+
 func (c *Client) listOnce(ctx context.Context, f JobFilter) ([]*Job, error) {
 	var jobs []*Job
-	for item, err := range c.WSMan.Enumerate(ctx, ResourceURI, wsman.EnumerateOptions{Optimize: true}) {
+	for item, err := range c.WSMan.Enumerate(ctx, ResourceURI, listOptions) {
 		if err != nil {
 			return nil, c.wrap("Enumerate", "", err)
 		}

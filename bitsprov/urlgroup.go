@@ -206,7 +206,7 @@ func (c *Client) URLGroups(ctx context.Context) ([]string, error) {
 		return nil, errors.New("bitsprov: Enumerate: Client has no WSMan connection")
 	}
 	var groups []string
-	for item, err := range c.WSMan.Enumerate(ctx, URLGroupResourceURI, wsman.EnumerateOptions{Optimize: true}) {
+	for item, err := range c.WSMan.Enumerate(ctx, URLGroupResourceURI, listOptions) {
 		if err != nil {
 			return nil, c.wrap("Enumerate UrlGroups", "", err)
 		}
