@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestExitCodes provokes exit codes 2 to 5 for real against live hosts
@@ -205,9 +206,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
-// dropListener accepts connections and closes them at once, as a host
-// whose service is restarting or a proxy that drops us does; it counts
-// the connections, one per attempt.
+// dropListener reads each request and closes the connection without an
+// answer, as a host whose service is restarting or a proxy that drops us
+// does; it counts the connections, one per attempt.
 type dropListener struct {
 	net.Listener
 	mu sync.Mutex
@@ -230,6 +231,11 @@ func newDropListener(t *testing.T) *dropListener {
 			d.mu.Lock()
 			d.n++
 			d.mu.Unlock()
+			// Take the request first, so the client always sees its
+			// connection closed while awaiting the answer (EOF or a
+			// reset), never before sending.
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = c.Read(make([]byte, 64<<10))
 			c.Close()
 		}
 	}()
