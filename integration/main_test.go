@@ -223,6 +223,7 @@ func decodeLines[T any](t *testing.T, res result) []T {
 	t.Helper()
 	var out []T
 	sc := bufio.NewScanner(strings.NewReader(res.Stdout))
+	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
