@@ -58,6 +58,11 @@ type Part struct {
 // IsEncrypted reports whether an HTTP Content-Type announces an MS-WSMV
 // SPNEGO-encrypted body.
 func IsEncrypted(contentType string) bool {
+	if contentType == ContentType {
+		// What Windows, pywinrm and we send, checked on every sealed
+		// reply: spare mime.ParseMediaType's map and strings.
+		return true
+	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/encrypted" {
 		return false

@@ -146,6 +146,15 @@ func TestIsEncrypted(t *testing.T) {
 	}
 }
 
+func BenchmarkIsEncrypted(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if !IsEncrypted(ContentType) {
+			b.Fatal("ContentType is not encrypted")
+		}
+	}
+}
+
 func FuzzUnwrapEncrypted(f *testing.F) {
 	f.Add(Append(nil, SOAPType, 3, sig16, []byte("abc")))
 	f.Add([]byte("-- Encrypted Boundary\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n\tOriginalContent: type=a;Length=0\r\n-- Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n\x00\x00\x00\x00-- Encrypted Boundary--"))
