@@ -155,11 +155,11 @@ func checkOneHandshake(b *testing.B, host roundTripHost, ntlm0, conns0 int) {
 	b.Helper()
 	ntlm, conns := host.handshakes(b)
 	if ntlm != ntlm0 || conns != conns0 {
-		b.Errorf("the timed Gets made %d NTLM handshakes on %d new connections, want none (keep-alive)", ntlm-ntlm0, conns-conns0)
+		b.Errorf("the %d timed Gets made %d NTLM handshakes on %d new connections, want none (keep-alive)", b.N, ntlm-ntlm0, conns-conns0)
 	}
 }
 
-func newRoundTripClient(b *testing.B, url string, auth roundTripAuth) *wsman.Client {
+func newRoundTripClient(b testing.TB, url string, auth roundTripAuth) *wsman.Client {
 	b.Helper()
 	cfg := transport.Config{User: roundTripUser, Password: roundTripPass}
 	switch auth {
