@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // The replay tests drive bitsprov.Client against recorded exchanges with
@@ -45,20 +48,31 @@ func mustID(t *testing.T, id string, err error) string {
 	return id
 }
 
-// createSuspended makes a download job with one file that stays suspended.
-func createSuspended(t *testing.T, c *bitsprov.Client, name, remote, local string) string {
+// replayMarker is the n-th CreateJob marker of the running scenario,
+// "bitsremote:replay-<scenario>-<n>". CreateJob would otherwise draw a
+// random one, and the recorded CreateJob (its Description) could never
+// match again.
+func replayMarker(t *testing.T, n int) string {
+	t.Helper()
+	return fmt.Sprintf("%sreplay-%s-%d", bitsprov.MarkerPrefix, path.Base(t.Name()), n)
+}
+
+// createSuspended makes a download job with one file that stays suspended,
+// marked with marker.
+func createSuspended(t *testing.T, c *bitsprov.Client, marker, name, remote, local string) string {
 	t.Helper()
 	id, err := c.CreateJob(context.Background(), bitsprov.CreateJobOptions{
-		DisplayName: name, RemoteURL: remote, LocalFile: local, Suspended: true,
+		DisplayName: name, RemoteURL: remote, LocalFile: local, Suspended: true, Marker: marker,
 	})
 	return mustID(t, id, err)
 }
 
 // suspendedJob is what the simulator reports for a job created by
-// createSuspended and not changed since.
-func suspendedJob(id, name string, files ...bitsprov.File) *bitsprov.Job {
+// createSuspended with marker and not changed since: the Description is
+// the marker alone.
+func suspendedJob(id, marker, name string, files ...bitsprov.File) *bitsprov.Job {
 	return &bitsprov.Job{
-		JobID: id, DisplayName: name, Priority: bitsprov.PriorityNormal, State: bitsprov.StateSuspended,
+		JobID: id, DisplayName: name, Description: "[" + marker + "]", Priority: bitsprov.PriorityNormal, State: bitsprov.StateSuspended,
 		Owner: `NT AUTHORITY\NETWORK SERVICE`, Files: files, FilesTotal: uint32(len(files)),
 		Created: simNow, Modified: simNow,
 		MinimumRetryDelay: 600 * time.Second, NoProgressTimeout: 1209600 * time.Second,
@@ -159,7 +173,7 @@ var bitsScenarios = []bitsScenario{
 			const name = `Nightly & <sync> "q" 'a'`
 			id, err := c.CreateJob(context.Background(), bitsprov.CreateJobOptions{
 				DisplayName: name, RemoteURL: filesURL + "/a.bin?x=1&y=<2>", LocalFile: localA,
-				ServiceAccount: &acct, Description: `first "job"`, Suspended: true, Priority: &pri,
+				ServiceAccount: &acct, Description: `first "job"`, Marker: replayMarker(t, 1), Suspended: true, Priority: &pri,
 				MinimumRetryDelay: 120 * time.Second, NoProgressTimeout: time.Hour,
 				ExtraFiles: []bitsprov.FileSpec{{RemoteURL: filesURL + "/b.bin", LocalFile: localB}},
 				Credentials: []bitsprov.Credential{
@@ -169,15 +183,19 @@ var bitsScenarios = []bitsScenario{
 				Proxy: &bitsprov.ProxySettings{Usage: bitsprov.ProxyOverride, List: []string{"proxy1:8080", "proxy2:3128"}, Bypass: []string{"<local>", "*.corp"}},
 			})
 			id = mustID(t, id, err)
-			want := suspendedJob(id, name,
+			want := suspendedJob(id, replayMarker(t, 1), name,
 				pending(filesURL+"/a.bin?x=1&y=<2>", localA), pending(filesURL+"/b.bin", localB))
-			want.Description = `first "job"`
+			want.Description = `first "job" [bitsremote:replay-create-safe-1]`
 			want.Priority = bitsprov.PriorityHigh
 			want.Owner = `NT AUTHORITY\SYSTEM`
 			want.MinimumRetryDelay = 120 * time.Second
 			want.NoProgressTimeout = time.Hour
-			if diff := cmp.Diff(want, job(t, c, id)); diff != "" {
+			got := job(t, c, id)
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("job (-want +got):\n%s", diff)
+			}
+			if text, marker := bitsprov.SplitMarker(got.Description); text != `first "job"` || marker != replayMarker(t, 1) {
+				t.Errorf("SplitMarker(%q) = %q, %q", got.Description, text, marker)
 			}
 		},
 	},
@@ -186,7 +204,7 @@ var bitsScenarios = []bitsScenario{
 		flow: []string{"CreateJob", "Get", "Put", "Get", "Put", "Get", "Put", "Get", "Put", "Get", "Put", "Get", "Put fault", "Get"},
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
-			id := createSuspended(t, c, "props", filesURL+"/a.bin", localA)
+			id := createSuspended(t, c, replayMarker(t, 1), "props", filesURL+"/a.bin", localA)
 			steps := []struct {
 				what string
 				err  error
@@ -210,7 +228,9 @@ var bitsScenarios = []bitsScenario{
 			if !errors.As(err, &f) || f.Subcode != "InternalError" || f.WSManCode != 0x80200021 {
 				t.Errorf("long display name: %v", err)
 			}
-			want := suspendedJob(id, `renamed & <x> "y" 'z'`, pending(filesURL+"/a.bin", localA))
+			// SetDescription replaces the marker too: it only guards the
+			// creation.
+			want := suspendedJob(id, replayMarker(t, 1), `renamed & <x> "y" 'z'`, pending(filesURL+"/a.bin", localA))
 			want.Priority = bitsprov.PriorityLow
 			want.Description = "line one\nline two"
 			want.MinimumRetryDelay = 5 * time.Second
@@ -227,7 +247,7 @@ var bitsScenarios = []bitsScenario{
 			"RemoveClientCertificate", "GetError", "Get", "SetJobState", "SetJobState"},
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
-			id := createSuspended(t, c, "methods", filesURL+"/a.bin", localA)
+			id := createSuspended(t, c, replayMarker(t, 1), "methods", filesURL+"/a.bin", localA)
 			hash := make([]byte, 20)
 			for i := range hash {
 				hash[i] = byte(i * 13)
@@ -255,7 +275,7 @@ var bitsScenarios = []bitsScenario{
 			_, err := c.GetError(ctx, id, bitsprov.DefaultLanguageID)
 			returnError(t, err, &bitsprov.ReturnError{Host: replayHost, Method: "GetError", JobID: id, Code: uint32(bitsprov.CodeErrorInformationUnavail)},
 				bitsprov.ErrErrorInfoUnavailable)
-			want := suspendedJob(id, "methods", pending(filesURL+"/a.bin", localA), pending(filesURL+"/b.bin?a=1&b=2", localB))
+			want := suspendedJob(id, replayMarker(t, 1), "methods", pending(filesURL+"/a.bin", localA), pending(filesURL+"/b.bin?a=1&b=2", localB))
 			if diff := cmp.Diff(want, job(t, c, id)); diff != "" {
 				t.Errorf("job (-want +got):\n%s", diff)
 			}
@@ -276,11 +296,11 @@ var bitsScenarios = []bitsScenario{
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
 			id, err := c.CreateJob(ctx, bitsprov.CreateJobOptions{
-				DisplayName: "report upload", Type: bitsprov.TypeUpload, Suspended: true,
+				DisplayName: "report upload", Type: bitsprov.TypeUpload, Suspended: true, Marker: replayMarker(t, 1),
 				RemoteURL: filesURL + "/upload/report.csv", LocalFile: `C:\Reports\report.csv`,
 			})
 			id = mustID(t, id, err)
-			want := suspendedJob(id, "report upload", pending(filesURL+"/upload/report.csv", `C:\Reports\report.csv`))
+			want := suspendedJob(id, replayMarker(t, 1), "report upload", pending(filesURL+"/upload/report.csv", `C:\Reports\report.csv`))
 			if diff := cmp.Diff(want, job(t, c, id)); diff != "" {
 				t.Errorf("job (-want +got):\n%s", diff)
 			}
@@ -301,12 +321,12 @@ var bitsScenarios = []bitsScenario{
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
 			local := `C:\Users\Public\Downloads\payload.bin`
-			id, err := c.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: "transfer", RemoteURL: filesURL + "/payload.bin", LocalFile: local})
+			id, err := c.CreateJob(ctx, bitsprov.CreateJobOptions{DisplayName: "transfer", RemoteURL: filesURL + "/payload.bin", LocalFile: local, Marker: replayMarker(t, 1)})
 			id = mustID(t, id, err)
 			j := waitState(t, c, id, bitsprov.StateTransferred)
 			n := uint64(len(payload))
 			want := &bitsprov.Job{
-				JobID: id, DisplayName: "transfer", Priority: bitsprov.PriorityNormal, State: bitsprov.StateTransferred,
+				JobID: id, DisplayName: "transfer", Description: "[bitsremote:replay-transfer-1]", Priority: bitsprov.PriorityNormal, State: bitsprov.StateTransferred,
 				Owner:      `NT AUTHORITY\NETWORK SERVICE`,
 				Files:      []bitsprov.File{{RemoteURL: filesURL + "/payload.bin", LocalFile: local, BytesTotal: u64(n), BytesTransferred: n, Completed: true}},
 				BytesTotal: u64(n), BytesTransferred: n, FilesTotal: 1, FilesTransferred: 1,
@@ -334,7 +354,7 @@ var bitsScenarios = []bitsScenario{
 		flowTail: []string{"Get", "GetError", "SetJobState"},
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
-			id := createSuspended(t, c, "missing", filesURL+"/missing.bin", localA)
+			id := createSuspended(t, c, replayMarker(t, 1), "missing", filesURL+"/missing.bin", localA)
 			if err := c.Resume(ctx, id); err != nil {
 				t.Fatal(err)
 			}
@@ -391,7 +411,7 @@ var bitsScenarios = []bitsScenario{
 				t.Errorf("Cancel: %v", err)
 			}
 			// A cancelled job refuses every change: BG_E_INVALID_STATE.
-			id := createSuspended(t, c, "to cancel", filesURL+"/a.bin", localA)
+			id := createSuspended(t, c, replayMarker(t, 1), "to cancel", filesURL+"/a.bin", localA)
 			if code, err := c.Cancel(ctx, id); err != nil || code != bitsprov.CodeOK {
 				t.Fatalf("Cancel = %v, %v", code, err)
 			}
@@ -436,14 +456,15 @@ var bitsScenarios = []bitsScenario{
 	},
 	{
 		name: "jobs",
-		// Jobs sends no MaxElements, so every Pull carries one job (the
-		// WS-Enumeration default).
-		flowTail: []string{"Get", "Enumerate:1", "Pull:1", "Pull:1", "Enumerate:1", "Pull:1", "Pull:1"},
+		// Jobs asks for MaxElements 32000; like Server 2012 the simulator
+		// puts one job in the optimized EnumerateResponse and the rest (up
+		// to 50) in each Pull, so three jobs take two round trips.
+		flowTail: []string{"Get", "Enumerate:1", "Pull:2", "Enumerate:1", "Pull:2"},
 		run: func(t *testing.T, c *bitsprov.Client) {
 			ctx := context.Background()
-			a := createSuspended(t, c, "one", filesURL+"/a.bin", localA)
-			b := createSuspended(t, c, "two & <2>", filesURL+"/b.bin", localB)
-			x := createSuspended(t, c, "three", filesURL+"/missing.bin", localA)
+			a := createSuspended(t, c, replayMarker(t, 1), "one", filesURL+"/a.bin", localA)
+			b := createSuspended(t, c, replayMarker(t, 2), "two & <2>", filesURL+"/b.bin", localB)
+			x := createSuspended(t, c, replayMarker(t, 3), "three", filesURL+"/missing.bin", localA)
 			if err := c.Resume(ctx, x); err != nil {
 				t.Fatal(err)
 			}
@@ -454,13 +475,14 @@ var bitsScenarios = []bitsScenario{
 			}
 			var ids []string
 			for _, j := range all {
-				ids = append(ids, j.JobID+" "+j.State.String())
+				_, marker := bitsprov.SplitMarker(j.Description)
+				ids = append(ids, j.JobID+" "+j.State.String()+" "+marker)
 			}
-			want := []string{a + " Suspended", b + " Suspended", x + " Error"}
+			want := []string{a + " Suspended " + replayMarker(t, 1), b + " Suspended " + replayMarker(t, 2), x + " Error " + replayMarker(t, 3)}
 			if diff := cmp.Diff(want, ids); diff != "" {
 				t.Errorf("Jobs (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(suspendedJob(b, "two & <2>", pending(filesURL+"/b.bin", localB)), all[1]); diff != "" {
+			if diff := cmp.Diff(suspendedJob(b, replayMarker(t, 2), "two & <2>", pending(filesURL+"/b.bin", localB)), all[1]); diff != "" {
 				t.Errorf("second job (-want +got):\n%s", diff)
 			}
 			errored, err := c.Jobs(ctx, bitsprov.JobFilter{States: []bitsprov.State{bitsprov.StateError, bitsprov.StateTransientError}})
@@ -654,5 +676,69 @@ func TestFixturesHoldNoPassword(t *testing.T) {
 	// create-safe and methods each send two SetCredentials.
 	if redacted < 4 {
 		t.Errorf("%d request files with a redacted SetCredentials password, want at least 4", redacted)
+	}
+}
+
+// TestListingsAskForBatches checks that every listing (Jobs, URLGroups and
+// the marker search after an ambiguous CreateJob) asks for up to 32,000
+// items per reply, Windows' default MaxBatchItems, on the Enumerate and
+// on each Pull: without MaxElements a reply carries one item, one round
+// trip per job.
+func TestListingsAskForBatches(t *testing.T) {
+	const (
+		wantEnumerate = `<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements></n:Enumerate>`
+		wantPull      = `<n:Pull><n:EnumerationContext>uuid:C0C0C0C0-0000-4000-8000-000000000001</n:EnumerationContext><n:MaxElements>32000</n:MaxElements></n:Pull>`
+	)
+	bodyRE := regexp.MustCompile(`(?s)<s:Body>(.*)</s:Body>`)
+	idRE := regexp.MustCompile(`<a:MessageID>([^<]*)</a:MessageID>`)
+	tests := []struct {
+		name, resourceURI string
+		list              func(ctx context.Context, c *bitsprov.Client) error
+	}{
+		{"Jobs", bitsprov.ResourceURI, func(ctx context.Context, c *bitsprov.Client) error {
+			_, err := c.Jobs(ctx, bitsprov.JobFilter{States: []bitsprov.State{bitsprov.StateError}})
+			return err
+		}},
+		{"URLGroups", bitsprov.URLGroupResourceURI, func(ctx context.Context, c *bitsprov.Client) error {
+			_, err := c.URLGroups(ctx)
+			return err
+		}},
+		{"FindJobsByMarker", bitsprov.ResourceURI, func(ctx context.Context, c *bitsprov.Client) error {
+			_, err := c.FindJobsByMarker(ctx, "bitsremote:batch")
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var bodies []string
+			tr := transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+				m, id := bodyRE.FindSubmatch(req.Body), idRE.FindSubmatch(req.Body)
+				if m == nil || id == nil {
+					return nil, errors.New("request without s:Body or a:MessageID")
+				}
+				bodies = append(bodies, string(m[1]))
+				if !bytes.Contains(req.Body, []byte("<w:ResourceURI s:mustUnderstand=\"true\">"+tt.resourceURI+"</w:ResourceURI>")) {
+					return nil, errors.New("request for another resource URI")
+				}
+				// An optimized EnumerateResponse with no items yet and a
+				// context, then a PullResponse that ends the sequence.
+				action, body := "EnumerateResponse", `<n:EnumerateResponse><n:EnumerationContext>uuid:C0C0C0C0-0000-4000-8000-000000000001</n:EnumerationContext><w:Items/></n:EnumerateResponse>`
+				if len(bodies) > 1 {
+					action, body = "PullResponse", `<n:PullResponse><n:Items/><n:EndOfSequence/></n:PullResponse>`
+				}
+				env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">` +
+					`<s:Header><a:Action>http://schemas.xmlsoap.org/ws/2004/09/enumeration/` + action + `</a:Action><a:RelatesTo>` + string(id[1]) + `</a:RelatesTo></s:Header>` +
+					`<s:Body>` + body + `</s:Body></s:Envelope>`
+				return &transport.Response{StatusCode: 200, ContentType: "application/soap+xml;charset=UTF-8", Body: []byte(env)}, nil
+			})
+			w := wsman.NewClient("http://srv1:5985/wsman", tr)
+			w.Retry = wsman.NoRetry
+			if err := tt.list(context.Background(), bitsprov.NewClient(w)); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{wantEnumerate, wantPull}, bodies); diff != "" {
+				t.Errorf("request bodies (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
