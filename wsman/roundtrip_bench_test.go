@@ -26,8 +26,8 @@ import (
 //
 // ns/op is wall time per Get, waiting for the host included.
 //
-// The NTLM variants check that the whole benchmark used one handshake
-// on one connection (keep-alive), so a change that silently
+// The NTLM variants check that the timed Gets reused the authenticated
+// connection (see checkOneHandshake), so a change that silently
 // re-authenticated per request would fail rather than look slow.
 
 // BenchmarkGetRoundTripBasic is one Get with HTTP Basic.
@@ -149,13 +149,21 @@ func warmUp(b *testing.B, c *wsman.Client) {
 	}
 }
 
-// checkOneHandshake fails the benchmark if the timed Gets needed a new
-// NTLM handshake or a new connection.
+// checkOneHandshake reports the NTLM handshakes the timed Gets needed
+// (handshakes metric) and fails the benchmark if more than one plus 1%
+// of them did: keep-alive and one handshake per connection must hold. A rare
+// one is allowed because net/http itself drops a connection whose
+// request write it has not seen finish 50 ms after the reply
+// (maxWriteWaitBeforeConnReuse), which happens on a loaded machine or
+// under -memprofilerate=1; the transport then authenticates a new
+// connection, as it must.
 func checkOneHandshake(b *testing.B, host roundTripHost, ntlm0, conns0 int) {
 	b.Helper()
 	ntlm, conns := host.handshakes(b)
-	if ntlm != ntlm0 || conns != conns0 {
-		b.Errorf("the %d timed Gets made %d NTLM handshakes on %d new connections, want none (keep-alive)", b.N, ntlm-ntlm0, conns-conns0)
+	b.ReportMetric(float64(ntlm-ntlm0), "handshakes")
+	allowed := 1 + b.N/100 // each may cost two connections: the 401 and the new handshake's
+	if ntlm-ntlm0 > allowed || conns-conns0 > 2*allowed {
+		b.Errorf("the %d timed Gets made %d NTLM handshakes on %d new connections, want at most %d and %d (keep-alive)", b.N, ntlm-ntlm0, conns-conns0, allowed, 2*allowed)
 	}
 }
 
