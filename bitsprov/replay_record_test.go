@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,9 +37,10 @@ import (
 // RemoteUrl (a port below the ephemeral range, so no outgoing connection
 // holds it). LocalFile is a Windows path, which the simulator maps under a
 // temporary LocalRoot. The simulator's clock is stopped at simNow so that job
-// times are fixed too. JobIds are random GUIDs: a re-recording changes
-// them, and the replayer checks that the client sends back the ones it was
-// given.
+// times are fixed too. Every CreateJob passes a fixed marker
+// (replayMarker), which its Description carries. JobIds are random GUIDs:
+// a re-recording changes them, and the replayer checks that the client
+// sends back the ones it was given.
 const (
 	recordEnv      = "BITSREMOTE_RECORD"
 	filesAddrEnv   = "BITSREMOTE_RECORD_FILES_ADDR"
@@ -85,6 +87,9 @@ var payload = bytes.Repeat([]byte("0123456789abcdef"), 4096)
 type hostOptions struct {
 	// setup runs once the host is up, e.g. to serve another class.
 	setup func(t *testing.T, h *bitssim.Host)
+	// wrap, when set, goes between the Recorder and the host's transport,
+	// so that what it does to an exchange is recorded (and replayed).
+	wrap func(transport.Transport) transport.Transport
 }
 
 // replayClient returns a BITS client for the fixture name: over a
@@ -132,6 +137,9 @@ func replayClient(t *testing.T, name string, opts hostOptions) (c *bitsprov.Clie
 	}
 	if ic, ok := tr.(interface{ CloseIdleConnections() }); ok {
 		t.Cleanup(ic.CloseIdleConnections)
+	}
+	if opts.wrap != nil {
+		tr = opts.wrap(tr)
 	}
 	rec, err := transport.NewRecorder(tr, fixtureDir, name, secrets...)
 	if err != nil {
@@ -223,4 +231,32 @@ func (s *flowSpy) Flow() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.flow)
+}
+
+// loseReply returns a wrap that loses the reply to the n-th request whose
+// Action ends in "/"+method: the request reaches the host, which carries
+// it out, and the client gets a connection reset instead of the answer
+// (as when a load balancer or the network drops the connection). The
+// recording keeps the request and the error text; the replay returns that
+// error, which leaves the outcome as open as the reset does.
+func loseReply(method string, n int) func(transport.Transport) transport.Transport {
+	return func(next transport.Transport) transport.Transport {
+		var mu sync.Mutex
+		seen := 0
+		return transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+			resp, err := next.RoundTrip(ctx, req)
+			m := actionRE.FindSubmatch(req.Body)
+			if err != nil || m == nil || !strings.HasSuffix(string(m[1]), "/"+method) {
+				return resp, err
+			}
+			mu.Lock()
+			seen++
+			lose := seen == n
+			mu.Unlock()
+			if !lose {
+				return resp, nil
+			}
+			return nil, fmt.Errorf("read tcp: reply to %s lost after the host carried it out: %w", method, syscall.ECONNRESET)
+		})
+	}
 }

@@ -495,6 +495,48 @@ var bitsScenarios = []bitsScenario{
 		},
 	},
 	{
+		// The at-most-once path: the reply to the second CreateJob is lost
+		// after the host created the job (loseReply, recorded as the
+		// exchange's error). CreateJob does not send it again; it lists the
+		// queue (the fixture pins that Enumerate: optimized, MaxElements
+		// 32000), finds its marker on the second job, adopts it and goes
+		// on with the setup (the priority) on it.
+		name: "at-most-once",
+		opts: hostOptions{wrap: loseReply("CreateJob", 2)},
+		flow: []string{"CreateJob", "CreateJob error", "Enumerate:1", "Pull:1", "Get", "Put", "Get", "Enumerate:1", "Pull:1"},
+		run: func(t *testing.T, c *bitsprov.Client) {
+			ctx := context.Background()
+			first := createSuspended(t, c, replayMarker(t, 1), "first", filesURL+"/a.bin", localA)
+			pri := bitsprov.PriorityForeground
+			id, err := c.CreateJob(ctx, bitsprov.CreateJobOptions{
+				DisplayName: "lost reply", RemoteURL: filesURL + "/b.bin", LocalFile: localB,
+				Suspended: true, Priority: &pri, Marker: replayMarker(t, 2),
+			})
+			id = mustID(t, id, err)
+			if id == first {
+				t.Fatalf("CreateJob adopted the first job %s", first)
+			}
+			want := suspendedJob(id, replayMarker(t, 2), "lost reply", pending(filesURL+"/b.bin", localB))
+			want.Priority = bitsprov.PriorityForeground
+			if diff := cmp.Diff(want, job(t, c, id)); diff != "" {
+				t.Errorf("adopted job (-want +got):\n%s", diff)
+			}
+			// Exactly one job per marker: nothing was created twice.
+			all, err := c.Jobs(ctx, bitsprov.JobFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, j := range all {
+				_, marker := bitsprov.SplitMarker(j.Description)
+				got = append(got, j.JobID+" "+marker)
+			}
+			if diff := cmp.Diff([]string{first + " " + replayMarker(t, 1), id + " " + replayMarker(t, 2)}, got); diff != "" {
+				t.Errorf("Jobs (-want +got):\n%s", diff)
+			}
+		},
+	},
+	{
 		// Answered by the urlGroups stand-in (urlgroup_record_test.go):
 		// the fixture pins the requests; the answers are not Windows'.
 		name: "url-groups",
