@@ -211,13 +211,20 @@ func (p *Provider) Invoke(ctx context.Context, r *wsmantest.Request, method stri
 var windowsAbs = regexp.MustCompile(`^(?:[A-Za-z]:\\|\\\\)`)
 
 // checkFile validates a RemoteUrl/LocalFile pair as AddFile does: the
-// remote name must be an http(s) URL and the local name a full path.
+// remote name must be an http(s) URL and the local name a full path to a
+// file. [I] A local name ending in a separator names a directory, which
+// BITS cannot download into (choosing the file name is the job of
+// Start-BitsTransfer, not of BITS): E_INVALIDARG, like a relative name,
+// rather than a job that transfers and then cannot be completed.
 func checkFile(remote, local string) uint32 {
 	u, err := url.Parse(remote)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return eInvalidArg
 	}
 	if !filepath.IsAbs(local) && !windowsAbs.MatchString(local) {
+		return eInvalidArg
+	}
+	if strings.HasSuffix(local, "/") || strings.HasSuffix(local, `\`) {
 		return eInvalidArg
 	}
 	return sOK
