@@ -132,7 +132,11 @@ func localFileCode(err error) uint32 {
 		// missing upload source is ERROR_FILE_NOT_FOUND. Callers opening a
 		// source file override this.
 		return ePathNotFound
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, fs.ErrPermission),
+		// A file operation aimed at a directory (a LocalFile naming one):
+		// Windows' CreateFile and MoveFileEx fail with ERROR_ACCESS_DENIED.
+		// Go's os.Rename onto a directory reports EEXIST.
+		errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST):
 		return eAccessDenied
 	case errors.Is(err, syscall.ENOSPC):
 		return eDiskFull
