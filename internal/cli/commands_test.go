@@ -198,6 +198,10 @@ func TestTransferAsync(t *testing.T) {
 		m["minimumRetryDelay"] != float64(30) || m["noProgressTimeout"] != float64(3600) {
 		t.Errorf("async output: %s", r.stdout)
 	}
+	// Seconds to the millisecond, like wait's outcome, not 0.012345678.
+	if !regexp.MustCompile(`"elapsedSeconds":\d+(\.\d{1,3})?[,}]`).MatchString(r.stdout) {
+		t.Errorf("async elapsedSeconds is not rounded to milliseconds: %s", r.stdout)
+	}
 	if r := run(t, withPassword(), "transfer", h.FilesURL+"/file.bin", local, "--retry-interval", "2s", "-H", h.hostArg(), "-u", testUser); r.code != ExitUsage ||
 		!strings.Contains(r.stderr, "--retry-interval 2s: want whole seconds from 5s") {
 		t.Errorf("--retry-interval 2s: exit %d: %s", r.code, r.stderr)

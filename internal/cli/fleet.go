@@ -349,7 +349,7 @@ func jobResultRecord(r fleet.JobResult, elapsed time.Duration) (jobRecord, error
 			j = &bitsprov.Job{JobID: r.JobID}
 		}
 		return jobRecord{Host: host, Row: r.Row, Job: j, Outcome: &outcomeRecord{Result: "Async",
-			Elapsed: elapsed.Seconds(), Detail: "job created and resumed; not waited for"}}, nil
+			Elapsed: elapsed.Round(time.Millisecond).Seconds(), Detail: "job created and resumed; not waited for"}}, nil
 	}
 	rec := jobRecord{Host: host, Row: r.Row}
 	if r.JobID != "" {

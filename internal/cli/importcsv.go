@@ -59,10 +59,11 @@ continued with the same command and --resume, without creating any job twice.`,
 	return cmd
 }
 
-// csvRow is one row of the file: its number (1 is the first data row)
-// and its pair, or why it is bad.
+// csvRow is one row of the file: its number (1 is the first data row),
+// the line it starts on, and its pair, or why it is bad.
 type csvRow struct {
 	N           int
+	Line        int
 	Source      string
 	Destination string
 	Err         error
@@ -117,7 +118,7 @@ func readTransferCSV(r io.Reader, name string) ([]csvRow, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				rows = append(rows, csvRow{N: n, Err: fmt.Errorf("%s row %d (line %d): %v", name, n, pe.StartLine+lines, pe.Err)})
+				rows = append(rows, csvRow{N: n, Line: pe.StartLine + lines, Err: fmt.Errorf("%s row %d (line %d): %v", name, n, pe.StartLine+lines, pe.Err)})
 				continue
 			}
 			return nil, usageErrorf("read %s: %w", name, err)
@@ -128,7 +129,7 @@ func readTransferCSV(r io.Reader, name string) ([]csvRow, error) {
 		// FieldPos is only valid after a successful Read.
 		line, _ := cr.FieldPos(0)
 		line += lines
-		row := csvRow{N: n}
+		row := csvRow{N: n, Line: line}
 		if src >= len(rec) || dst >= len(rec) {
 			row.Err = fmt.Errorf("%s row %d (line %d): %d fields; want Source and Destination", name, n, line, len(rec))
 		} else {
@@ -176,7 +177,7 @@ func importCSVRun(ctx context.Context, opts *TransferOptions, file string) error
 		if r.Err == nil {
 			files, ferr := transferFiles(t, []string{r.Source}, r.Destination)
 			if ferr != nil {
-				r.Err = fmt.Errorf("%s row %d: %w", file, r.N, errors.Unwrap(ferr))
+				r.Err = fmt.Errorf("%s row %d (line %d): %w", file, r.N, r.Line, errors.Unwrap(ferr))
 			} else {
 				specs = append(specs, transferSpec{Row: r.N, Opts: st.jobOptions(files)})
 				continue

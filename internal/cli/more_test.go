@@ -31,7 +31,7 @@ func TestImportCSV(t *testing.T) {
 		t.Errorf("exit %d, want 2 (bad rows); stderr %s", r.code, r.stderr)
 	}
 	for _, want := range []string{
-		file + ` row 2: remote URL "ftp://example.com/x": want http://, https:// or a UNC path`,
+		file + ` row 2 (line 4): remote URL "ftp://example.com/x": want http://, https:// or a UNC path`,
 		file + " row 3 (line 5): Destination is empty",
 		"2 bad row(s) in " + file + " skipped",
 	} {
