@@ -151,7 +151,8 @@ func TestSimAddrs(t *testing.T) {
 	}{
 		{"10.0.0.1:5985", 2, "needs --listen on a 127.x.y.z address"},
 		{"127.0.0.1", 1, "want host:port"},
-		{"127.0.0.1:5985", 0, "want 1 to 250"},
+		{"127.0.0.1:5985", 0, "want 1 to 4096"},
+		{"127.0.0.1:5985", 4097, "want 1 to 4096"},
 	} {
 		if _, err := simAddrs(bad.listen, bad.n); err == nil || !strings.Contains(err.Error(), bad.err) {
 			t.Errorf("simAddrs(%q, %d) error %v, want %q", bad.listen, bad.n, err, bad.err)
