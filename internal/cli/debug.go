@@ -35,6 +35,14 @@ func (d *debugTransport) RoundTrip(ctx context.Context, req *transport.Request) 
 	return resp, nil
 }
 
+// Confidential passes the wrapped transport's answer through, so that
+// bitsprov's refusal to send a job password in clear still works under
+// --debug. A transport that cannot tell counts as not confidential.
+func (d *debugTransport) Confidential(endpoint string) bool {
+	ok, _ := transport.IsConfidential(d.next, endpoint)
+	return ok
+}
+
 // CloseIdleConnections passes through to the wrapped transport.
 func (d *debugTransport) CloseIdleConnections() {
 	if c, ok := d.next.(interface{ CloseIdleConnections() }); ok {
