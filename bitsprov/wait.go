@@ -50,8 +50,11 @@ type TransientAction int
 
 // Actions on TransientError.
 const (
-	// TransientCancel treats TransientError like Error, as the PowerShell
-	// loop does (it stops on states 4, 5 and 6).
+	// TransientCancel cancels a job in TransientError, as the PowerShell
+	// loop does (it stops on states 4, 5 and 6 and cancels on 4 and 5),
+	// whatever OnError says: OnError is about jobs in Error, which BITS
+	// has given up on, and leaving a job that BITS keeps retrying would
+	// leave it transferring behind the caller's back.
 	TransientCancel TransientAction = iota
 	// TransientWait rides the error out: BITS retries by itself, and the
 	// job either makes progress or turns to Error when its
@@ -305,7 +308,7 @@ func (w *waiter) poll(ctx context.Context) (done bool, err error) {
 			w.details(ctx)
 		}
 		if w.p.OnTransient == TransientCancel {
-			return true, w.failed(ctx, "job hit a transient error")
+			return true, w.act(ctx, ActionCancel, w.why("job hit a transient error"), "; cancelled")
 		}
 		// BITS itself turns the job to Error when NoProgressTimeout runs
 		// out; this is the backstop for a host that does not. With a
@@ -345,12 +348,20 @@ func (w *waiter) details(ctx context.Context) {
 	w.out.Reason = ""
 }
 
-func (w *waiter) failed(ctx context.Context, why string) error {
+// why is what happened followed by the job's error details, or by why
+// they are unavailable.
+func (w *waiter) why(what string) string {
 	if w.out.Error != nil {
-		why += ": " + w.out.Error.Error()
+		return what + ": " + w.out.Error.Error()
 	} else if w.out.Reason != "" {
-		why += " " + w.out.Reason
+		return what + " " + w.out.Reason
 	}
+	return what
+}
+
+// failed applies OnError to a job that failed.
+func (w *waiter) failed(ctx context.Context, what string) error {
+	why := w.why(what)
 	if w.p.OnError == ErrorLeave {
 		w.out.Action = ResultLeft
 		w.out.Reason = why + "; left on the host for inspection"

@@ -142,6 +142,15 @@ func TestWait(t *testing.T) {
 			wantGetErrs: 1,
 		},
 		{
+			name:        "transient cancel cancels even when errors are left",
+			src:         fakeSource{steps: st(StateConnecting, StateTransientError), jobError: httpErr404},
+			policy:      Policy{OnTransient: TransientCancel, OnError: ErrorLeave},
+			want:        Outcome{Final: StateCancelled, Action: ResultCancelled, Polls: 2, Error: httpErr404, Reason: "job hit a transient error: BG_E_HTTP_ERROR_404 (0x80190194) in RemoteFile: The requested URL does not exist on the server.; cancelled"},
+			wantActions: []JobAction{ActionCancel},
+			wantSleeps:  []time.Duration{time.Second},
+			wantGetErrs: 1,
+		},
+		{
 			name:        "ride out a transient error",
 			src:         fakeSource{steps: st(StateTransferring, StateTransientError, StateTransientError, StateTransferring, StateTransferred), jobError: httpErr404, npt: time.Hour},
 			policy:      Policy{OnTransient: TransientWait},

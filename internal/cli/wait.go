@@ -34,7 +34,7 @@ func (w *waitFlags) add(cmd *cobra.Command, onErrorDefault string) {
 	fl := cmd.Flags()
 	fl.DurationVar(&w.Interval, "interval", time.Second, "first pause between polls; it grows 1.5x per poll up to 10x")
 	fl.DurationVar(&w.Timeout, "timeout", 0, "give up waiting after this long (0: no limit; exit 4, the job is left)")
-	fl.StringVar(&w.Transient, "transient", "wait", "on TransientError: wait (BITS retries; give up at the job's NoProgressTimeout) or cancel (treat as Error)")
+	fl.StringVar(&w.Transient, "transient", "wait", "on TransientError: wait (BITS retries; give up at the job's NoProgressTimeout, then apply --on-error) or cancel (cancel the job at once, whatever --on-error says)")
 	fl.StringVar(&w.OnError, "on-error", onErrorDefault, "on Error: leave the job for inspection, or cancel it")
 }
 
@@ -85,9 +85,11 @@ progress on stderr when it is a terminal; then print the job and the outcome.
 With --complete a Transferred job is completed, so its files appear on the
 host (the PowerShell loop of Microsoft's how-to); without it the job is left
 Transferred for "bitsremote complete". A TransientError is ridden out by
-default (BITS retries by itself); --transient cancel treats it as an Error.
-A job in Error is left for inspection unless --on-error cancel. A suspended
-job is waited on until someone resumes it.
+default (BITS retries by itself) until the job's NoProgressTimeout, and then
+handled like an Error; --transient cancel cancels the job at once, as the
+PowerShell loop does, whatever --on-error says. A job in Error is left for
+inspection unless --on-error cancel. A suspended job is waited on until
+someone resumes it.
 
 Here --timeout bounds the whole wait, not each request. Exit codes: 0 the job
 was transferred (and completed with --complete); 1 it failed or was

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,5 +143,42 @@ func TestDebugRedaction(t *testing.T) {
 	want := `<p:SetCredentials_INPUT><p:UserName>u</p:UserName><p:Password>REDACTED</p:Password><Password xsi:type="x">REDACTED</Password></p:SetCredentials_INPUT>`
 	if got := string(redactBody(in)); got != want {
 		t.Errorf("redactBody\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestWaitTransientCancel: --transient cancel alone cancels a job in
+// TransientError, as the PowerShell loop does; --on-error (leave by
+// default for wait) is about jobs in Error and does not hold it back.
+func TestWaitTransientCancel(t *testing.T) {
+	h := newSimHost(t)
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	base := []string{"-H", h.hostArg(), "-u", testUser}
+	r := run(t, withPassword(), append([]string{"create", "--url", busy.URL + "/x.bin", "--local", tempPath(t, "x.bin")}, base...)...)
+	if r.code != 0 {
+		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	r = run(t, withPassword(), append([]string{"wait", id, "--transient", "cancel", "--interval", "10ms", "--timeout", "20s", "-o", "json"}, base...)...)
+	if r.code != ExitJobFailed {
+		t.Fatalf("wait --transient cancel: exit %d, want 1: %s", r.code, r.stderr)
+	}
+	m := decode(t, r.stdout)
+	if got := m["outcome"].(map[string]any)["result"]; m["state"] != "Cancelled" || got != "Cancelled" {
+		t.Errorf("wait --transient cancel: state %v, outcome %v; want the job cancelled", m["state"], got)
+	}
+	if r := run(t, withPassword(), append([]string{"get", id}, base...)...); r.code != ExitFault {
+		t.Errorf("get after the cancel: exit %d, want 5 (not found): %s", r.code, r.stderr)
+	}
+	help := run(t, nil, "wait", "--help").stdout
+	for _, want := range []string{
+		"on TransientError: wait (BITS retries; give up at the job's NoProgressTimeout, then apply --on-error) or cancel (cancel the job at once, whatever --on-error says)",
+		"on Error: leave the job for inspection, or cancel it",
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(help), " "), want) {
+			t.Errorf("wait --help lacks %q:\n%s", want, help)
+		}
 	}
 }
