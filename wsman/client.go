@@ -149,7 +149,7 @@ func (c *Client) call(ctx context.Context, op string, r *request, mode retryMode
 
 // callOnce is one attempt of call.
 func (c *Client) callOnce(ctx context.Context, op string, r *request, idempotent bool, wantAction string, extraNS ...string) (*reply, error) {
-	body := render(c.envelope(r, extraNS...))
+	body := c.appendEnvelope(make([]byte, 0, 2048), r, r.bodyXML, extraNS...)
 	resp, err := c.Transport.RoundTrip(ctx, &transportRequest{URL: c.Endpoint, Body: body, Idempotent: idempotent})
 	if err != nil {
 		return nil, c.opError(op, r.resourceURI, err)
@@ -196,6 +196,14 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 	if err := c.checkReplySize(resp.Body); err != nil {
 		return nil, c.opError(op, resourceURI, err)
 	}
+	// The fast reader takes every ordinary reply; faults and anything it
+	// does not handle exactly like etree go to etree (fastread.go).
+	if fr, err := parseFastReply(resp.Body); err == nil {
+		if resp.StatusCode != http.StatusOK {
+			return nil, httpErr(nil)
+		}
+		return &reply{fast: fr}, nil
+	}
 	rep, err := parseEnvelope(resp.Body)
 	if err != nil {
 		if resp.StatusCode == http.StatusOK {
@@ -227,7 +235,7 @@ func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
 	err := c.withRetry(ctx, retryIdempotent, func() error {
 		req := &transportRequest{
 			URL:        c.Endpoint,
-			Body:       render(identifyEnvelope()),
+			Body:       []byte(identifyXML),
 			Header:     http.Header{"Wsmanidentify": []string{"unauthenticated"}},
 			Anonymous:  true,
 			Idempotent: true,
@@ -242,27 +250,9 @@ func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	ir := child(rep.body, NsIdentity, "IdentifyResponse")
-	if ir == nil {
+	out, ok := rep.identify()
+	if !ok {
 		return nil, c.opError(op, "", fmt.Errorf("%w: no wsmid:IdentifyResponse in the body", ErrProtocol))
-	}
-	out := &IdentifyResponse{}
-	for _, e := range elementKids(ir) {
-		if e.NamespaceURI() != NsIdentity {
-			continue
-		}
-		switch e.Tag {
-		case "ProtocolVersion":
-			out.ProtocolVersion = strings.TrimSpace(textOf(e))
-		case "ProductVendor":
-			out.ProductVendor = strings.TrimSpace(textOf(e))
-		case "ProductVersion":
-			out.ProductVersion = strings.TrimSpace(textOf(e))
-		case "SecurityProfiles":
-			for _, p := range elementKids(e) {
-				out.SecurityProfiles = append(out.SecurityProfiles, strings.TrimSpace(textOf(p)))
-			}
-		}
 	}
 	return out, nil
 }
@@ -287,14 +277,13 @@ func (c *Client) Get(ctx context.Context, resourceURI string, opts Options) (*In
 
 // bodyInstance parses the body's element as an instance.
 func (c *Client) bodyInstance(op, uri string, rep *reply, required bool) (*Instance, error) {
-	el := rep.bodyChild()
-	if el == nil {
+	if _, ok := rep.bodyTag(); !ok {
 		if !required {
 			return nil, nil
 		}
 		return nil, c.opError(op, uri, fmt.Errorf("%w: empty s:Body where an instance was expected", ErrProtocol))
 	}
-	in, err := ParseInstance(el)
+	in, err := rep.bodyInstance()
 	if err != nil {
 		return nil, c.opError(op, uri, err)
 	}
@@ -316,7 +305,7 @@ func (c *Client) Put(ctx context.Context, resourceURI string, opts Options, in *
 	if err := checkNames(&opts, in); err != nil {
 		return nil, c.opError(op, uri, err)
 	}
-	r := &request{action: ActionPut, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
+	r := &request{action: ActionPut, resourceURI: uri, messageID: c.messageID(), opts: &opts, bodyXML: appendInstance(nil, in)}
 	rep, err := c.call(ctx, op, r, retryUnsafe, ActionPutResponse)
 	if err != nil {
 		return nil, err
@@ -337,16 +326,15 @@ func (c *Client) Create(ctx context.Context, resourceURI string, opts Options, i
 	if err := checkNames(&opts, in); err != nil {
 		return nil, c.opError(op, uri, err)
 	}
-	r := &request{action: ActionCreate, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: in.Element()}
+	r := &request{action: ActionCreate, resourceURI: uri, messageID: c.messageID(), opts: &opts, bodyXML: appendInstance(nil, in)}
 	rep, err := c.call(ctx, op, r, retryUnsafe, ActionCreateResponse)
 	if err != nil {
 		return nil, err
 	}
-	rc := child(rep.body, NsTransfer, "ResourceCreated")
-	if rc == nil {
+	epr, ok, err := rep.resourceCreated()
+	if !ok {
 		return nil, c.opError(op, uri, fmt.Errorf("%w: no x:ResourceCreated in the CreateResponse", ErrProtocol))
 	}
-	epr, err := parseEPR(rc)
 	if err != nil {
 		return nil, c.opError(op, uri, err)
 	}
@@ -391,7 +379,7 @@ func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Op
 		return nil, c.opError(op, uri, err)
 	}
 	action := uri + "/" + method
-	r := &request{action: action, resourceURI: uri, messageID: c.messageID(), opts: &opts, body: body.Element()}
+	r := &request{action: action, resourceURI: uri, messageID: c.messageID(), opts: &opts, bodyXML: appendInstance(nil, body)}
 	mode := retryUnsafe
 	if opts.Idempotent {
 		mode = retryIdempotent
@@ -400,15 +388,15 @@ func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Op
 	if err != nil {
 		return nil, err
 	}
-	out := rep.bodyChild()
-	if out == nil || !strings.EqualFold(out.Tag, method+"_OUTPUT") {
+	tag, ok := rep.bodyTag()
+	if !ok || !strings.EqualFold(tag, method+"_OUTPUT") {
 		got := "an empty body"
-		if out != nil {
-			got = "<" + out.Tag + ">"
+		if ok {
+			got = "<" + tag + ">"
 		}
 		return nil, c.opError(op, uri, fmt.Errorf("%w: want <%s_OUTPUT>, got %s", ErrProtocol, method, got))
 	}
-	in, err := ParseInstance(out)
+	in, err := rep.bodyInstance()
 	if err != nil {
 		return nil, c.opError(op, uri, err)
 	}
@@ -497,7 +485,7 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		yield(nil, e.c.opError("Enumerate", uri, err))
 		return
 	}
-	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, body: e.enumerateBody()}
+	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, bodyXML: appendEnumerateBody(nil, e.opts)}
 	rep, err := e.c.call(e.ctx, "Enumerate", r, retryIdempotent, ActionEnumerateResp, "n", NsEnumeration)
 	if err != nil {
 		yield(nil, err)
@@ -567,12 +555,8 @@ func (e *enumeration) enumerateBody() *etree.Element {
 
 func (e *enumeration) pull(enumCtx string) (*page, error) {
 	for timeouts := 0; ; timeouts++ {
-		body := etree.NewElement("n:Pull")
-		body.CreateElement("n:EnumerationContext").SetText(enumCtx)
-		if e.opts.MaxElements > 0 {
-			body.CreateElement("n:MaxElements").SetText(strconv.Itoa(e.opts.MaxElements))
-		}
-		r := &request{action: ActionPull, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
+		body := appendPullBody(nil, enumCtx, e.opts.MaxElements)
+		r := &request{action: ActionPull, resourceURI: e.uri, messageID: e.c.messageID(), bodyXML: body}
 		rep, err := e.c.call(e.ctx, "Pull", r, retryCursor, ActionPullResponse, "n", NsEnumeration)
 		if err != nil {
 			// n:TimedOut means "no data yet"; the context is still valid.
@@ -598,9 +582,7 @@ func (e *enumeration) release(enumCtx string) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
 	defer cancel()
-	body := etree.NewElement("n:Release")
-	body.CreateElement("n:EnumerationContext").SetText(enumCtx)
-	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), body: body}
+	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), bodyXML: appendReleaseBody(nil, enumCtx)}
 	_, _ = e.c.call(ctx, "Release", r, retryIdempotent, ActionReleaseResponse, "n", NsEnumeration)
 }
 
@@ -616,6 +598,9 @@ type page struct {
 // and in n: in a PullResponse; either is accepted in both. An absent or
 // empty context also means the enumeration is over.
 func parsePage(rep *reply, want string) (*page, error) {
+	if rep.fast != nil {
+		return rep.fast.parsePage(want)
+	}
 	resp := child(rep.body, NsEnumeration, want)
 	if resp == nil {
 		return nil, fmt.Errorf("%w: no n:%s in the body", ErrProtocol, want)

@@ -26,6 +26,8 @@ type request struct {
 	opts        *Options
 	// body, when set, is added as the only child of s:Body.
 	body *etree.Element
+	// bodyXML, when body is nil, is the rendered child of s:Body.
+	bodyXML []byte
 }
 
 // newMessageID returns "uuid:" + an upper-case random UUID, the form
@@ -163,8 +165,11 @@ func checkAttrs(root *etree.Element) error {
 	return nil
 }
 
-// reply is a parsed SOAP envelope.
+// reply is a parsed SOAP envelope: read by the fast reader (fast set),
+// or by etree when the fast reader left it to etree (faults, anything
+// unusual; see fastread.go).
 type reply struct {
+	fast   *fastReply
 	doc    *etree.Document
 	header *etree.Element
 	body   *etree.Element
@@ -203,6 +208,9 @@ func parseEnvelope(body []byte) (*reply, error) {
 
 // headerText returns the trimmed text of the header ns:local, or "".
 func (r *reply) headerText(ns, local string) string {
+	if r.fast != nil {
+		return r.fast.headerText(ns, local)
+	}
 	if r.header == nil {
 		return ""
 	}

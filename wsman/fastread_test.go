@@ -141,35 +141,8 @@ func etreeView(b []byte) (*readView, error) {
 		epr, err := parseEPR(rc)
 		v.Created, v.CreatedErr = epr, errText(err)
 	}
-	v.Identify = etreeIdentify(rep)
+	v.Identify, _ = rep.identify()
 	return v, nil
-}
-
-// etreeIdentify is what Client.Identify reads from an etree reply.
-func etreeIdentify(rep *reply) *IdentifyResponse {
-	ir := child(rep.body, NsIdentity, "IdentifyResponse")
-	if ir == nil {
-		return nil
-	}
-	out := &IdentifyResponse{}
-	for _, e := range elementKids(ir) {
-		if e.NamespaceURI() != NsIdentity {
-			continue
-		}
-		switch e.Tag {
-		case "ProtocolVersion":
-			out.ProtocolVersion = strings.TrimSpace(textOf(e))
-		case "ProductVendor":
-			out.ProductVendor = strings.TrimSpace(textOf(e))
-		case "ProductVersion":
-			out.ProductVersion = strings.TrimSpace(textOf(e))
-		case "SecurityProfiles":
-			for _, p := range elementKids(e) {
-				out.SecurityProfiles = append(out.SecurityProfiles, strings.TrimSpace(textOf(p)))
-			}
-		}
-	}
-	return out
 }
 
 // fastView reads b with the fast reader; errFastFallback when it left the
