@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"syscall"
 	"time"
@@ -429,7 +428,7 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 
 // Retryable reports whether err is a passing host condition worth
 // retrying: the connection refused, reset or timed out, a 502/503/504
-// from the host or a proxy, a w:TimedOut or w:InternalError fault, a
+// from the host or a proxy, a kept-alive connection the host closed, a w:TimedOut or w:InternalError fault, a
 // reply cut short, garbled or not ours, or any failure that leaves open
 // whether the call was carried out (wsman.ErrAmbiguous: the poller's
 // Complete and Cancel are safe to repeat, since a job already completed
@@ -456,11 +455,12 @@ func Retryable(err error) bool {
 	if errors.As(err, &f) {
 		return f.Subcode == "InternalError"
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) {
+	// IsConnectionClosed covers EOF, resets, broken pipes and net/http's
+	// "server closed idle connection" (a kept-alive connection the host
+	// dropped, which only its message identifies).
+	if transport.IsConnectionClosed(err) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var ne net.Error

@@ -331,6 +331,8 @@ func TestRetryable(t *testing.T) {
 		{"refused", errRefused, true},
 		{"reset", fmt.Errorf("post: %w", syscall.ECONNRESET), true},
 		{"EOF", fmt.Errorf("read: %w", io.EOF), true},
+		// net/http's unexported errServerClosedIdle, known by its text.
+		{"server closed idle connection", fmt.Errorf("get on h: post to h: %w", errors.New("http: server closed idle connection")), true},
 		{"503", err503, true},
 		{"502 wrapped", fmt.Errorf("x: %w", &wsman.HTTPError{StatusCode: 502}), true},
 		{"w:TimedOut", errTimedOut, true},

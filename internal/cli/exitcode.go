@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"syscall"
@@ -155,10 +154,7 @@ func ExitCode(err error) int {
 func isConnectionError(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, transport.ErrEncryptionRequired) ||
-		// The host closed the connection without answering (a service
-		// restarting, a proxy or load balancer dropping us).
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return true
 	}
@@ -175,7 +171,12 @@ func isConnectionError(err error) bool {
 	)
 	return errors.As(err, &netErr) || errors.As(err, &opErr) || errors.As(err, &dnsErr) ||
 		errors.As(err, &recErr) || errors.As(err, &alertErr) || errors.As(err, &verErr) ||
-		errors.As(err, &unkAuth) || errors.As(err, &hostErr) || errors.As(err, &invErr)
+		errors.As(err, &unkAuth) || errors.As(err, &hostErr) || errors.As(err, &invErr) ||
+		// The host closed the connection without answering (a service
+		// restarting, a proxy or load balancer dropping us, a kept-alive
+		// connection closed under us: net/http's "server closed idle
+		// connection", which only its message identifies, hence last).
+		transport.IsConnectionClosed(err)
 }
 
 // worst returns the exit code that wins when several hosts report: the

@@ -54,6 +54,8 @@ func TestExitCode(t *testing.T) {
 		{"hostname", x509.HostnameError{Host: "h"}, ExitConnection},
 		{"encryption required", fmt.Errorf("h: %w", transport.ErrEncryptionRequired), ExitConnection},
 		{"closed without an answer", fmt.Errorf("post to h: %w", io.EOF), ExitConnection},
+		// net/http's unexported errServerClosedIdle, known by its text.
+		{"server closed idle connection", fmt.Errorf("get on h: post to h: %w", errors.New("http: server closed idle connection")), ExitConnection},
 		{"reply cut short", &url.Error{Op: "Post", URL: "http://h/wsman", Err: io.ErrUnexpectedEOF}, ExitConnection},
 		{"ambiguous reset", &wsman.AmbiguousError{Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}, ExitConnection},
 		{"ambiguous fault", &wsman.AmbiguousError{Err: &wsman.Fault{Subcode: "InternalError"}}, ExitFault},
