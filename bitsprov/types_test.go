@@ -416,3 +416,18 @@ func TestReturnError(t *testing.T) {
 		t.Error("Failed wrong")
 	}
 }
+
+// TestSameNameIsEqualFold: the first-byte shortcut never changes what
+// strings.EqualFold says, for ASCII names in any case and for the
+// non-ASCII letters that fold onto ASCII ones (Kelvin sign, long s).
+func TestSameNameIsEqualFold(t *testing.T) {
+	names := []string{"", "JobId", "jobid", "JOBID", "JobIdx", "Owner", "owner", "_x", "@a", "`a", "[a", "{a",
+		"\u212Aey", "Key", "key", "\u017Fize", "Size", "size", "é", "É", "0", "1"}
+	for _, a := range names {
+		for _, b := range names {
+			if got, want := sameName(a, b), strings.EqualFold(a, b); got != want {
+				t.Errorf("sameName(%q, %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+}
