@@ -319,8 +319,8 @@ func runBench(o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("authentication: %d NTLM handshakes on %d connections for %d hosts over %d client requests (each host authenticated once: %v)\n",
-		st.Handshakes, st.Connections, o.Hosts, reqs.Load(), st.Handshakes == o.Hosts)
+	fmt.Printf("authentication: %d NTLM handshakes on %d connections for %d hosts over %d client requests (each host authenticated once: %v); non-200 replies: %v\n",
+		st.Handshakes, st.Connections, o.Hosts, reqs.Load(), st.Handshakes == o.Hosts, st.Statuses)
 	fmt.Printf("peak RSS after the poll cycles: %.1f MiB\n", peakRSS())
 	g.handshakes = st.Handshakes
 

@@ -36,6 +36,9 @@ type hostsStats struct {
 	Connections int     `json:"connections"`
 	Requests    int     `json:"requests"`
 	CPU         float64 `json:"cpu"`
+	// Statuses counts the HTTP statuses other than 200 the hosts sent
+	// (auth legs' 401s included), to tell re-authentication from errors.
+	Statuses map[int]int `json:"statuses"`
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: a
@@ -139,8 +142,13 @@ func serveHosts(n int, user, password, filesDir string, timeScale float64) error
 		if sc.Text() != "stats" {
 			continue
 		}
-		var st hostsStats
+		st := hostsStats{Statuses: map[int]int{}}
 		for _, h := range hosts {
+			for _, e := range h.Server.Log() {
+				if e.Status != 200 {
+					st.Statuses[e.Status]++
+				}
+			}
 			st.Handshakes += h.Server.NTLMHandshakes()
 			st.Connections += h.Server.Connections()
 			st.Requests += len(h.Server.Log())
