@@ -2,9 +2,13 @@
 // Microsoft MS-WSMV extensions): Identify, Get, Put, Create, Delete, Invoke
 // and Enumerate/Pull/Release, with typed SOAP faults and WMI instances.
 //
-// It knows nothing of BITS. Envelopes are built and parsed with etree and
-// elements are always matched by namespace URI, never by prefix, because
-// Windows and other peers use different prefixes for the same namespaces.
+// It knows nothing of BITS. Elements are always matched by namespace URI,
+// never by prefix, because Windows and other peers use different prefixes
+// for the same namespaces. Requests are written straight into bytes
+// (fastwrite.go) and replies read by a small strict scanner (fastread.go);
+// both are held byte for byte and value for value to the etree builder and
+// reader, which stay as the reference implementation and read faults and
+// anything the fast reader leaves to them.
 package wsman
 
 // Namespace URIs used on the wire (MS-WSMV 2.2.1).
