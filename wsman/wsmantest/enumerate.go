@@ -19,6 +19,7 @@ type enumState struct {
 	mode    wsman.EnumerationMode
 	uri     string
 	keys    []string
+	user    string // quotaUser of the owner
 	expires time.Time
 }
 
@@ -27,6 +28,11 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 	if !isNS(en, wsman.NsEnumeration, "Enumerate") {
 		return nil, newFault("Sender", wsman.NsWSMan, "SchemaValidationError", CodeSchemaValidation, textSchemaValidation, textSchemaValidation)
 	}
+	quser := quotaUser(user)
+	if err := s.openEnum(quser); err != nil {
+		return nil, err
+	}
+	defer s.openDone(quser)
 	optimize := child(en, wsman.NsWSMan, "OptimizeEnumeration") != nil
 	maxElems := 1
 	if me := child(en, wsman.NsWSMan, "MaxElements"); me != nil {
@@ -130,7 +136,7 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 		}
 		kept = append(kept, in)
 	}
-	st := &enumState{items: kept, mode: mode, uri: rt.uri, keys: rt.keys}
+	st := &enumState{items: kept, mode: mode, uri: rt.uri, keys: rt.keys, user: quser}
 	env := newEnvelope(wsman.ActionEnumerateResp, p.messageID, nsEnum)
 	resp := env.body.CreateElement("n:EnumerateResponse")
 	ctxEl := resp.CreateElement("n:EnumerationContext")
@@ -269,6 +275,44 @@ func (s *Server) takeEnum(id string) *enumState {
 		return nil
 	}
 	return st
+}
+
+// quotaUser is the account an operation counts against: WinRM keeps
+// quotas per user, and "HOST\\admin" (NTLM) and "admin" (Basic) are the
+// same local account.
+func quotaUser(user string) string {
+	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
+		user = user[i+1:]
+	}
+	return strings.ToLower(user)
+}
+
+// openEnum admits a new Enumerate for user, or answers the fault WinRM
+// sends when the user already holds MaxConcurrentOperationsPerUser
+// operations: live contexts plus Enumerates still being answered.
+func (s *Server) openEnum(user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.opening[user]
+	now := time.Now()
+	for _, e := range s.enums {
+		if e.user == user && !now.After(e.expires) {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxOperationsPerUser {
+		return FaultMaxConcurrentOperations(s.cfg.MaxOperationsPerUser)
+	}
+	s.opening[user]++
+	return nil
+}
+
+func (s *Server) openDone(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opening[user]--; s.opening[user] <= 0 {
+		delete(s.opening, user)
+	}
 }
 
 // Enumerations returns the number of live enumeration contexts, so tests

@@ -35,6 +35,7 @@ const (
 	CodeUnexpectedSelectors     uint32 = 0x8033805B // w:InvalidSelectors
 	CodeMinEnvelopeSize         uint32 = 0x8033807E // w:EncodingLimit (MaxEnvelopeSize < 8192)
 	CodeLocaleMustUnderstand    uint32 = 0x80338087 // w:UnsupportedFeature (Locale)
+	CodeMaxConcurrentOperations uint32 = 0x803381A6 // w:InternalError (MaxConcurrentOperationsPerUser)
 )
 
 // Texts of Windows' messages (wsmerror.h and the captures), trailing space
@@ -65,6 +66,8 @@ const (
 	textLocaleMustUnderstand = "The WS-Management service cannot guarantee that all data is returned in the requested locale as some data sources may not be able to comply. Resend the remote request with locale as a hint (the SOAP header should have mustUnderstand=\"false\") "
 	textClassNotFound        = "The specified class does not exist in the given namespace. "
 	textInvalidQuery         = "The WS-Management service cannot process the request. The WQL query is invalid. "
+	textMaxConcurrentOps     = "The WS-Management service cannot process the request. The maximum number of concurrent operations for this user has been exceeded. Close existing operations for this user, or raise the quota for this user. "
+	textMaxConcurrentOpsN    = "The WS-Management service cannot process the request. This user is allowed a maximum number of %d concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. "
 )
 
 // Provider identities Windows puts in f:ProviderFault.
@@ -99,6 +102,15 @@ func FaultNotFound(detail string) *wsman.Fault {
 	}
 	f.ProviderFault = &wsman.ProviderFault{Provider: wmiProviderName, Path: wmiProviderPath, Text: detail, WSManCode: CodeResourceNotFound}
 	return f
+}
+
+// FaultMaxConcurrentOperations is what WinRM answers when a user already
+// holds limit concurrent operations (MaxConcurrentOperationsPerUser):
+// s:Receiver, w:InternalError, WSManFault 0x803381A6 and no FaultDetail,
+// the shape of the real fault-w-InternalError-quota-max-concurrent-operations.xml.
+func FaultMaxConcurrentOperations(limit int) *wsman.Fault {
+	return newFault("Receiver", wsman.NsWSMan, "InternalError", CodeMaxConcurrentOperations,
+		textMaxConcurrentOps, fmt.Sprintf(textMaxConcurrentOpsN, limit))
 }
 
 // FaultInvalidSelectors is w:InvalidSelectors with detail UnexpectedSelectors

@@ -56,8 +56,11 @@ const (
 	DefaultPullBatch          = 50
 	DefaultOptimizedBatch     = 1
 	DefaultEnumerationTimeout = 240 * time.Second
-	DefaultMachine            = "localhost"
-	DefaultProductVersion     = "OS: 10.0.20348 SP: 0.0 Stack: 3.0"
+	// DefaultMaxOperationsPerUser is WinRM's MaxConcurrentOperationsPerUser
+	// on current Windows (older hosts default to 15).
+	DefaultMaxOperationsPerUser = 1500
+	DefaultMachine              = "localhost"
+	DefaultProductVersion       = "OS: 10.0.20348 SP: 0.0 Stack: 3.0"
 )
 
 // Config describes the simulated host.
@@ -93,6 +96,13 @@ type Config struct {
 	EnumerationTimeout time.Duration
 	// ProductVersion is the authenticated Identify's ProductVersion.
 	ProductVersion string
+	// MaxOperationsPerUser is WinRM's MaxConcurrentOperationsPerUser
+	// (default 1500; 15 on old Windows): how many enumeration contexts
+	// (live or being opened) one user may hold before Enumerate answers
+	// w:InternalError 0x803381A6. Expired and released contexts do not
+	// count, so a client that never Releases what it abandons fails here
+	// as it would against Windows.
+	MaxOperationsPerUser int
 }
 
 func (c *Config) setDefaults() {
@@ -126,6 +136,9 @@ func (c *Config) setDefaults() {
 	if c.ProductVersion == "" {
 		c.ProductVersion = DefaultProductVersion
 	}
+	if c.MaxOperationsPerUser <= 0 {
+		c.MaxOperationsPerUser = DefaultMaxOperationsPerUser
+	}
 }
 
 // Server is a WS-Management server on a loopback (or given) address.
@@ -149,6 +162,7 @@ type Server struct {
 	mu       sync.Mutex
 	routes   map[string]*route
 	enums    map[string]*enumState
+	opening  map[string]int // Enumerates in progress, by quotaUser
 	log      []LogEntry
 	conns    map[net.Conn]struct{}
 	accepted int
@@ -203,6 +217,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		routes:   map[string]*route{},
 		enums:    map[string]*enumState{},
+		opening:  map[string]int{},
 		conns:    map[net.Conn]struct{}{},
 	}
 	s.srv = &http.Server{
