@@ -208,14 +208,25 @@ func (p *Provider) Enumerate(ctx context.Context, r *wsmantest.EnumerateRequest)
 
 // Put applies the writable properties of in (DisplayName, Description,
 // Priority, MinimumRetryDelay, NoProgressTimeout) and returns the updated
-// job. Set-WSManInstance Puts back the whole instance it got, so read-only
-// properties are accepted unchanged; changing a read-only property that
-// cannot move on its own (JobId, Owner, JobCreationTime) is rejected with
-// WBEM_E_READ_ONLY (0x80041023), the WMI status for writing a read-only
-// property. Read-only counters and the state move while a job transfers,
-// so a stale copy of them is indistinguishable from an attempted write and
-// they are ignored, as a provider that reads only its writable properties
-// would. [I] No capture of a BITS provider Put exists.
+// job.
+//
+// The rule for everything else is one: a read-only property is ignored
+// whatever value it carries, except the key JobId, which must name the job
+// the selectors address. Why: Set-WSManInstance (and winrm.vbs) Get the
+// instance, patch the properties asked for and Put the whole document
+// back, so a Put always carries every read-only property as it was read.
+// Counters and State may have moved since (the job transfers meanwhile),
+// so a stale copy of them is indistinguishable from an attempted write,
+// and refusing it would make Set-WSManInstance fail at random on a busy
+// job; a provider that reads only its writable properties from the body
+// behaves this way. Owner, JobCreationTime and the other read-only
+// properties are treated the same, so the rule does not depend on which
+// ones happen to be able to move. The key is different: a body whose
+// JobId is not the job in the selectors describes another instance, and
+// silently updating the selected job from it would apply one job's
+// settings to another; that is refused with WBEM_E_READ_ONLY (0x80041023),
+// the WMI status for writing a read-only property. [I] No capture of a
+// BITS provider Put exists.
 func (p *Provider) Put(ctx context.Context, r *wsmantest.Request, in *wsman.Instance) (*wsman.Instance, error) {
 	j, err := p.lookup(r, "PutInstance")
 	if err != nil {
@@ -278,7 +289,7 @@ func (p *Provider) Put(ctx context.Context, r *wsmantest.Request, in *wsman.Inst
 			} else {
 				noProgress = uint32(v)
 			}
-		case "JobId", "Owner", "JobCreationTime":
+		case "JobId":
 			if len(prop.Values) != 1 || !strings.EqualFold(strings.TrimSpace(text), cp.Values[0].Text) {
 				return nil, faultProvider(r.Machine, wbemReadOnly,
 					fmt.Sprintf("The property %s is read-only.", cp.Name))

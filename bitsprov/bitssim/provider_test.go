@@ -149,8 +149,8 @@ func TestPut(t *testing.T) {
 		subcode string
 		code    uint32
 	}{
-		{"read-only Owner", map[string]string{"Owner": `NT AUTHORITY\SYSTEM`}, "InternalError", wbemReadOnly},
-		{"read-only JobId", map[string]string{"JobId": "{11111111-1111-1111-1111-111111111111}"}, "InternalError", wbemReadOnly},
+		{"another JobId", map[string]string{"JobId": "{11111111-1111-1111-1111-111111111111}"}, "InternalError", wbemReadOnly},
+		{"another JobId with a writable change", map[string]string{"JobId": "{11111111-1111-1111-1111-111111111111}", "Priority": "3"}, "InternalError", wbemReadOnly},
 		{"priority 7", map[string]string{"Priority": "7"}, "InternalError", eInvalidArg},
 		{"priority not a number", map[string]string{"Priority": "high"}, "InvalidParameter", wbemTypeMismatch},
 	} {
@@ -162,6 +162,13 @@ func TestPut(t *testing.T) {
 			}
 		})
 	}
+	t.Run("JobId refusal text", func(t *testing.T) {
+		_, err := put(map[string]string{"JobId": "{11111111-1111-1111-1111-111111111111}"})
+		f := fault(t, err, "InternalError", wbemReadOnly)
+		if f.ProviderFault == nil || f.ProviderFault.Text != "The property JobId is read-only." {
+			t.Errorf("provider fault = %+v", f.ProviderFault)
+		}
+	})
 	t.Run("unknown property", func(t *testing.T) {
 		in := get(t, p, id)
 		in.Props = append(in.Props, textProp("Bogus", "1"))
@@ -174,6 +181,51 @@ func TestPut(t *testing.T) {
 		_, err := p.Put(ctx, req(id, ""), in)
 		fault(t, err, "DestinationUnreachable", wsman.CodeResourceNotFound)
 	})
+}
+
+// TestPutReadOnly checks the one rule for read-only properties: whatever
+// value a Put carries for them is ignored (Set-WSManInstance Puts back
+// what it read, and counters and State move meanwhile), and only the key
+// JobId must still name the selected job.
+func TestPutReadOnly(t *testing.T) {
+	p := newTestProvider(t, Config{})
+	id := create(t, p, "DisplayName", "p", "RemoteUrl", "http://h/a", "LocalFile", "/tmp/a")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		patch map[string]string
+	}{
+		{"State", map[string]string{"State": "6"}},
+		{"BytesTransferred", map[string]string{"BytesTransferred": "12345"}},
+		{"Owner", map[string]string{"Owner": `NT AUTHORITY\SYSTEM`}},
+		{"JobCreationTime", map[string]string{"JobCreationTime": "1"}},
+		{"JobId in other case", map[string]string{"JobId": strings.ToLower(id)}},
+		{"State with a writable change", map[string]string{"State": "6", "Description": "kept"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := get(t, p, id)
+			in := get(t, p, id)
+			for k, v := range tc.patch {
+				findProp(in, k).Values[0].Text = v
+			}
+			out, err := p.Put(ctx, req(id, ""), in)
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			after := get(t, p, id)
+			for _, got := range []*wsman.Instance{out, after} {
+				for k := range tc.patch {
+					want := prop(t, before, k)
+					if k == "Description" {
+						want = tc.patch[k]
+					}
+					if g := prop(t, got, k); g != want {
+						t.Errorf("%s = %q, want %q", k, g, want)
+					}
+				}
+			}
+		})
+	}
 }
 
 func TestEnumerate(t *testing.T) {
