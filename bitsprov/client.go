@@ -91,7 +91,9 @@ func opName(method, key string) string {
 // wrap turns a wsman error into ours: a not-found fault becomes a
 // *NotFoundError (errors.Is ErrNotFound), a missing namespace or class
 // matches ErrProviderMissing; the fault stays reachable with errors.As.
-// Every wsman error already names the host, so only the job is added.
+// The message names the host and the provider's operation once ("host:
+// SetJobState on {id}: WS-Management fault …"), followed by what the
+// wsman error says beyond its own host and operation.
 func (c *Client) wrap(method, key string, err error) error {
 	if err == nil {
 		return nil
@@ -99,13 +101,86 @@ func (c *Client) wrap(method, key string, err error) error {
 	var f *wsman.Fault
 	if errors.As(err, &f) {
 		if providerMissing(f) {
-			return fmt.Errorf("%s: %w (%w)", opName(method, key), ErrProviderMissing, err)
+			return &opError{host: c.host(), op: opName(method, key), err: err, kind: ErrProviderMissing}
 		}
 		if key != "" && wsman.IsNotFound(err) {
 			return &NotFoundError{Host: c.host(), Op: method, Key: key, Err: err}
 		}
 	}
-	return fmt.Errorf("%s: %w", opName(method, key), err)
+	return &opError{host: c.host(), op: opName(method, key), err: err}
+}
+
+// opError is a wsman failure of one provider operation.
+type opError struct {
+	host, op string
+	err      error
+	// kind, if set, is a sentinel the error also matches, named in the
+	// message before the cause (ErrProviderMissing).
+	kind error
+}
+
+func (e *opError) Error() string {
+	s := e.host + ": " + e.op + ": "
+	if e.kind != nil {
+		s += e.kind.Error() + ": "
+	}
+	return s + detail(e.err, e.host, e.op)
+}
+
+func (e *opError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{e.err, e.kind}
+	}
+	return []error{e.err}
+}
+
+// detail is what a wsman error says beyond the host and the operation op,
+// which the caller names itself: a *wsman.Fault or *wsman.HTTPError
+// without its "host: operation: " prefix, an error wsman wrapped as
+// "operation resource on host: cause" as its cause, and an ambiguous
+// outcome as the detail of its failure with the warning after it. A
+// wsman operation other than op's (a Pull within an Enumerate listing)
+// is kept, so the message says which request failed.
+func detail(err error, host, op string) string {
+	switch e := err.(type) {
+	case *wsman.AmbiguousError:
+		return detail(e.Err, host, op) + " (" + wsman.ErrAmbiguous.Error() + ")"
+	case *wsman.Fault:
+		return otherOp(e.Operation, op) + strings.TrimPrefix(e.Error(), e.Host+": "+e.Operation+": ")
+	case *wsman.HTTPError:
+		return otherOp(e.Operation, op) + strings.TrimPrefix(e.Error(), e.Host+": "+e.Operation+": ")
+	case *NotFoundError:
+		return strings.TrimPrefix(e.Error(), e.Host+": ")
+	}
+	msg := err.Error()
+	if cause := errors.Unwrap(err); cause != nil {
+		if prefix, ok := strings.CutSuffix(msg, ": "+cause.Error()); ok && strings.HasSuffix(prefix, " on "+host) {
+			// "invoke SetJobState http://… on host": the operation is
+			// what precedes the resource URI.
+			wop := strings.TrimSuffix(prefix, " on "+host)
+			if i := strings.LastIndexByte(wop, ' '); i >= 0 && strings.Contains(wop[i+1:], "/") {
+				wop = wop[:i]
+			}
+			if wop != "" {
+				wop = strings.ToUpper(wop[:1]) + wop[1:]
+			}
+			return otherOp(wop, op) + detail(cause, host, op)
+		}
+	}
+	return msg
+}
+
+// otherOp is "Pull: " when wsman's operation wop (its last word: "Invoke
+// SetJobState" is SetJobState) is not the one op starts with, else "".
+func otherOp(wop, op string) string {
+	if i := strings.LastIndexByte(wop, ' '); i >= 0 {
+		wop = wop[i+1:]
+	}
+	first, _, _ := strings.Cut(op, " ")
+	if wop == "" || strings.EqualFold(wop, first) {
+		return ""
+	}
+	return wop + ": "
 }
 
 // providerMissing reports a fault that says root\microsoft\bits or the
@@ -965,22 +1040,78 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if c.WSMan == nil {
 		return nil, errors.New("bitsprov: Enumerate: Client has no WSMan connection")
 	}
+	var jobs []*Job
+	err := c.list(ctx, ResourceURI, "Enumerate", func(in *wsman.Instance) error {
+		j, err := JobFromInstance(in)
+		if err != nil {
+			return fmt.Errorf("%s: Enumerate: %w", c.host(), err)
+		}
+		if f.match(j) {
+			jobs = append(jobs, j)
+		}
+		return nil
+	}, func() { jobs = nil })
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// list enumerates resourceURI, calling each with every instance, and
+// starts the listing over (after reset) when a Pull failed in a way that
+// wsman does not repeat. The layers split the work so that attempts add
+// up instead of multiplying: wsman repeats each Enumerate, and each Pull
+// the host never saw, within its RetryPolicy; a Pull whose reply was lost
+// or garbled moved the host's cursor, so wsman gives up on it, and only
+// then does list enumerate again. Such restarts count against the same
+// RetryPolicy.Attempts, and an Enumerate that failed is never restarted
+// here (wsman has already spent the attempts on it).
+func (c *Client) list(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, reset func()) error {
 	pol := c.WSMan.Retry.WithDefaults()
 	for attempt := 1; ; attempt++ {
-		jobs, err := c.listOnce(ctx, f)
+		pulled, err := c.listOnce(ctx, resourceURI, op, each)
 		if err == nil {
-			return jobs, nil
+			return nil
 		}
-		// A Pull whose reply was lost cannot be repeated (the host moved
-		// on), but the whole listing can.
-		var fe *wsman.Fault
-		if !wsman.IsTransient(err) || errors.As(err, &fe) && !wsman.IsTimedOut(err) || attempt >= pol.Attempts || ctx.Err() != nil {
-			return nil, err
+		if !pulled || !wsman.IsTransient(err) || attempt >= pol.Attempts || ctx.Err() != nil {
+			return err
 		}
 		if sleep(ctx, pol.Pause(attempt)) != nil {
-			return nil, err
+			return err
+		}
+		reset()
+	}
+}
+
+// listOnce is one enumeration; pulled reports that it failed in a Pull
+// (after the Enumerate succeeded) rather than in the Enumerate.
+func (c *Client) listOnce(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error) (pulled bool, err error) {
+	items := 0
+	for item, err := range c.WSMan.Enumerate(ctx, resourceURI, listOptions) {
+		if err != nil {
+			return items > 0 || failedIn(err, "Pull"), c.wrap(op, "", err)
+		}
+		items++
+		if item == nil || item.Instance == nil {
+			continue
+		}
+		if err := each(item.Instance); err != nil {
+			return false, err
 		}
 	}
+	return false, nil
+}
+
+// failedIn reports whether err is a fault or an HTTP error wsman got in
+// answer to operation op. (Other errors do not say; the caller counts
+// items instead: any item seen means the Enumerate had succeeded.)
+func failedIn(err error, op string) bool {
+	var f *wsman.Fault
+	if errors.As(err, &f) {
+		return f.Operation == op
+	}
+	var he *wsman.HTTPError
+	return errors.As(err, &he) && he.Operation == op
 }
 
 // maxBatchItems is the MaxElements that Jobs, URLGroups and the marker
@@ -995,22 +1126,3 @@ const maxBatchItems = 32000
 // optimized (items in the EnumerateResponse itself) and batched.
 var listOptions = wsman.EnumerateOptions{Optimize: true, MaxElements: maxBatchItems}
 
-func (c *Client) listOnce(ctx context.Context, f JobFilter) ([]*Job, error) {
-	var jobs []*Job
-	for item, err := range c.WSMan.Enumerate(ctx, ResourceURI, listOptions) {
-		if err != nil {
-			return nil, c.wrap("Enumerate", "", err)
-		}
-		if item == nil || item.Instance == nil {
-			continue
-		}
-		j, err := JobFromInstance(item.Instance)
-		if err != nil {
-			return nil, fmt.Errorf("%s: Enumerate: %w", c.host(), err)
-		}
-		if f.match(j) {
-			jobs = append(jobs, j)
-		}
-	}
-	return jobs, nil
-}

@@ -530,6 +530,11 @@ func fileBody(t *testing.T, name string) string {
 }
 
 func TestNotFoundFault(t *testing.T) {
+	// The host and the operation appear once, then the fault alone.
+	wantMsg := map[string]string{
+		"spec-fault-a-DestinationUnreachable-get.xml": "srv1:5985: Get " + testJobID + ": not found: WS-Management fault DestinationUnreachable (code 32768 = 0x00008000): The WS-Management service cannot process the request. The service cannot find the resource identified by the resource URI and selectors.",
+		"fault-w-InvalidSelectors-get.xml":            "srv1:5985: Get " + testJobID + ": not found: WS-Management fault InvalidSelectors (code 2150858843 = 0x8033805B): The WS-Management service cannot process the request because the request contained invalid selectors for the resource.",
+	}
 	for _, name := range []string{"spec-fault-a-DestinationUnreachable-get.xml", "fault-w-InvalidSelectors-get.xml"} {
 		t.Run(name, func(t *testing.T) {
 			body := fileBody(t, name)
@@ -546,8 +551,8 @@ func TestNotFoundFault(t *testing.T) {
 			if !errors.As(err, &nf) || nf.Key != testJobID || nf.Op != "Get" {
 				t.Fatalf("not a *NotFoundError: %#v", err)
 			}
-			if !strings.HasPrefix(err.Error(), "srv1:5985: Get "+testJobID+": not found: srv1:5985: Get: WS-Management fault ") {
-				t.Errorf("err = %s", err)
+			if err.Error() != wantMsg[name] {
+				t.Errorf("err = %s\nwant  %s", err, wantMsg[name])
 			}
 		})
 	}

@@ -258,7 +258,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("%s: %s %s: not found: %v", e.Host, e.Op, e.Key, e.Err)
+	return fmt.Sprintf("%s: %s %s: not found: %s", e.Host, e.Op, e.Key, detail(e.Err, e.Host, e.Op))
 }
 
 // Is matches ErrNotFound.

@@ -200,24 +200,23 @@ func (c *Client) SetURLGroupAuthentication(ctx context.Context, group string, sc
 	return err
 }
 
-// URLGroups lists the URL group prefixes on the host.
+// URLGroups lists the URL group prefixes on the host; a listing cut short
+// in a Pull is started over as Jobs does.
 func (c *Client) URLGroups(ctx context.Context) ([]string, error) {
 	if c.WSMan == nil {
 		return nil, errors.New("bitsprov: Enumerate: Client has no WSMan connection")
 	}
 	var groups []string
-	for item, err := range c.WSMan.Enumerate(ctx, URLGroupResourceURI, listOptions) {
+	err := c.list(ctx, URLGroupResourceURI, "Enumerate UrlGroups", func(in *wsman.Instance) error {
+		g, err := props{in}.str("UrlGroup")
 		if err != nil {
-			return nil, c.wrap("Enumerate UrlGroups", "", err)
-		}
-		if item == nil || item.Instance == nil {
-			continue
-		}
-		g, err := props{item.Instance}.str("UrlGroup")
-		if err != nil {
-			return nil, fmt.Errorf("%s: Enumerate UrlGroups: %w", c.host(), err)
+			return fmt.Errorf("%s: Enumerate UrlGroups: %w", c.host(), err)
 		}
 		groups = append(groups, g)
+		return nil
+	}, func() { groups = nil })
+	if err != nil {
+		return nil, err
 	}
 	return groups, nil
 }
