@@ -1125,4 +1125,3 @@ const maxBatchItems = 32000
 // listOptions are the enumeration options of every listing here:
 // optimized (items in the EnumerateResponse itself) and batched.
 var listOptions = wsman.EnumerateOptions{Optimize: true, MaxElements: maxBatchItems}
-

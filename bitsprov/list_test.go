@@ -134,9 +134,10 @@ func TestJobsRetriesAddUp(t *testing.T) {
 // sent, and the host is named once.
 type refusedErr struct{ err error }
 
-func (e *refusedErr) Error() string   { return "post to srv1:5985: dial tcp: connect: connection refused" }
+func (e *refusedErr) Error() string {
+	return "post to srv1:5985: dial tcp: connect: connection refused"
+}
 func (e *refusedErr) Unwrap() []error { return []error{e.err, transport.ErrNotSent} }
-
 
 // TestErrorMessages: each layer adds only what the one below lacks; the
 // host and the operation appear once.
@@ -163,7 +164,10 @@ func TestErrorMessages(t *testing.T) {
 			rt: func(*fakeHost, context.Context, *transport.Request) (*transport.Response, error) {
 				return nil, &closedErr{}
 			},
-			call: func(c *Client) error { _, err := c.SetJobState(context.Background(), testJobID, ActionResume); return err },
+			call: func(c *Client) error {
+				_, err := c.SetJobState(context.Background(), testJobID, ActionResume)
+				return err
+			},
 			want: "srv1:5985: SetJobState on " + testJobID + ": post to srv1:5985: EOF (outcome unknown: the host may have carried out the request)",
 		},
 		{
