@@ -3,7 +3,6 @@ package wsmantest_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,37 +11,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
-
-const pythonPath = "/usr/bin/python3"
-
-// requirePywinrm skips when Debian's pywinrm is not installed, unless
-// BITSREMOTE_REQUIRE_INTEROP=1 (CI), where its absence is a failure.
-func requirePywinrm(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(pythonPath, "-c", "import winrm").Run(); err != nil {
-		if os.Getenv("BITSREMOTE_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("pywinrm is required (BITSREMOTE_REQUIRE_INTEROP=1) but %s -c 'import winrm' failed: %v", pythonPath, err)
-		}
-		t.Skipf("pywinrm not installed (%s -c 'import winrm': %v)", pythonPath, err)
-	}
-}
-
-// OpenSSL 3 ships MD4, which ntlm-auth 1.4.0 needs, only in the legacy
-// provider (peers.md §1.1 pitfall 2).
-const opensslLegacy = `openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-legacy = legacy_sect
-[default_sect]
-activate = 1
-[legacy_sect]
-activate = 1
-`
 
 type pyResult struct {
 	Get       map[string]*string `json:"get"`
@@ -58,12 +30,7 @@ func strp(s string) *string { return &s }
 // faulting Get to the server with Basic, NTLM and sealed NTLM, and checks
 // what pywinrm parsed from our replies.
 func TestPywinrmInterop(t *testing.T) {
-	requirePywinrm(t)
-	dir := t.TempDir()
-	cnf := filepath.Join(dir, "openssl-legacy.cnf")
-	if err := os.WriteFile(cnf, []byte(opensslLegacy), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	env := pywinrmtest.Require(t)
 	script, err := filepath.Abs(filepath.Join("testdata", "pywinrm_interop.py"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +48,8 @@ func TestPywinrmInterop(t *testing.T) {
 			s, _ := newServer(t, tt.cfg, 5)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, pythonPath, script, s.URL, tt.transport, tt.encryption, testUser, testPass, widgetURI)
-			cmd.Env = pyEnv(cnf)
+			cmd := exec.CommandContext(ctx, pywinrmtest.Python, script, s.URL, tt.transport, tt.encryption, testUser, testPass, widgetURI)
+			cmd.Env = env
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -127,19 +94,4 @@ func TestPywinrmInterop(t *testing.T) {
 			}
 		})
 	}
-}
-
-// pyEnv is the environment for pywinrm: the legacy OpenSSL provider, no
-// CA bundle overrides (pywinrm#201) and no proxy for loopback.
-func pyEnv(cnf string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(k) {
-		case "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "OPENSSL_CONF", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "OPENSSL_CONF="+cnf, "NO_PROXY=*", "no_proxy=*")
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,54 +17,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
 )
-
-const python = "/usr/bin/python3"
-
-// legacyOpenSSL enables OpenSSL 3's legacy provider, where MD4 lives;
-// Debian's ntlm-auth 1.4.0 needs hashlib.new("md4") (peers.md §1.1).
-const legacyOpenSSL = `openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-legacy = legacy_sect
-[default_sect]
-activate = 1
-[legacy_sect]
-activate = 1
-`
-
-// pythonEnv is the environment for pywinrm: MD4 enabled, and no CA bundle
-// or proxy variables that requests would merge into its settings.
-func pythonEnv(t *testing.T) []string {
-	cnf := filepath.Join(t.TempDir(), "openssl-legacy.cnf")
-	if err := os.WriteFile(cnf, []byte(legacyOpenSSL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(k) {
-		case "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "OPENSSL_CONF":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "OPENSSL_CONF="+cnf, "NO_PROXY=*")
-}
-
-func requirePywinrm(t *testing.T, env []string) {
-	cmd := exec.Command(python, "-c", `import winrm, hashlib; hashlib.new("md4")`)
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("pywinrm not usable with %s: %v: %s", python, err, bytes.TrimSpace(out))
-		if os.Getenv("BITSREMOTE_REQUIRE_INTEROP") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
 
 // TestPywinrmInterop runs pywinrm 0.3.0 (transport ntlm, message_encryption
 // always) against the middleware with RequireEncryption: its NEGOTIATE
@@ -73,8 +27,7 @@ func requirePywinrm(t *testing.T, env []string) {
 // NTLM code, so this checks both directions against an independent
 // implementation.
 func TestPywinrmInterop(t *testing.T) {
-	env := pythonEnv(t)
-	requirePywinrm(t, env)
+	env := pywinrmtest.Require(t)
 
 	var mu sync.Mutex
 	var raw []string  // request bodies as they came off the wire
@@ -116,7 +69,7 @@ func TestPywinrmInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	const count = 4
-	cmd := exec.CommandContext(ctx, python, filepath.Join("testdata", "pywinrm_sealed.py"), ts.URL+"/wsman", "alice", "S3cret!pw", fmt.Sprint(count))
+	cmd := exec.CommandContext(ctx, pywinrmtest.Python, filepath.Join("testdata", "pywinrm_sealed.py"), ts.URL+"/wsman", "alice", "S3cret!pw", fmt.Sprint(count))
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
