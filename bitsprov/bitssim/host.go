@@ -95,6 +95,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	h.SetProviderInstalled(!cfg.FeatureNotInstalled)
 	h.Shell = wsmantest.NewShell(h.runShell)
 	srv.Handle(wsmantest.ShellResourceURI, h.Shell)
+	srv.Handle(ListenerURI, newListeners())
 	if cfg.TLS {
 		srv.StartTLS()
 	} else {
