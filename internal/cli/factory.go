@@ -104,7 +104,7 @@ func (f *Factory) addConnFlags(cmd *cobra.Command) {
 	fl.StringVar(&c.CertFile, "cert-file", "", "client certificate PEM `FILE` (--auth certificate)")
 	fl.StringVar(&c.KeyFile, "key-file", "", "client key PEM `FILE` (--auth certificate)")
 	fl.BoolVar(&c.InsecureSkipVerify, "insecure-skip-verify", false, "do not check the host's TLS certificate (dangerous; warns)")
-	fl.DurationVar(&c.Timeout, "timeout", defaultTimeout, "time allowed to connect and for each reply")
+	fl.DurationVar(&c.Timeout, "timeout", defaultTimeout, "time allowed to connect and for each reply; a call that keeps timing out gives up after --retries more attempts, about (retries+1) x timeout in all")
 	fl.DurationVar(&c.HostTimeout, "host-timeout", 0, "time allowed for all of one host's work, so one slow host cannot hold up a fleet (0: no limit)")
 	fl.IntVar(&c.Retries, "retries", wsman.DefaultRetry.Attempts-1, "retries of a call that failed on a passing condition (refused connection, 503, timeout); only calls safe to repeat are repeated; 0: none")
 	fl.IntVar(&c.Concurrency, "concurrency", defaultConcurrency, "hosts handled at once")
@@ -210,11 +210,19 @@ func (f *Factory) baseConfig() (transport.Config, error) {
 		KeyFile:            c.KeyFile,
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		DialTimeout:        c.Timeout,
-		// The host answers within OperationTimeout (set to --timeout
-		// below) with a fault of its own; wait a little longer for it.
-		ResponseTimeout: c.Timeout + 5*time.Second,
+		// --timeout is the whole wait for a reply; the host is asked to
+		// answer a little sooner (operationTimeout), with a fault of its
+		// own, so that a slow provider is reported as such.
+		ResponseTimeout: c.Timeout,
 	}
 	return cfg, nil
+}
+
+// operationTimeout is the wsman:OperationTimeout sent with --timeout d:
+// d less a margin (a fifth, at most 5 s) for the reply to travel, so the
+// host's w:TimedOut arrives before our own deadline.
+func operationTimeout(d time.Duration) time.Duration {
+	return d - min(d/5, 5*time.Second)
 }
 
 func (f *Factory) anyHTTPSHost() bool {
@@ -356,7 +364,7 @@ func (f *Factory) identifyConfig() (transport.Config, error) {
 		CAFile:             c.CAFile,
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		DialTimeout:        c.Timeout,
-		ResponseTimeout:    c.Timeout + 5*time.Second,
+		ResponseTimeout:    c.Timeout,
 	}, nil
 }
 

@@ -59,7 +59,7 @@ func (f *Factory) connector(cfg transport.Config) *fleet.Connector {
 		Base:             cfg,
 		DefaultPort:      f.Conn.Port,
 		HTTPS:            f.Conn.HTTPS,
-		OperationTimeout: f.Conn.Timeout,
+		OperationTimeout: operationTimeout(f.Conn.Timeout),
 		NewTransport: func(c transport.Config) (transport.Transport, error) {
 			t, err := f.NewTransport(c)
 			if err != nil {

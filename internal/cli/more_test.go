@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
+
+	"github.com/bitsremote/bitsremote/wsman"
 )
 
 func TestImportCSV(t *testing.T) {
@@ -133,6 +135,19 @@ func TestWSManCommands(t *testing.T) {
 	}
 	if m := decode(t, r.stdout); m["Priority"] != "1" || m["Description"] != "patched" {
 		t.Errorf("put result: Priority %v Description %v", m["Priority"], m["Description"])
+	}
+
+	// A property the instance does not hold exactly once is refused
+	// here, as Set-WSManInstance does, before any Put is sent.
+	h.Server.ResetLog()
+	r = run(t, withPassword(), append([]string{"wsman", "put", uri, "-s", sel, "-v", "NoSuch=1", "-v", "Priority=2"}, base...)...)
+	if want := "bitsremote: " + h.hostArg() + ": put: property NoSuch is not in the BitsClientJob instance; nothing was sent\n"; r.code != ExitUsage || r.stderr != want {
+		t.Errorf("wsman put -v NoSuch=1: exit %d stderr %q; want 2, %q", r.code, r.stderr, want)
+	}
+	for _, e := range h.Server.Log() {
+		if e.Action == wsman.ActionPut {
+			t.Errorf("a Put was sent for an unknown property: %+v", e)
+		}
 	}
 
 	r = run(t, withPassword(), append([]string{"wsman", "invoke", uri, "SetJobState", "-s", sel, "-v", "JobState=0", "-o", "json"}, base...)...)

@@ -172,6 +172,9 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 			if err != nil {
 				return err
 			}
+			if err := checkPutNames(in, valPairs); err != nil {
+				return err
+			}
 			applyValues(in, valPairs)
 			res, err := s.WSMan.Put(ctx, uri, wopts, in)
 			if err != nil {
@@ -420,4 +423,45 @@ func evalXPath(in *wsman.Instance, expr string) ([]string, error) {
 		return nil, &UsageError{Err: fmt.Errorf("--xpath %q: %w", expr, err)}
 	}
 	return vals, nil
+}
+
+// checkPutNames refuses, before anything is sent, a -v property that the
+// instance read from the host does not hold exactly once, as
+// Set-WSManInstance does: a Put of an instance with an extra or an
+// ambiguous property would only earn a fault from the host (or change
+// the wrong element). Names match as the Instance does: exactly, else
+// without regard to case.
+func checkPutNames(in *wsman.Instance, pairs [][2]string) error {
+	class := in.ClassName
+	if class == "" {
+		class = "returned"
+	}
+	seen := map[string]bool{}
+	for _, p := range pairs {
+		name := p[0]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		exact, folded := 0, 0
+		for _, pr := range in.Props {
+			switch {
+			case pr.Name == name:
+				exact++
+			case strings.EqualFold(pr.Name, name):
+				folded++
+			}
+		}
+		n := exact
+		if n == 0 {
+			n = folded
+		}
+		switch {
+		case n == 0:
+			return usageErrorf("put: property %s is not in the %s instance; nothing was sent", name, class)
+		case n > 1:
+			return usageErrorf("put: property %s occurs %d times in the %s instance (it must occur exactly once); nothing was sent", name, n, class)
+		}
+	}
+	return nil
 }
