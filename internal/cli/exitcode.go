@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"syscall"
 
@@ -187,4 +188,35 @@ func worst(codes ...int) int {
 		w = max(w, c)
 	}
 	return w
+}
+
+// hintUnencryptedRefused is what a bare HTTP 500 to a message that went
+// unencrypted over http:// most likely means: Windows answers so when
+// AllowUnencrypted=false (the default) and the message was not sealed.
+const hintUnencryptedRefused = "the host refused an unencrypted message; it probably requires encryption (AllowUnencrypted=false): use --encryption auto (NTLM) or --https"
+
+// hintError is an error with what it likely means appended; it matches
+// everything the error does, so its exit code is the error's.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() + ": " + e.hint }
+func (e *hintError) Unwrap() error { return e.err }
+
+// explain adds what err likely means when the error itself cannot say:
+// an HTTP 500 with an empty body, in answer to a message this connection
+// sent readable (no TLS, no message encryption), is the host refusing
+// unencrypted messages. (wsman reports the bare status; only here are
+// the connection and the flags to change known together.)
+func explain(wc *wsman.Client, err error) error {
+	var he *wsman.HTTPError
+	if err == nil || wc == nil || !errors.As(err, &he) || he.StatusCode != http.StatusInternalServerError || he.BodyStart != "" {
+		return err
+	}
+	if confidential, known := transport.IsConfidential(wc.Transport, wc.Endpoint); !known || confidential {
+		return err
+	}
+	return &hintError{err: err, hint: hintUnencryptedRefused}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -104,4 +105,47 @@ func TestDisplayJobDescription(t *testing.T) {
 			t.Errorf("displayJob changed its argument")
 		}
 	}
+}
+
+// TestUnencryptedRefusedHint: Windows answers a message sent unsealed to
+// a host that requires encryption with a bare HTTP 500; the CLI says what
+// that likely means, and only when the message did go unencrypted.
+func TestUnencryptedRefusedHint(t *testing.T) {
+	h := newSimHost(t) // RequireEncryption, like AllowUnencrypted=false
+	host := h.hostArg()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ntlm --encryption never", []string{"--encryption", "never"},
+			"bitsremote: " + host + ": Enumerate: HTTP 500: " + hintUnencryptedRefused + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, withPassword(), append([]string{"list", "-H", host, "-u", testUser, "--retries", "0"}, tc.args...)...)
+			if r.code != ExitFault || r.stderr != tc.want {
+				t.Errorf("exit %d stderr %q\nwant 5, %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+	t.Run("sealed: no hint", func(t *testing.T) {
+		wc := wsman.NewClient("http://"+host+"/wsman", mustTransport(t, transport.Config{Auth: transport.AuthNTLM, User: testUser, Password: testPassword}))
+		err := &wsman.HTTPError{Host: host, Operation: "Get", StatusCode: 500}
+		if got := explain(wc, err); got != error(err) {
+			t.Errorf("explain over a sealed transport = %v, want the error unchanged", got)
+		}
+		plain := wsman.NewClient("http://"+host+"/wsman", mustTransport(t, transport.Config{Auth: transport.AuthNTLM, User: testUser, Password: testPassword, Encryption: transport.EncryptionNever}))
+		if got := explain(plain, &wsman.HTTPError{Host: host, Operation: "Get", StatusCode: 500, BodyStart: "<html>proxy error</html>"}); ExitCode(got) != ExitFault || strings.Contains(got.Error(), "AllowUnencrypted") {
+			t.Errorf("a 500 with a body got the hint: %v", got)
+		}
+	})
+}
+
+func mustTransport(t *testing.T, cfg transport.Config) transport.Transport {
+	t.Helper()
+	tr, err := transport.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }

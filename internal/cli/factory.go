@@ -327,7 +327,7 @@ func (f *Factory) fanOut(ctx context.Context, out *output, eps []Endpoint, cfg t
 	var firstErr error
 	_, sum := pool.Run(ctx, f.fleetOptions(out, len(eps), &firstErr, &mu), func(ctx context.Context, c *fleet.Conn) error {
 		f.log().Debug("host start", "host", c.Name, "url", c.URL, "auth", cfg.Auth.String(), "encryption", cfg.Encryption.String())
-		return fn(ctx, sessionOf(c))
+		return explain(c.WSMan, fn(ctx, sessionOf(c)))
 	})
 	return f.fleetResult(len(eps), firstErr, sum)
 }

@@ -272,6 +272,7 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 		var jobErr error
 		for _, r := range res {
 			rec, err := jobResultRecord(r, f.Clock.Now().Sub(start))
+			err = explain(c.WSMan, err)
 			if rec.Job != nil {
 				if eerr := out.emit(c.Name, rec); eerr != nil && err == nil {
 					err = eerr
