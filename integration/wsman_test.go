@@ -121,10 +121,12 @@ func TestWSMan(t *testing.T) {
 		if j.Priority != "High" || j.Description != "set by wsman put" {
 			t.Errorf("after wsman put: priority %s, description %q", j.Priority, j.Description)
 		}
-		// A property the instance does not have is refused before Put.
+		// A property the instance does not have is refused before Put,
+		// as a usage error naming the property and the class.
 		res = s.run(t, "wsman", "put", bitsAlias, "-s", "JobId="+id, "-v", "NoSuchProperty=1")
-		if res.Code == 0 || !strings.Contains(res.Stderr, `"NoSuchProperty"`) {
-			t.Errorf("wsman put of an unknown property: want a failure naming it\n%s", res)
+		wantCode(t, res, 2)
+		if want := "bitsremote: " + host + ": put: property NoSuchProperty is not in the BitsClientJob instance; nothing was sent\n"; res.Stderr != want {
+			t.Errorf("wsman put of an unknown property: stderr %q, want %q", res.Stderr, want)
 		}
 	})
 
