@@ -2,7 +2,9 @@ package wsmantest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -205,7 +207,9 @@ func TestClientReleasesAfterFailedPull(t *testing.T) {
 	// Known leak, reported to the owner of wsman/client.go: enumeration.run
 	// returns on a Pull error without e.release(page.context). Remove this
 	// skip with the fix.
-	t.Skip("wsman.Client.Enumerate does not Release after a failed Pull (wsman/client.go enumeration.run)")
+	if os.Getenv("BITSREMOTE_KNOWN_BUGS") != "1" {
+		t.Skip("wsman.Client.Enumerate does not Release after a failed Pull (wsman/client.go enumeration.run); BITSREMOTE_KNOWN_BUGS=1 runs it")
+	}
 	tests := []struct {
 		name string
 		inj  wsmantest.Injection
@@ -231,4 +235,21 @@ func TestClientReleasesAfterFailedPull(t *testing.T) {
 			}
 		})
 	}
+	t.Run("caller cancelled between pages", func(t *testing.T) {
+		s, _ := newServer(t, wsmantest.Config{MaxOperationsPerUser: 1}, 5)
+		c := newClient(t, s, "basic", testPass, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var err error
+		for _, e := range c.Enumerate(ctx, widgetURI, wsman.EnumerateOptions{Optimize: true, MaxElements: 1}) {
+			cancel() // the next Pull fails before it is sent
+			err = e
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if n := s.Enumerations(); n != 0 {
+			t.Errorf("live contexts = %d, want 0 (the client did not Release)", n)
+		}
+	})
 }
