@@ -75,6 +75,7 @@ func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
 	opts := Options{Selectors: []Selector{{Name: "JobId", Value: "{9D5C4B47-E79E-4090-BC3B-552578D0EC8C}"}}}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := c.Get(ctx, bitsJobURI, opts); err != nil {
 			b.Fatal(err)
@@ -92,6 +93,7 @@ func BenchmarkGetSmall(b *testing.B) {
 	ctx := context.Background()
 	opts := Options{Selectors: []Selector{{Name: "Name", Value: "Spooler"}}}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := c.Get(ctx, wmiSvc, opts); err != nil {
 			b.Fatal(err)

@@ -88,6 +88,11 @@ type fdoc struct {
 	nsTab     []string // namespace URIs; entry 0 is "" (none)
 	binds     []fbinding
 	root      int32
+	// Room for the namespace tables of a typical reply, so that they cost
+	// no allocations of their own.
+	nsBuf   [16]string
+	bindBuf [16]fbinding
+	markBuf [32]int32
 }
 
 func (d *fdoc) str(sp span) string {
@@ -134,9 +139,9 @@ func fastParse(b []byte) (*fdoc, error) {
 	d.nodes = make([]fnode, 1, strings.Count(s, "<")*6/10+8)
 	d.nodes[0] = fnode{parent: -1, first: -1, last: -1, next: -1, more: -1, lastMore: -1}
 	d.attrs = make([]fattr, 0, strings.Count(s, "=")+8)
-	d.nsTab = make([]string, 1, 32)
-	d.binds = make([]fbinding, 0, 32)
-	bindMark := make([]int32, 1, 32) // binds length when each open element started
+	d.nsTab = d.nsBuf[:1]
+	d.binds = d.bindBuf[:0]
+	bindMark := d.markBuf[:1] // binds length when each open element started
 	cur := int32(0)
 	depth := 0
 	i := 0
@@ -816,7 +821,7 @@ func (d *fdoc) parseProps(in *Instance, n int32) error {
 		if err != nil {
 			return fmt.Errorf("parse %s.%s: %w", in.ClassName, name, err)
 		}
-		if p := in.propExact(name); p != nil {
+		if p := findProp(in.Props, name); p != nil {
 			p.Values = append(p.Values, v)
 			continue
 		}
@@ -1080,4 +1085,26 @@ func (d *fdoc) values(k int) []Value {
 	v := d.valueSlab[:k:k]
 	d.valueSlab = d.valueSlab[k:]
 	return v
+}
+
+// findProp is Instance.propExact for the fast reader. Names in Props are
+// unique (a repeat joins the earlier property), so the search order does
+// not matter; comparing the last byte first skips most of the memory
+// comparisons between names like Prop01 … Prop39.
+func findProp(props []Property, name string) *Property {
+	if name == "" {
+		for i := range props {
+			if props[i].Name == "" {
+				return &props[i]
+			}
+		}
+		return nil
+	}
+	last := name[len(name)-1]
+	for i := len(props) - 1; i >= 0; i-- {
+		if n := props[i].Name; len(n) == len(name) && n[len(n)-1] == last && n == name {
+			return &props[i]
+		}
+	}
+	return nil
 }

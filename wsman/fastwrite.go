@@ -225,32 +225,37 @@ const (
 // attributes, carriage return also in text; anything outside the XML
 // character range, and each byte of invalid UTF-8, as U+FFFD.
 func appendEscaped(dst []byte, s string, m escMode) []byte {
+	mask := uint8(escTextByte)
+	if m == escAttr {
+		mask = escAttrByte
+	}
 	last := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if escClass[c]&mask == 0 {
+			i++
+			continue
+		}
 		var esc string
 		width := 1
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '&':
+			switch c {
+			case '&':
 				esc = "&amp;"
-			case c == '<':
+			case '<':
 				esc = "&lt;"
-			case c == '>' && m == escText:
+			case '>':
 				esc = "&gt;"
-			case c == '"' && m == escAttr:
+			case '"':
 				esc = "&quot;"
-			case c == '\t' && m == escAttr:
+			case '\t':
 				esc = "&#x9;"
-			case c == '\n' && m == escAttr:
+			case '\n':
 				esc = "&#xA;"
-			case c == '\r':
+			case '\r':
 				esc = "&#xD;"
-			case c < 0x20 && c != '\t' && c != '\n':
+			default: // other control characters
 				esc = "\uFFFD"
-			default:
-				i++
-				continue
 			}
 		} else {
 			var r rune
@@ -268,6 +273,28 @@ func appendEscaped(dst []byte, s string, m escMode) []byte {
 	}
 	return append(dst, s[last:]...)
 }
+
+// Bits of escClass: which bytes appendEscaped must look at in text and in
+// attribute values.
+const (
+	escTextByte = 1 << iota
+	escAttrByte
+)
+
+var escClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		if c < 0x20 && c != '\t' && c != '\n' || c == '\r' || c >= utf8.RuneSelf {
+			t[c] = escTextByte | escAttrByte
+		}
+	}
+	t['&'] = escTextByte | escAttrByte
+	t['<'] = escTextByte | escAttrByte
+	t['>'] = escTextByte
+	t['"'] = escAttrByte
+	t['\t'] = escAttrByte
+	t['\n'] = escAttrByte
+	return t
+}()
 
 // xmlCharRange is the Char production of XML 1.0 (§2.2).
 func xmlCharRange(r rune) bool {
