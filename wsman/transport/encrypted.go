@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bodgit/ntlmssp"
@@ -25,6 +27,17 @@ var ErrAuthentication = errors.New("the host rejected the credentials")
 // ErrUnsealedReply is returned when a reply to a sealed request comes back
 // unencrypted or fails its signature check: its content cannot be trusted.
 var ErrUnsealedReply = errors.New("reply to a sealed request is not correctly sealed")
+
+// errConnReplaced is what the transport's dialer answers while a session
+// is bound to a connection: net/http wanted a new connection (the bound one
+// was closed, by the host or by net/http itself) and nothing was written
+// on one. See ntlmEncrypted.dial.
+var errConnReplaced = errors.New("the NTLM-authenticated connection was closed; a new connection needs a new handshake")
+
+// maxAttempts bounds the handshakes of one RoundTrip and the attempts at
+// authenticating one connection: a host (or a middlebox) that closes every
+// connection between the legs must not hold a caller forever.
+const maxAttempts = 3
 
 // ntlmSignatureLen is the size of an NTLM message signature (MS-NLMP
 // 2.2.2.9.1); bodgit's Unwrap indexes it blindly, so anything else is
@@ -43,11 +56,24 @@ const ntlmSignatureLen = 16
 // and then AUTHENTICATE); later messages go sealed, without Authorization,
 // on that connection. The RC4 streams and sequence numbers of a session are
 // shared by every message, so the transport keeps one connection per host
-// and lets one request at a time through. A 401 (the host forgot the
-// session, or the connection was replaced) drops the session, runs the
-// handshake again and retries once (a 401 means the host did not act on
-// the message); so does a kept-alive connection found dead before any
-// reply, but only for an Idempotent request (see deadConnError).
+// and lets one request at a time through.
+//
+// The host keeps NTLM state per TCP connection, so the session is pinned
+// to the connection that carried its NEGOTIATE: once it is chosen, the
+// transport's dialer refuses to open another (errConnReplaced). When that
+// connection goes away (the host closes it, an idle timeout, or net/http
+// declining to reuse it, which it does when a request write has not been
+// confirmed within 50 ms of the reply on a loaded machine), the next leg
+// or message fails before a byte is written instead of reaching a new,
+// unauthenticated connection and a 401. A handshake that loses its
+// connection between legs starts over from NEGOTIATE; a message that could
+// not go out authenticates a new connection and goes then, whatever its
+// Idempotent flag (at most maxAttempts times).
+//
+// A 401 to a sealed message (the host forgot the session) drops the
+// session, runs the handshake again and retries once (a 401 means the host
+// did not act on the message); so does a kept-alive connection found dead
+// before any reply, but only for an Idempotent request (see deadConnError).
 //
 // A body is never sent unsealed by accident: a failed handshake or a wrong
 // password returns an error (ErrAuthentication, ErrEncryptionRequired) and
@@ -72,7 +98,11 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 	if d, u, ok := strings.Cut(cfg.User, `\`); ok {
 		domain, user = d, u
 	}
-	return &ntlmEncrypted{
+	// Keep-alive is what NTLM rides on (httpTransport never turns it off);
+	// MaxConnsPerHost 1 makes a request wait for the pinned connection to
+	// come back to the pool instead of dialling beside it.
+	t.DisableKeepAlives = false
+	e := &ntlmEncrypted{
 		transport: t,
 		anon:      anon,
 		limit:     cfg.maxResponseBytes(),
@@ -81,7 +111,10 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 		password:  cfg.Password,
 		mode:      cfg.Encryption,
 		serial:    make(chan struct{}, 1),
-	}, nil
+		dialer:    t.DialContext,
+	}
+	t.DialContext = e.dial
+	return e, nil
 }
 
 type ntlmEncrypted struct {
@@ -101,6 +134,49 @@ type ntlmEncrypted struct {
 	// not sealing).
 	authed bool
 	sess   *ntlmssp.SecuritySession
+
+	// dialer is the plain dialer behind dial.
+	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// pinMu guards pinned and conn, which dial reads on net/http's
+	// goroutines (a dial can outlive the request that started it).
+	pinMu sync.Mutex
+	// pinned says a handshake has chosen conn, so no other connection may
+	// be dialled until reset.
+	pinned bool
+	conn   net.Conn
+
+	// testHookBetweenLegs, when set, runs after the CHALLENGE is read and
+	// before the AUTHENTICATE is sent.
+	testHookBetweenLegs func()
+}
+
+// dial opens a connection only while no session is bound to one. net/http
+// dials when the pool has no idle connection for a request; with the
+// session's connection gone, that request would reach the host on a new,
+// unauthenticated connection, so it fails here instead, before anything
+// is written on any connection.
+func (t *ntlmEncrypted) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	t.pinMu.Lock()
+	pinned := t.pinned
+	t.pinMu.Unlock()
+	if pinned {
+		return nil, errConnReplaced
+	}
+	return t.dialer(ctx, network, addr)
+}
+
+// pin binds the session being negotiated to c.
+func (t *ntlmEncrypted) pin(c net.Conn) {
+	t.pinMu.Lock()
+	t.pinned, t.conn = true, c
+	t.pinMu.Unlock()
+}
+
+// pinnedTo reports whether c is the connection the session is bound to.
+func (t *ntlmEncrypted) pinnedTo(c net.Conn) bool {
+	t.pinMu.Lock()
+	defer t.pinMu.Unlock()
+	return t.pinned && t.conn == c
 }
 
 // RoundTrip sends req.Body, sealed when the mode and scheme call for it, and
@@ -131,9 +207,13 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 	}
 	defer func() { <-t.serial }()
 
-	for attempt := 0; ; attempt++ {
+	// retried is spent by the retries that may follow a message the host
+	// saw (a 401, a dead connection): once. A message that never left
+	// (errConnReplaced) costs only an attempt.
+	retried := false
+	for attempt := 1; ; attempt++ {
 		if !t.authed {
-			if err := t.handshake(ctx, req, seal); err != nil {
+			if err := t.authenticate(ctx, req, seal); err != nil {
 				t.reset()
 				// Only empty-body handshake legs went out.
 				return nil, &notSentError{err}
@@ -144,15 +224,22 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 			// The peer may or may not have consumed a sequence number; the
 			// session can no longer be trusted to be in step.
 			t.reset()
+			if attempt < maxAttempts && ctx.Err() == nil && errors.Is(err, errConnReplaced) {
+				// The authenticated connection was gone before the message
+				// could go out: nothing was written anywhere.
+				continue
+			}
 			var dead *deadConnError
-			if attempt == 0 && req.Idempotent && errors.As(err, &dead) {
+			if !retried && attempt < maxAttempts && req.Idempotent && errors.As(err, &dead) {
+				retried = true
 				continue
 			}
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusUnauthorized && !resp.Encrypted {
 			t.reset()
-			if attempt == 0 {
+			if !retried && attempt < maxAttempts {
+				retried = true
 				continue
 			}
 			return nil, fmt.Errorf("post to %s: HTTP 401 right after a successful handshake: %w", u.Host, ErrAuthentication)
@@ -176,7 +263,11 @@ func (t *ntlmEncrypted) Confidential(endpoint string) bool {
 // over with a new connection and a new handshake.
 func (t *ntlmEncrypted) reset() {
 	t.authed, t.sess = false, nil
+	// Close first, then unpin: the next dial is for the next handshake.
 	t.transport.CloseIdleConnections()
+	t.pinMu.Lock()
+	t.pinned, t.conn = false, nil
+	t.pinMu.Unlock()
 }
 
 // CloseIdleConnections closes kept-alive connections, ending the NTLM
@@ -196,8 +287,34 @@ func (t *ntlmEncrypted) CloseIdleConnections() {
 	t.anon.CloseIdleConnections()
 }
 
-// handshake authenticates the connection with empty-body POSTs (so that
-// no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then 2xx.
+// authenticate runs the handshake, starting over from NEGOTIATE on a new
+// connection when the one carrying it is lost between legs (at most
+// maxAttempts times): the host's NTLM state is bound to that connection,
+// so an AUTHENTICATE on another could only get a 401.
+func (t *ntlmEncrypted) authenticate(ctx context.Context, req *Request, seal bool) error {
+	var err error
+	for range maxAttempts {
+		t.reset()
+		err = t.handshake(ctx, req, seal)
+		var lost *connLostError
+		if err == nil || !errors.As(err, &lost) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (the connection was lost during each of %d handshakes)", err, maxAttempts)
+}
+
+// connLostError is a handshake leg that could not stay on the connection
+// that carried the NEGOTIATE: it was closed between legs (or found closed
+// when the leg was written on it), before any reply.
+type connLostError struct{ err error }
+
+func (e *connLostError) Error() string { return e.err.Error() }
+func (e *connLostError) Unwrap() error { return e.err }
+
+// handshake authenticates one connection with empty-body POSTs (so that
+// no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then 2xx,
+// all on the connection that the NEGOTIATE pinned.
 func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) error {
 	host := hostOf(req.URL)
 	nc, err := ntlmssp.NewClient(
@@ -212,9 +329,9 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) 
 	if err != nil {
 		return fmt.Errorf("ntlm handshake with %s: build NEGOTIATE: %w", host, err)
 	}
-	resp, err := t.leg(ctx, req, negotiate)
+	resp, err := t.leg(ctx, req, negotiate, true)
 	if err != nil {
-		return fmt.Errorf("ntlm handshake with %s: %w", host, err)
+		return fmt.Errorf("ntlm handshake with %s: NEGOTIATE: %w", host, err)
 	}
 	challenge, err := challengeToken(resp)
 	if err != nil {
@@ -224,9 +341,12 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) 
 	if err != nil {
 		return fmt.Errorf("ntlm handshake with %s: process CHALLENGE: %w", host, err)
 	}
-	resp, err = t.leg(ctx, req, authenticate)
+	if t.testHookBetweenLegs != nil {
+		t.testHookBetweenLegs()
+	}
+	resp, err = t.leg(ctx, req, authenticate, false)
 	if err != nil {
-		return fmt.Errorf("ntlm handshake with %s: %w", host, err)
+		return fmt.Errorf("ntlm handshake with %s: AUTHENTICATE: %w", host, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
@@ -256,14 +376,44 @@ func sealing128(authenticate []byte) bool {
 	return f&seal != 0 && f&bits128 != 0
 }
 
-// leg posts one handshake message with an empty body.
-func (t *ntlmEncrypted) leg(ctx context.Context, req *Request, token []byte) (*Response, error) {
-	hr, err := newHTTPRequest(ctx, req, nil, ContentTypeSOAP)
+// leg posts one handshake message with an empty body. The NEGOTIATE
+// (first) pins the connection it gets; a later leg must get that same one.
+// doHTTP reads every reply to its end, which is what hands the connection
+// back to the pool for the next leg.
+func (t *ntlmEncrypted) leg(ctx context.Context, req *Request, token []byte, first bool) (*Response, error) {
+	// Trace callbacks may run on net/http's goroutines.
+	var got atomic.Pointer[httptrace.GotConnInfo]
+	var answered atomic.Bool
+	trace := &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			if first {
+				t.pin(i.Conn)
+			}
+			got.Store(&i)
+		},
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}
+	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, nil, ContentTypeSOAP)
 	if err != nil {
 		return nil, err
 	}
 	hr.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(token))
-	return doHTTP(t.transport, hr, max401Body)
+	resp, err := doHTTP(t.transport, hr, max401Body)
+	info := got.Load()
+	if err != nil {
+		if ctx.Err() == nil && (errors.Is(err, errConnReplaced) ||
+			info != nil && info.Reused && !answered.Load() && connDead(err)) {
+			return nil, &connLostError{err}
+		}
+		return nil, err
+	}
+	if !first && (info == nil || !t.pinnedTo(info.Conn)) {
+		// dial makes this unreachable; should it happen, the reply came
+		// from a connection that never saw our NEGOTIATE and means
+		// nothing about the credentials.
+		return nil, &connLostError{fmt.Errorf("went out on another connection than the NEGOTIATE (answered HTTP %d)", resp.StatusCode)}
+	}
+	return resp, nil
 }
 
 // challengeToken takes the NTLM CHALLENGE from a 401's WWW-Authenticate.
@@ -320,6 +470,11 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		case !connected.Load():
 			// No connection was ever handed to the request (dial failure,
 			// or ctx ended while waiting for one): nothing was written.
+			return nil, &notSentError{err}
+		case errors.Is(err, errConnReplaced):
+			// net/http found the kept-alive connection dead before writing
+			// anything (nothingWrittenError, the only retry it makes for a
+			// POST) and asked dial for another, which refused.
 			return nil, &notSentError{err}
 		case reused.Load() && !answered.Load() && ctx.Err() == nil && connDead(err):
 			return nil, &deadConnError{err}

@@ -3,10 +3,12 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -556,5 +558,405 @@ func TestNTLMEncryptedBadURLKeepsPassword(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "Canary-Pw1") || !errors.Is(err, ErrNotSent) {
 			t.Errorf("RoundTrip(%q) = %v", raw, err)
 		}
+	}
+}
+
+// Request kinds as lossyServer records them.
+const (
+	kindNegotiate    = "NEGOTIATE"
+	kindAuthenticate = "AUTHENTICATE"
+	kindSealed       = "sealed"
+	kindOther        = "other"
+)
+
+// closeAction is what lossyServer does to a connection after a reply.
+type closeAction int
+
+const (
+	keepOpen closeAction = iota
+	// closeHeader answers with Connection: close, as HTTP.sys does when it
+	// will not keep the connection.
+	closeHeader
+	// closeSilently closes the connection silently once the reply is out and
+	// the server waits for the next request, as an idle timeout does; the
+	// client learns only when it reads or writes.
+	closeSilently
+)
+
+// exchange is one request a lossyServer connection served and its status.
+type exchange struct {
+	Kind   string
+	Status int
+}
+
+// lossyConn is what one TCP connection carried.
+type lossyConn struct {
+	exchanges []exchange
+	// closeSilently says to close the connection when it next goes idle.
+	closeSilently bool
+}
+
+// lossyServer is a loopback WinRM-like listener behind the ntlmauth
+// middleware (AllowUnencrypted=false) that can close connections after
+// any reply, and records per connection what each one carried.
+type lossyServer struct {
+	*httptest.Server
+	// policy picks what to do after a reply of kind on connection conn (1
+	// for the first connection); it runs with mu held.
+	policy func(kind string, conn int, status int) closeAction
+
+	mu     sync.Mutex
+	conns  []*lossyConn
+	byConn map[net.Conn]int
+	raw    [][]byte
+	closed atomic.Int32
+}
+
+type lossyConnKey struct{}
+
+func newLossyServer(t *testing.T, policy func(kind string, conn int, status int) closeAction) *lossyServer {
+	t.Helper()
+	srv := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "SIM01", Users: map[string]string{"alice": "S3cret!pw"}}
+	ls := &lossyServer{policy: policy, byConn: map[net.Conn]int{}}
+	mw := srv.Middleware(encEcho, ntlmauth.MiddlewareOptions{RequireEncryption: true})
+	ls.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		kind := requestKind(r)
+		sw := w
+		n := r.Context().Value(lossyConnKey{}).(int)
+		// The decision is taken before the reply goes out, so that
+		// Connection: close can ride on it.
+		ls.mu.Lock()
+		ls.raw = append(ls.raw, body)
+		ls.mu.Unlock()
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, r)
+		ls.mu.Lock()
+		c := ls.conns[n-1]
+		c.exchanges = append(c.exchanges, exchange{kind, rec.Code})
+		action := keepOpen
+		if ls.policy != nil {
+			action = ls.policy(kind, n, rec.Code)
+		}
+		c.closeSilently = action == closeSilently
+		ls.mu.Unlock()
+		for k, v := range rec.Header() {
+			sw.Header()[k] = v
+		}
+		if action == closeHeader {
+			sw.Header().Set("Connection", "close")
+		}
+		sw.WriteHeader(rec.Code)
+		sw.Write(rec.Body.Bytes())
+	}))
+	ls.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		ls.mu.Lock()
+		ls.conns = append(ls.conns, &lossyConn{})
+		n := len(ls.conns)
+		ls.byConn[c] = n
+		ls.mu.Unlock()
+		return context.WithValue(srv.ConnContext(ctx, c), lossyConnKey{}, n)
+	}
+	ls.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateIdle:
+			ls.mu.Lock()
+			drop := ls.conns[ls.byConn[c]-1].closeSilently
+			ls.mu.Unlock()
+			if drop {
+				c.Close()
+			}
+		case http.StateClosed, http.StateHijacked:
+			ls.closed.Add(1)
+		}
+	}
+	ls.Start()
+	t.Cleanup(ls.Close)
+	return ls
+}
+
+// requestKind names a request by its Authorization token or Content-Type.
+func requestKind(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		_, tok, _ := strings.Cut(h, " ")
+		msg, err := base64.StdEncoding.DecodeString(tok)
+		switch {
+		case err != nil || len(msg) < 12:
+			return kindOther
+		case msg[8] == 1:
+			return kindNegotiate
+		case msg[8] == 3:
+			return kindAuthenticate
+		}
+		return kindOther
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/encrypted") {
+		return kindSealed
+	}
+	return kindOther
+}
+
+// connLog returns what each connection carried, in order.
+func (ls *lossyServer) connLog() [][]exchange {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	out := make([][]exchange, len(ls.conns))
+	for i, c := range ls.conns {
+		out[i] = append([]exchange{}, c.exchanges...)
+	}
+	return out
+}
+
+// assertOneHandshakePerConn checks that the only 401s the host answered were
+// CHALLENGEs to NEGOTIATEs, that each connection carried exactly one
+// NEGOTIATE and carried it first (one handshake per connection), and that
+// no body crossed the wire unsealed.
+func (ls *lossyServer) assertOneHandshakePerConn(t *testing.T) {
+	t.Helper()
+	for i, c := range ls.connLog() {
+		negotiates := 0
+		for j, e := range c {
+			if e.Kind == kindNegotiate {
+				negotiates++
+			}
+			if e.Status == http.StatusUnauthorized && e.Kind != kindNegotiate {
+				t.Errorf("connection %d, request %d: %s answered with 401", i+1, j+1, e.Kind)
+			}
+		}
+		if negotiates != 1 || (len(c) > 0 && c[0].Kind != kindNegotiate) {
+			t.Errorf("connection %d carried %v, want one NEGOTIATE, first", i+1, c)
+		}
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for i, b := range ls.raw {
+		if len(b) != 0 && !bytes.HasPrefix(b, []byte("--Encrypted Boundary\r\n")) {
+			t.Errorf("request %d went unsealed: %.80q", i, b)
+		}
+	}
+}
+
+var (
+	negotiateOK   = exchange{kindNegotiate, http.StatusUnauthorized}
+	authOK        = exchange{kindAuthenticate, http.StatusOK}
+	sealedOK      = exchange{kindSealed, http.StatusOK}
+	fullHandshake = []exchange{negotiateOK, authOK}
+)
+
+// TestNTLMEncryptedConnectionLostBetweenLegs: the host's NTLM state is
+// bound to the connection, so when the connection that carried the
+// NEGOTIATE (or the session) is gone, the transport starts over from
+// NEGOTIATE on a new connection instead of sending the AUTHENTICATE or a
+// sealed message on a connection that never saw the NEGOTIATE (which the
+// host answers with 401, reported as wrong credentials).
+func TestNTLMEncryptedConnectionLostBetweenLegs(t *testing.T) {
+	first := func(action closeAction, kind string) func(string, int, int) closeAction {
+		return func(k string, conn, _ int) closeAction {
+			if conn == 1 && k == kind {
+				return action
+			}
+			return keepOpen
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// policy closes connections on the server; clientDrop closes the
+		// client's idle connection between the legs, as net/http does
+		// when it declines to reuse one.
+		policy     func(string, int, int) closeAction
+		clientDrop bool
+		// idempotent marks the second message; the first is a warm-up.
+		idempotent bool
+		want       [][]exchange
+	}{{
+		name:   "Connection: close on the CHALLENGE",
+		policy: first(closeHeader, kindNegotiate),
+		want:   [][]exchange{{negotiateOK}, {negotiateOK, authOK, sealedOK, sealedOK}},
+	}, {
+		name:   "host closes the connection after the CHALLENGE",
+		policy: first(closeSilently, kindNegotiate),
+		want:   [][]exchange{{negotiateOK}, {negotiateOK, authOK, sealedOK, sealedOK}},
+	}, {
+		name:       "client drops the connection between legs",
+		clientDrop: true,
+		want:       [][]exchange{{negotiateOK}, {negotiateOK, authOK, sealedOK, sealedOK}},
+	}, {
+		name:   "Connection: close on the AUTHENTICATE's 200",
+		policy: first(closeHeader, kindAuthenticate),
+		want:   [][]exchange{fullHandshake, {negotiateOK, authOK, sealedOK, sealedOK}},
+	}, {
+		// Not Idempotent: the message never left, so it may go now.
+		name:   "Connection: close on the first sealed reply",
+		policy: first(closeHeader, kindSealed),
+		want:   [][]exchange{{negotiateOK, authOK, sealedOK}, {negotiateOK, authOK, sealedOK}},
+	}, {
+		// The client may meet the closed connection while writing (only
+		// an Idempotent message may then go again) or before.
+		name:       "host closes the connection after the first sealed reply",
+		policy:     first(closeSilently, kindSealed),
+		idempotent: true,
+		want:       [][]exchange{{negotiateOK, authOK, sealedOK}, {negotiateOK, authOK, sealedOK}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := newLossyServer(t, tc.policy)
+			tr := newEncTransport(t, Config{})
+			if tc.clientDrop {
+				e := tr.(*ntlmEncrypted)
+				fired := false
+				e.testHookBetweenLegs = func() {
+					if fired {
+						return
+					}
+					fired = true
+					// The connection goes back to the pool a moment after
+					// the CHALLENGE is read; close it once it is there.
+					for ls.closed.Load() == 0 {
+						e.transport.CloseIdleConnections()
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}
+			for i, m := range []string{"<one/>", "<two/>"} {
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte(m), Idempotent: i == 1 && tc.idempotent})
+				if err != nil {
+					t.Fatalf("RoundTrip(%s): %v", m, err)
+				}
+				if string(resp.Body) != "echo:"+m || !resp.Encrypted {
+					t.Fatalf("RoundTrip(%s) = %q encrypted=%v", m, resp.Body, resp.Encrypted)
+				}
+			}
+			if diff := cmp.Diff(tc.want, ls.connLog()); diff != "" {
+				t.Errorf("per-connection requests (-want +got):\n%s", diff)
+			}
+			ls.assertOneHandshakePerConn(t)
+		})
+	}
+}
+
+// TestNTLMEncryptedConnectionAlwaysLost: a host that closes every
+// connection after its CHALLENGE gets maxAttempts handshakes, then the
+// caller gets an error marked ErrNotSent; no body is ever sent.
+func TestNTLMEncryptedConnectionAlwaysLost(t *testing.T) {
+	for _, action := range []closeAction{closeHeader, closeSilently} {
+		t.Run(fmt.Sprint(action), func(t *testing.T) {
+			ls := newLossyServer(t, func(k string, _, _ int) closeAction {
+				if k == kindNegotiate {
+					return action
+				}
+				return keepOpen
+			})
+			tr := newEncTransport(t, Config{})
+			_, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte("<create/>")})
+			if !errors.Is(err, ErrNotSent) || errors.Is(err, ErrAuthentication) ||
+				!strings.Contains(err.Error(), "ntlm handshake with "+ls.Listener.Addr().String()+": AUTHENTICATE: ") ||
+				!strings.HasSuffix(err.Error(), "(the connection was lost during each of 3 handshakes)") {
+				t.Fatalf("err = %v", err)
+			}
+			want := [][]exchange{{negotiateOK}, {negotiateOK}, {negotiateOK}}
+			if diff := cmp.Diff(want, ls.connLog()); diff != "" {
+				t.Errorf("per-connection requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNTLMEncryptedHandshakeRestartHonoursContext: the restarts run under
+// the caller's context: once it ends, no other connection is opened and
+// the error says so (and that nothing was sent).
+func TestNTLMEncryptedHandshakeRestartHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ls := newLossyServer(t, func(k string, _, _ int) closeAction {
+		if k == kindNegotiate {
+			cancel()
+			return closeHeader
+		}
+		return keepOpen
+	})
+	tr := newEncTransport(t, Config{})
+	_, err := tr.RoundTrip(ctx, &Request{URL: ls.URL + "/wsman", Body: []byte("<create/>")})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNotSent) {
+		t.Fatalf("err = %v, want context.Canceled and ErrNotSent", err)
+	}
+	if diff := cmp.Diff([][]exchange{{negotiateOK}}, ls.connLog()); diff != "" {
+		t.Errorf("per-connection requests (-want +got):\n%s", diff)
+	}
+}
+
+// flakyPolicy closes connections at random (seeded) after any reply, the
+// way a loaded host and net/http's own reuse rules do, with one rule that
+// keeps every message's fate decided: after a close, no connection is
+// closed again until a sealed reply has gone out, so that a message meets
+// at most one lost connection (a message on a dead connection may be
+// retried once).
+func flakyPolicy(seed uint64) (policy func(string, int, int) closeAction, closes func() [3]int) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	armed := true
+	var n [3]int
+	policy = func(kind string, _, _ int) closeAction {
+		if kind == kindSealed {
+			defer func() { armed = true }()
+		}
+		if !armed || rng.Float64() >= 0.15 {
+			return keepOpen
+		}
+		armed = false
+		a := closeHeader
+		if rng.IntN(2) == 0 {
+			a = closeSilently
+		}
+		n[a]++
+		return a
+	}
+	// closes runs under the server's mu, as policy does.
+	return policy, func() [3]int { return n }
+}
+
+// TestNTLMEncryptedFlakyHost: Gets (Idempotent) against a host that closes
+// connections at random between requests and between handshake legs all
+// succeed, with exactly one handshake per connection and no 401 but the
+// CHALLENGEs; sequentially and from 8 goroutines.
+func TestNTLMEncryptedFlakyHost(t *testing.T) {
+	for _, workers := range []int{1, 8} {
+		t.Run(fmt.Sprintf("goroutines=%d", workers), func(t *testing.T) {
+			policy, closes := flakyPolicy(uint64(workers))
+			ls := newLossyServer(t, policy)
+			tr := newEncTransport(t, Config{})
+			const total = 200
+			var wg sync.WaitGroup
+			errs := make(chan error, total)
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < total; i += workers {
+						m := fmt.Sprintf("<get n=%d/>", i)
+						resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte(m), Idempotent: true})
+						switch {
+						case err != nil:
+							errs <- fmt.Errorf("Get %d: %w", i, err)
+						case string(resp.Body) != "echo:"+m:
+							errs <- fmt.Errorf("Get %d: reply %q", i, resp.Body)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			ls.assertOneHandshakePerConn(t)
+			ls.mu.Lock()
+			n, conns := closes(), len(ls.conns)
+			ls.mu.Unlock()
+			// A test that closes nothing proves nothing.
+			if n[closeHeader] < 3 || n[closeSilently] < 3 {
+				t.Fatalf("the host closed %d connections with Connection: close and %d silently; want several of each", n[closeHeader], n[closeSilently])
+			}
+			if conns != 1+n[closeHeader]+n[closeSilently] {
+				t.Errorf("%d connections for %d closes, want one more than the closes", conns, n[closeHeader]+n[closeSilently])
+			}
+			t.Logf("%d connections, %d closed by header, %d silently", conns, n[closeHeader], n[closeSilently])
+		})
 	}
 }
