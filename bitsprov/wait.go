@@ -102,8 +102,20 @@ type Policy struct {
 	// LanguageID is passed to GetError; 0 means DefaultLanguageID.
 	LanguageID uint32
 
+	// UnseenTimeout, when positive, ends a wait in which the job has not
+	// been read once for this long since the wait began, with
+	// ResultTimedOut: a host that never answers (or the wrong host)
+	// would otherwise hold a wait without Timeout for ever. Once the job
+	// has been seen, only Timeout and Deadline apply: a host restarting
+	// mid-transfer is ridden out.
+	UnseenTimeout time.Duration
+
 	// Progress, if set, is called with every job the poller reads.
 	Progress func(*Job)
+	// OnRetry, if set, is called with every host error the poller rides
+	// out (a failed poll, or a Complete or Cancel it will send again), so
+	// that a caller can say why nothing seems to happen.
+	OnRetry func(err error)
 	// Clock, if set, replaces the real clock.
 	Clock Clock
 }
@@ -191,6 +203,7 @@ type waiter struct {
 	id       string
 	p        Policy
 	clock    Clock
+	start    time.Time
 	deadline time.Time // zero: none
 	out      Outcome
 	// transientSince is when the current TransientError stretch began.
@@ -216,6 +229,7 @@ func newWaiter(src JobSource, id string, p Policy) *waiter {
 		w.clock = realClock{}
 	}
 	now := w.clock.Now()
+	w.start = now
 	if p.Timeout > 0 {
 		w.deadline = now.Add(p.Timeout)
 	}
@@ -245,9 +259,17 @@ func (w *waiter) run(ctx context.Context) (*Outcome, error) {
 		if w.expired() {
 			return w.timeout(ctx)
 		}
+		if w.unseenFor() {
+			return w.neverSeen()
+		}
 		pause := interval
 		if !w.deadline.IsZero() {
 			if left := w.deadline.Sub(w.clock.Now()); left < pause {
+				pause = left
+			}
+		}
+		if !w.seen && w.p.UnseenTimeout > 0 {
+			if left := w.start.Add(w.p.UnseenTimeout).Sub(w.clock.Now()); left < pause {
 				pause = left
 			}
 		}
@@ -278,6 +300,9 @@ func (w *waiter) poll(ctx context.Context) (done bool, err error) {
 			return true, nil
 		case ctx.Err() == nil && Retryable(err):
 			w.out.LastErr = err
+			if w.p.OnRetry != nil {
+				w.p.OnRetry(err)
+			}
 			return false, nil
 		}
 		return true, fmt.Errorf("wait for job %s: %w", w.id, err)
@@ -369,6 +394,20 @@ func (w *waiter) failed(ctx context.Context, what string) error {
 	return w.act(ctx, ActionCancel, why, "; cancelled")
 }
 
+// unseenFor reports that UnseenTimeout has passed without the job read
+// once.
+func (w *waiter) unseenFor() bool {
+	return !w.seen && w.p.UnseenTimeout > 0 && !w.clock.Now().Before(w.start.Add(w.p.UnseenTimeout))
+}
+
+// neverSeen ends a wait whose job could not be read once in
+// UnseenTimeout; the job, if it exists, is left as it is.
+func (w *waiter) neverSeen() (*Outcome, error) {
+	w.out.Action = ResultTimedOut
+	w.out.Reason = fmt.Sprintf("job not seen in the %v since the wait began; host unreachable: %v", w.p.UnseenTimeout, w.out.LastErr)
+	return &w.out, nil
+}
+
 func (w *waiter) timeout(ctx context.Context) (*Outcome, error) {
 	why := fmt.Sprintf("deadline passed with the job %v", w.out.Final)
 	switch {
@@ -418,6 +457,9 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 			return fmt.Errorf("wait for job %s: %w", w.id, err)
 		}
 		w.out.LastErr = err
+		if w.p.OnRetry != nil {
+			w.p.OnRetry(err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for job %s: %s: %w", w.id, a, ctx.Err())

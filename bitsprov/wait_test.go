@@ -211,6 +211,20 @@ func TestWait(t *testing.T) {
 			wantSleeps: []time.Duration{time.Second, time.Second},
 		},
 		{
+			name:       "host never answers: give up at UnseenTimeout",
+			src:        fakeSource{steps: []step{{err: errRefused}}},
+			policy:     Policy{Interval: 2 * time.Second, UnseenTimeout: 5 * time.Second},
+			want:       Outcome{Action: ResultTimedOut, Polls: 4, Reason: "job not seen in the 5s since the wait began; host unreachable: dial tcp: connect: connection refused", LastErr: errRefused},
+			wantSleeps: []time.Duration{2 * time.Second, 2 * time.Second, time.Second},
+		},
+		{
+			name:       "UnseenTimeout does not apply once the job was seen",
+			src:        fakeSource{steps: []step{{state: StateTransferring}, {err: errRefused}, {err: errRefused}, {err: errRefused}, {state: StateTransferred}}},
+			policy:     Policy{Interval: 2 * time.Second, UnseenTimeout: 3 * time.Second, OnTransferred: TransferredLeave},
+			want:       Outcome{Final: StateTransferred, Action: ResultLeft, Polls: 5, Reason: "job transferred; left for the caller to complete"},
+			wantSleeps: []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second},
+		},
+		{
 			name:    "authentication failure is not retried",
 			src:     fakeSource{steps: []step{{err: err401}}},
 			want:    Outcome{Polls: 1},
@@ -363,5 +377,19 @@ func TestResultString(t *testing.T) {
 		if r.String() != want {
 			t.Errorf("%d: %q", int(r), r.String())
 		}
+	}
+}
+
+// TestWaitOnRetry: every host error the poller rides out is reported, a
+// failed poll and a Complete it sends again alike.
+func TestWaitOnRetry(t *testing.T) {
+	src := &fakeSource{steps: []step{{err: errRefused}, {err: err503}, {state: StateTransferred}}, actionErrs: []error{errRefused}}
+	var got []error
+	p := Policy{Clock: &fakeClock{now: t0}, OnRetry: func(err error) { got = append(got, err) }}
+	if _, err := Wait(context.Background(), src, fakeID, p); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]error{errRefused, err503, errRefused}, got, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
+		t.Errorf("OnRetry calls (-want +got):\n%s", diff)
 	}
 }

@@ -20,6 +20,8 @@ type WaitOptions struct {
 	Transient string
 	OnError   string
 	Complete  bool
+	// Unreachable is --unreachable-timeout.
+	Unreachable time.Duration
 }
 
 // waitFlags are the polling flags wait and transfer share.
@@ -28,7 +30,16 @@ type waitFlags struct {
 	Timeout   time.Duration
 	Transient string
 	OnError   string
+	// Unreachable bounds a wait in which the job is never read once.
+	Unreachable time.Duration
 }
+
+// defaultUnreachable is how long a wait keeps trying a host on which it
+// has not seen the job once.
+const defaultUnreachable = 2 * time.Minute
+
+// unreachableNoteEvery spaces the "still waiting" notes on stderr.
+const unreachableNoteEvery = 30 * time.Second
 
 func (w *waitFlags) add(cmd *cobra.Command, onErrorDefault string) {
 	fl := cmd.Flags()
@@ -36,6 +47,7 @@ func (w *waitFlags) add(cmd *cobra.Command, onErrorDefault string) {
 	fl.DurationVar(&w.Timeout, "timeout", 0, "give up waiting after this long (0: no limit; exit 4, the job is left)")
 	fl.StringVar(&w.Transient, "transient", "wait", "on TransientError: wait (BITS retries; give up at the job's NoProgressTimeout, then apply --on-error) or cancel (cancel the job at once, whatever --on-error says)")
 	fl.StringVar(&w.OnError, "on-error", onErrorDefault, "on Error: leave the job for inspection, or cancel it")
+	fl.DurationVar(&w.Unreachable, "unreachable-timeout", defaultUnreachable, "give up (exit 4, the job is left) when the host has not shown the job once in this long since the wait began; once seen, an unreachable host is waited for (0: no limit)")
 }
 
 // policy turns the flags into a poller policy.
@@ -53,6 +65,10 @@ func (w *waitFlags) policy(f *Factory) (bitsprov.Policy, error) {
 	if w.Timeout < 0 {
 		return p, usageErrorf("--timeout must not be negative, got %s", w.Timeout)
 	}
+	if w.Unreachable < 0 {
+		return p, usageErrorf("--unreachable-timeout must not be negative, got %s", w.Unreachable)
+	}
+	p.UnseenTimeout = w.Unreachable
 	switch strings.ToLower(w.Transient) {
 	case "wait":
 		p.OnTransient = bitsprov.TransientWait
@@ -74,7 +90,7 @@ func (w *waitFlags) policy(f *Factory) (bitsprov.Policy, error) {
 
 // NewCmdWait builds "wait JOBID".
 func NewCmdWait(f *Factory) *cobra.Command {
-	opts := &WaitOptions{f: f}
+	opts := &WaitOptions{f: f, Unreachable: defaultUnreachable}
 	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "wait JOBID",
@@ -91,6 +107,10 @@ PowerShell loop does, whatever --on-error says. A job in Error is left for
 inspection unless --on-error cancel. A suspended job is waited on until
 someone resumes it.
 
+While the host does not answer, a note on stderr says so (at the first
+failure, then every 30s). A host on which the job has not been seen once
+since the wait began is given up after --unreachable-timeout (exit 4).
+
 Here --timeout bounds the whole wait, not each request. Exit codes: 0 the job
 was transferred (and completed with --complete); 1 it failed or was
 cancelled, or left the queue without us; 4 the timeout passed (the job is
@@ -100,7 +120,7 @@ left as it is); 3 and 5 as for every command.`,
 		Args: exactArgs("JOBID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JobID = args[0]
-			opts.Interval, opts.Timeout, opts.Transient, opts.OnError = wf.Interval, wf.Timeout, wf.Transient, wf.OnError
+			opts.Interval, opts.Timeout, opts.Transient, opts.OnError, opts.Unreachable = wf.Interval, wf.Timeout, wf.Transient, wf.OnError, wf.Unreachable
 			return waitRun(cmd.Context(), opts)
 		},
 	}
@@ -115,7 +135,7 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 	}
 	id := normalizeJobID(opts.JobID)
 	f := opts.f
-	wf := waitFlags{Interval: opts.Interval, Timeout: opts.Timeout, Transient: opts.Transient, OnError: opts.OnError}
+	wf := waitFlags{Interval: opts.Interval, Timeout: opts.Timeout, Transient: opts.Transient, OnError: opts.OnError, Unreachable: opts.Unreachable}
 	pol, err := wf.policy(f)
 	if err != nil {
 		return err
@@ -144,7 +164,21 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitsprov.Policy, show func(host, id string, j *bitsprov.Job)) (jobRecord, error) {
 	start := f.Clock.Now()
 	warned := false
+	// While the host does not answer, say so at the first failure and
+	// then every unreachableNoteEvery, so that a wait without --timeout
+	// is not silent; a poll that succeeds ends the stretch.
+	var lastNote time.Time
+	pol.OnRetry = func(err error) {
+		now := f.Clock.Now()
+		if !lastNote.IsZero() && now.Sub(lastNote) < unreachableNoteEvery {
+			return
+		}
+		lastNote = now
+		f.warnf("%s: host unreachable (%s); still waiting for job %s, Ctrl-C to stop", s.Endpoint.Name,
+			strings.TrimPrefix(err.Error(), s.Endpoint.Name+": "), id)
+	}
 	pol.Progress = func(j *bitsprov.Job) {
+		lastNote = time.Time{}
 		show(s.Endpoint.Name, id, j)
 		if j.State == bitsprov.StateSuspended && !warned {
 			warned = true
@@ -207,7 +241,10 @@ func outcomeError(host, id string, oc *bitsprov.Outcome) error {
 			return nil
 		}
 	case bitsprov.ResultTimedOut:
-		return &exitError{code: ExitConnection, err: fmt.Errorf("%s: job %s: %s", host, id, oc.Reason)}
+		// The reason quotes the host's last error, which names the host
+		// this message starts with.
+		reason := strings.ReplaceAll(oc.Reason, "unreachable: "+host+": ", "unreachable: ")
+		return &exitError{code: ExitConnection, err: fmt.Errorf("%s: job %s: %s", host, id, reason)}
 	}
 	reason := oc.Reason
 	if reason == "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -180,5 +181,36 @@ func TestWaitTransientCancel(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(help), " "), want) {
 			t.Errorf("wait --help lacks %q:\n%s", want, help)
 		}
+	}
+}
+
+// TestWaitUnreachableHost: wait without --timeout on a host that never
+// answers says so on stderr (once here: the notes are 30 s apart) and,
+// the job never having been seen, gives up at --unreachable-timeout with
+// exit 4.
+func TestWaitUnreachableHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every poll is refused
+	const id = "{0BADC0DE-0000-4000-8000-000000000002}"
+	r := run(t, withPassword(), "wait", id, "--interval", "20ms", "--unreachable-timeout", "300ms", "-H", addr, "-u", testUser, "--retries", "0")
+	if r.code != ExitConnection {
+		t.Fatalf("exit %d, want 4: %s", r.code, r.stderr)
+	}
+	// The cause is the transport's ("post to …: connection refused"),
+	// quoted the same way in the note and in the final error.
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	notePrefix := addr + ": host unreachable (Get on " + id + ": "
+	noteSuffix := "); still waiting for job " + id + ", Ctrl-C to stop"
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], notePrefix) || !strings.HasSuffix(lines[0], noteSuffix) ||
+		!strings.HasSuffix(lines[0], "connect: connection refused"+noteSuffix) {
+		t.Fatalf("stderr:\n%s\nwant one note, then the error", r.stderr)
+	}
+	cause := strings.TrimSuffix(strings.TrimPrefix(lines[0], notePrefix), noteSuffix)
+	if want := "bitsremote: " + addr + ": job " + id + ": job not seen in the 300ms since the wait began; host unreachable: Get on " + id + ": " + cause; lines[1] != want {
+		t.Errorf("error line:\n%s\nwant:\n%s", lines[1], want)
 	}
 }
