@@ -56,8 +56,9 @@ type HostConfig struct {
 }
 
 // Host is a simulated Windows host with the BITS provider: a WS-Management
-// endpoint serving BitsClientJob, and optionally a file server to download
-// from and an upload server to upload to, all on loopback.
+// endpoint serving BitsClientJob, the WinRS shell and WinRM's
+// winrm/config/Listener configuration, and optionally a file server to
+// download from and an upload server to upload to, all on loopback.
 type Host struct {
 	// Server is the WS-Management endpoint; URL is its address
 	// (http://127.0.0.1:port/wsman).
