@@ -811,7 +811,11 @@ func TestNTLMEncryptedConnectionLostBetweenLegs(t *testing.T) {
 					fired = true
 					// The connection goes back to the pool a moment after
 					// the CHALLENGE is read; close it once it is there.
-					for ls.closed.Load() == 0 {
+					for tries := 0; ls.closed.Load() == 0; tries++ {
+						if tries == 10000 {
+							t.Error("the connection never came back to the pool to be closed")
+							return
+						}
 						e.transport.CloseIdleConnections()
 						time.Sleep(time.Millisecond)
 					}
