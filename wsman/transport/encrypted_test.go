@@ -843,7 +843,7 @@ func TestNTLMEncryptedConnectionLostBetweenLegs(t *testing.T) {
 // caller gets an error marked ErrNotSent; no body is ever sent.
 func TestNTLMEncryptedConnectionAlwaysLost(t *testing.T) {
 	for _, action := range []closeAction{closeHeader, closeSilently} {
-		t.Run(fmt.Sprint(action), func(t *testing.T) {
+		t.Run(map[closeAction]string{closeHeader: "Connection: close", closeSilently: "silent close"}[action], func(t *testing.T) {
 			ls := newLossyServer(t, func(k string, _, _ int) closeAction {
 				if k == kindNegotiate {
 					return action
