@@ -305,7 +305,8 @@ func (w *waiter) poll(ctx context.Context) (done bool, err error) {
 			}
 			return false, nil
 		}
-		return true, fmt.Errorf("wait for job %s: %w", w.id, err)
+		// The source's errors name the host, the operation and the job.
+		return true, err
 	}
 	w.seen = true
 	w.out.LastErr = nil
@@ -454,7 +455,7 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 		}
 		if ctx.Err() != nil || !Retryable(err) || w.expired() {
 			w.out.Reason = why + "; but " + a.String() + " failed"
-			return fmt.Errorf("wait for job %s: %w", w.id, err)
+			return err
 		}
 		w.out.LastErr = err
 		if w.p.OnRetry != nil {

@@ -393,3 +393,24 @@ func TestWaitOnRetry(t *testing.T) {
 		t.Errorf("OnRetry calls (-want +got):\n%s", diff)
 	}
 }
+
+// TestWaitErrorsAsTheSourceSaysThem: a host error that ends the wait
+// already names the host, the operation and the job; the poller passes it
+// on as it is instead of naming the job a second time.
+func TestWaitErrorsAsTheSourceSaysThem(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  *fakeSource
+		want error
+	}{
+		{"poll", &fakeSource{steps: []step{{err: errNotFound}}}, errNotFound},
+		{"cancel", &fakeSource{steps: st(StateError), actionErrs: []error{err401}}, err401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Wait(context.Background(), tc.src, fakeID, Policy{Clock: &fakeClock{now: t0}, SkipErrorDetails: true})
+			if err != tc.want {
+				t.Errorf("err = %v, want %v itself", err, tc.want)
+			}
+		})
+	}
+}
