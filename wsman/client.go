@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -144,6 +145,9 @@ func (c *Client) call(ctx context.Context, op string, r *request, mode retryMode
 	if err != nil {
 		return nil, err
 	}
+	if op != "Release" {
+		traceReply(ctx, op, rep.raw)
+	}
 	return rep, nil
 }
 
@@ -193,8 +197,17 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 		he.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return nil, he
 	}
+	// The size limit is the MaxEnvelopeSize we sent, which binds SOAP
+	// replies only: a proxy's large 502 page is shown for what it is (and
+	// retried as such), never parsed.
 	if err := c.checkReplySize(resp.Body); err != nil {
-		return nil, c.opError(op, resourceURI, err)
+		if (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusInternalServerError) && isSOAPType(resp.ContentType) {
+			return nil, c.opError(op, resourceURI, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			return nil, httpErr(fmt.Errorf("%w: %d-byte reply with Content-Type %q is not SOAP", ErrProtocol, len(resp.Body), resp.ContentType))
+		}
+		return nil, httpErr(nil)
 	}
 	// The fast reader takes every ordinary reply; faults and anything it
 	// does not handle exactly like etree go to etree (fastread.go).
@@ -202,7 +215,7 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 		if resp.StatusCode != http.StatusOK {
 			return nil, httpErr(nil)
 		}
-		return &reply{fast: fr}, nil
+		return &reply{fast: fr, raw: resp.Body}, nil
 	}
 	rep, err := parseEnvelope(resp.Body)
 	if err != nil {
@@ -222,7 +235,14 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 	if resp.StatusCode != http.StatusOK {
 		return nil, httpErr(nil)
 	}
+	rep.raw = resp.Body
 	return rep, nil
+}
+
+// isSOAPType reports whether a Content-Type names a SOAP 1.2 body.
+func isSOAPType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/soap+xml"
 }
 
 // Identify sends an unauthenticated Identify (WSMANIDENTIFY: unauthenticated).
@@ -250,6 +270,7 @@ func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	traceReply(ctx, op, rep.raw)
 	out, ok := rep.identify()
 	if !ok {
 		return nil, c.opError(op, "", fmt.Errorf("%w: no wsmid:IdentifyResponse in the body", ErrProtocol))
@@ -459,9 +480,10 @@ const maxPullTimeouts = 10
 // (Windows answers a Pull with no data yet with w:TimedOut instead.)
 const maxEmptyPages = 100
 
-// releaseTimeout bounds the Release sent after an early break, which runs
-// even when the caller's context is already cancelled.
-const releaseTimeout = 10 * time.Second
+// releaseTimeout bounds the Release sent after an early break or a failed
+// Pull, which runs even when the caller's context is already cancelled: a
+// caller that gave up must not wait long for a courtesy.
+const releaseTimeout = 5 * time.Second
 
 type enumeration struct {
 	c    *Client
@@ -518,11 +540,18 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		if page.done {
 			return
 		}
-		page, err = e.pull(page.context)
+		next, err := e.pull(page.context)
 		if err != nil {
+			// Release before the caller sees the error: one that starts
+			// the enumeration over at once must not find its quota
+			// slot still taken.
+			if holdsContext(err) {
+				e.release(page.context)
+			}
 			yield(nil, err)
 			return
 		}
+		page = next
 	}
 }
 
@@ -573,9 +602,10 @@ func (e *enumeration) pull(enumCtx string) (*page, error) {
 	}
 }
 
-// release ends a server-side enumeration the caller abandoned, so it does
-// not count against MaxConcurrentOperationsPerUser until it expires. Its
-// error is dropped: the caller has already stopped listening.
+// release ends a server-side enumeration the caller abandoned or a failed
+// Pull left open, so it does not count against
+// MaxConcurrentOperationsPerUser until it expires. Its error is dropped:
+// the caller has already stopped listening, or has a better error.
 func (e *enumeration) release(enumCtx string) {
 	if enumCtx == "" {
 		return
@@ -584,6 +614,17 @@ func (e *enumeration) release(enumCtx string) {
 	defer cancel()
 	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), bodyXML: appendReleaseBody(nil, enumCtx)}
 	_, _ = e.c.call(ctx, "Release", r, retryIdempotent, ActionReleaseResponse, "n", NsEnumeration)
+}
+
+// holdsContext reports whether the host may still hold the enumeration
+// context after a Pull failed with err. A fault is the host's answer and,
+// but for n:TimedOut ("no data yet"), ends the context there (an expired
+// one is n:InvalidEnumerationContext); any other failure (the caller's
+// context cancelled, a lost connection, a proxy's error page, a reply we
+// could not read) may have left it open.
+func holdsContext(err error) bool {
+	var f *Fault
+	return !errors.As(err, &f) || IsTimedOut(err)
 }
 
 // page is one EnumerateResponse or PullResponse.

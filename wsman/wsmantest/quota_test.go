@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -204,12 +203,6 @@ func TestClientReleasesUnderQuota(t *testing.T) {
 // Released: otherwise each such failure holds one of the user's
 // MaxConcurrentOperationsPerUser slots until EnumerationTimeoutms.
 func TestClientReleasesAfterFailedPull(t *testing.T) {
-	// Known leak, reported to the owner of wsman/client.go: enumeration.run
-	// returns on a Pull error without e.release(page.context). Remove this
-	// skip with the fix.
-	if os.Getenv("BITSREMOTE_KNOWN_BUGS") != "1" {
-		t.Skip("wsman.Client.Enumerate does not Release after a failed Pull (wsman/client.go enumeration.run); BITSREMOTE_KNOWN_BUGS=1 runs it")
-	}
 	tests := []struct {
 		name string
 		inj  wsmantest.Injection
