@@ -133,23 +133,25 @@ func readXML(b []byte) (*etree.Document, error) {
 		}
 		return nil, err
 	}
-	for _, tok := range doc.Child {
-		if _, ok := tok.(*etree.Directive); ok {
-			return nil, errors.New("document type declarations are not allowed")
-		}
-	}
 	if doc.Root() == nil {
 		return nil, errors.New("no root element")
 	}
-	if err := checkAttrs(doc.Root()); err != nil {
+	if err := checkTree(&doc.Element); err != nil {
 		return nil, err
 	}
 	return doc, nil
 }
 
-// checkAttrs refuses an element with more than maxAttrs attributes.
-func checkAttrs(root *etree.Element) error {
-	stack := []*etree.Element{root}
+// errDirective refuses <!DOCTYPE …>, <!ENTITY …> and any other <!…>
+// directive wherever it stands: encoding/xml accepts one inside an
+// element as readily as before the root, and nothing of the kind belongs
+// in a reply.
+var errDirective = errors.New("document type declarations and other <!…> directives are not allowed")
+
+// checkTree refuses a directive anywhere and an element with more than
+// maxAttrs attributes.
+func checkTree(top *etree.Element) error {
+	stack := []*etree.Element{top}
 	for len(stack) > 0 {
 		el := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -157,8 +159,11 @@ func checkAttrs(root *etree.Element) error {
 			return fmt.Errorf("element <%s> has %d attributes, more than the limit of %d", el.FullTag(), len(el.Attr), maxAttrs)
 		}
 		for _, tok := range el.Child {
-			if c, ok := tok.(*etree.Element); ok {
-				stack = append(stack, c)
+			switch t := tok.(type) {
+			case *etree.Element:
+				stack = append(stack, t)
+			case *etree.Directive:
+				return errDirective
 			}
 		}
 	}
@@ -169,6 +174,8 @@ func checkAttrs(root *etree.Element) error {
 // or by etree when the fast reader left it to etree (faults, anything
 // unusual; see fastread.go).
 type reply struct {
+	// raw is the body as received, for WithReplyHook.
+	raw    []byte
 	fast   *fastReply
 	doc    *etree.Document
 	header *etree.Element

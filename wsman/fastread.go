@@ -769,12 +769,12 @@ func (d *fdoc) xsiAttr(n int32, local string) string {
 	return ""
 }
 
-// attr returns the value of the first attribute called name, whatever
-// its prefix, as etree's SelectAttrValue(name, "") does.
+// attr returns the value of the unqualified attribute name, as
+// unqualifiedAttr does: q:Name is another attribute.
 func (d *fdoc) attr(n int32, name string) string {
 	nd := &d.nodes[n]
 	for k := nd.attrLo; k < nd.attrHi; k++ {
-		if a := &d.attrs[k]; a.local == name {
+		if a := &d.attrs[k]; a.local == name && a.prefix == "" {
 			return a.value
 		}
 	}

@@ -66,7 +66,7 @@ func errText(err error) string {
 
 func etreeTree(el *etree.Element, depth int, out []treeNode) []treeNode {
 	n := treeNode{Depth: depth, Prefix: el.Space, Local: el.Tag, NS: el.NamespaceURI(), Text: textOf(el), HasTokens: len(el.Child) > 0,
-		EmptyObject: isEmptyObject(el), XSIType: xsiAttr(el, "type"), XSINil: xsiAttr(el, "nil"), SelectorNameAttr: el.SelectAttrValue("Name", "")}
+		EmptyObject: isEmptyObject(el), XSIType: xsiAttr(el, "type"), XSINil: xsiAttr(el, "nil"), SelectorNameAttr: unqualifiedAttr(el, "Name")}
 	for _, a := range el.Attr {
 		n.Attrs = append(n.Attrs, treeAttr{a.Space, a.Key, a.NamespaceURI(), a.Value})
 	}

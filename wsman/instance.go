@@ -327,7 +327,7 @@ func parseSelectorSet(el *etree.Element) ([]Selector, error) {
 		if s.Tag != "Selector" || s.NamespaceURI() != NsWSMan {
 			continue
 		}
-		sel := Selector{Name: s.SelectAttrValue("Name", "")}
+		sel := Selector{Name: unqualifiedAttr(s, "Name")}
 		if sel.Name == "" {
 			return nil, fmt.Errorf("selector without a Name attribute")
 		}
@@ -703,4 +703,16 @@ func xmlChar(r rune) bool {
 		return false
 	}
 	return r <= 0x10FFFF
+}
+
+// unqualifiedAttr returns the value of el's attribute key that has no
+// prefix, or "". etree's SelectAttrValue(key, "") would also match q:key,
+// an attribute of another namespace.
+func unqualifiedAttr(el *etree.Element, key string) string {
+	for _, a := range el.Attr {
+		if a.Space == "" && a.Key == key {
+			return a.Value
+		}
+	}
+	return ""
 }

@@ -182,3 +182,87 @@ func TestReplySizeOnlyBindsSOAP(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectivesRefusedAnywhere checks that a DOCTYPE or ENTITY
+// declaration is refused wherever it stands, on both readers: the fast
+// reader leaves it to etree, and the etree path refuses it.
+func TestDirectivesRefusedAnywhere(t *testing.T) {
+	tests := []struct{ name, body string }{
+		{"DOCTYPE before the root", `<!DOCTYPE s:Envelope>` + windowsReply(ActionGetResponse, "uuid:R", `<p:A xmlns:p="urn:a">1</p:A>`)},
+		{"DOCTYPE in the body", windowsReply(ActionGetResponse, "uuid:R", `<!DOCTYPE x [<!ENTITY e "boom">]><p:A xmlns:p="urn:a">1</p:A>`)},
+		{"DOCTYPE in an instance", windowsReply(ActionGetResponse, "uuid:R", `<p:A xmlns:p="urn:a"><!DOCTYPE x><p:B>1</p:B></p:A>`)},
+		{"ENTITY in the header", strings.Replace(windowsReply(ActionGetResponse, "uuid:R", `<p:A xmlns:p="urn:a">1</p:A>`), "<s:Header>", `<s:Header><!ENTITY e "boom">`, 1)},
+		{"ENTITY in a property", windowsReply(ActionGetResponse, "uuid:R", `<p:A xmlns:p="urn:a"><p:B>1<!ENTITY e "x"></p:B></p:A>`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := parseFastReply([]byte(tt.body)); !errors.Is(err, errFastFallback) {
+				t.Errorf("fast reader: err = %v, want errFastFallback", err)
+			}
+			if _, err := readXML([]byte(tt.body)); err != errDirective {
+				t.Errorf("readXML: err = %v, want %v", err, errDirective)
+			}
+			f := &fakeHost{t: t, replies: []func(*reply) (int, string){func(req *reply) (int, string) {
+				return 200, strings.Replace(tt.body, "uuid:R", req.headerText(NsAddressing, "MessageID"), 1)
+			}}}
+			_, err := f.client().Get(context.Background(), wmiSvc, Options{})
+			var he *HTTPError
+			if !errors.As(err, &he) || !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), errDirective.Error()) {
+				t.Errorf("Get: err = %v", err)
+			}
+		})
+	}
+}
+
+// TestSelectorNameUnqualified checks that only the unqualified Name
+// attribute names a selector, on both readers.
+func TestSelectorNameUnqualified(t *testing.T) {
+	created := func(sel string) string {
+		return windowsReply(ActionCreateResponse, "uuid:R", `<x:ResourceCreated><a:Address>http://win1.example:5985/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>`+bitsJobURI+
+			`</w:ResourceURI><w:SelectorSet xmlns:q="urn:q">`+sel+`</w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>`)
+	}
+	tests := []struct {
+		name, sel string
+		want      []Selector
+		wantErr   string
+	}{
+		{"unqualified", `<w:Selector Name="JobId">{1}</w:Selector>`, []Selector{{Name: "JobId", Value: "{1}"}}, ""},
+		{"qualified only", `<w:Selector q:Name="JobId">{1}</w:Selector>`, nil, "selector without a Name attribute"},
+		{"qualified first", `<w:Selector q:Name="Other" Name="JobId">{1}</w:Selector>`, []Selector{{Name: "JobId", Value: "{1}"}}, ""},
+		{"w-qualified", `<w:Selector w:Name="JobId">{1}</w:Selector>`, nil, "selector without a Name attribute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(created(tt.sel))
+			fr, err := parseFastReply(body)
+			if err != nil {
+				t.Fatalf("fast reader: %v", err)
+			}
+			rep, err := parseEnvelope(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []struct {
+				name string
+				rep  *reply
+			}{{"fast", &reply{fast: fr}}, {"etree", rep}} {
+				epr, ok, err := r.rep.resourceCreated()
+				if !ok {
+					t.Fatalf("%s: no ResourceCreated", r.name)
+				}
+				if tt.wantErr != "" {
+					if err == nil || err.Error() != tt.wantErr {
+						t.Errorf("%s: err = %v, want %q", r.name, err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				if diff := cmp.Diff(tt.want, epr.Selectors); diff != "" {
+					t.Errorf("%s: selectors (-want +got):\n%s", r.name, diff)
+				}
+			}
+		})
+	}
+}
