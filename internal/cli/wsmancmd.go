@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/beevik/etree"
 	"github.com/spf13/cobra"
 
 	"github.com/bitsremote/bitsremote/wsman"
@@ -115,7 +114,7 @@ func newCmdWSManOp(f *Factory, op string) *cobra.Command {
 		fl.StringArrayVarP(&opts.Values, "value", "v", nil, "property or parameter `Name=Value` (repeatable; repeat a name for an array)")
 	}
 	if op != "delete" {
-		fl.StringVar(&opts.XPath, "xpath", "", "print what this XPath 1.0 `EXPR` selects in each answer (prefix p: is the class namespace)")
+		fl.StringVar(&opts.XPath, "xpath", "", "print what this XPath 1.0 `EXPR` selects in each reply, headers included (p: is the class namespace; s:, a:, w:, n: as usual)")
 	}
 	if op == "enumerate" {
 		fl.StringVar(&opts.Filter, "filter", "", "WQL `QUERY` (use a .../* resource URI)")
@@ -159,7 +158,27 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 		return f.identify(ctx, out, opts)
 	}
 	err = f.forEachHost(ctx, out, func(ctx context.Context, s *session) error {
-		emit := func(in *wsman.Instance) error { return opts.emitInstance(out, s.Endpoint.Name, in) }
+		// --xpath reads the whole reply (headers included), as wsman
+		// received it: the latest one not yet shown.
+		var reply []byte
+		if opts.XPath != "" {
+			ctx = wsman.WithReplyHook(ctx, func(_ string, body []byte) { reply = body })
+		}
+		emit := func(in *wsman.Instance) error {
+			if opts.XPath == "" {
+				return opts.emitInstance(out, s.Endpoint.Name, in)
+			}
+			if reply == nil {
+				return nil // an enumeration's later item from a reply already shown
+			}
+			classNS := uri
+			if in != nil {
+				classNS = in.ResourceURI
+			}
+			b := reply
+			reply = nil
+			return opts.emitXPath(out, s.Endpoint.Name, b, classNS)
+		}
 		switch opts.Op {
 		case "get":
 			in, err := s.WSMan.Get(ctx, uri, wopts)
@@ -200,6 +219,9 @@ func wsmanRun(ctx context.Context, opts *WSManOptions) error {
 			epr, err := s.WSMan.Create(ctx, uri, wopts, in)
 			if err != nil {
 				return err
+			}
+			if opts.XPath != "" {
+				return emit(nil)
 			}
 			r := eprJSON(epr)
 			r.Host = s.Endpoint.Name
@@ -261,14 +283,22 @@ func (o *WSManOptions) emitInstance(out *output, host string, in *wsman.Instance
 	if out.multiHost {
 		h = host
 	}
-	if o.XPath != "" {
-		vals, err := evalXPath(in, o.XPath)
-		if err != nil {
-			return err
-		}
-		return out.emit(host, xpathRecord{Host: h, Values: vals})
-	}
 	return out.emit(host, instanceRecord{host: h, in: in})
+}
+
+// emitXPath prints what --xpath selects in one raw reply. The prefix p is
+// bound to classNS, the namespace of the answer's class; the usual
+// WS-Management prefixes too.
+func (o *WSManOptions) emitXPath(out *output, host string, reply []byte, classNS string) error {
+	h := ""
+	if out.multiHost {
+		h = host
+	}
+	vals, err := wsman.EvalXPath(reply, o.XPath, xpathNamespaces(classNS))
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--xpath %q: %w", o.XPath, err)}
+	}
+	return out.emit(host, xpathRecord{Host: h, Values: vals})
 }
 
 // renderWSMan prints wsman results for people.
@@ -335,12 +365,17 @@ func (f *Factory) identify(ctx context.Context, out *output, opts *WSManOptions)
 		return err
 	}
 	err = f.fanOut(ctx, out, eps, cfg, func(ctx context.Context, s *session) error {
+		var reply []byte
+		if opts.XPath != "" {
+			ctx = wsman.WithReplyHook(ctx, func(_ string, body []byte) { reply = body })
+		}
 		id, err := s.WSMan.Identify(ctx)
 		if err != nil {
 			return err
 		}
 		if opts.XPath != "" {
-			return opts.emitInstance(out, s.Endpoint.Name, identifyInstance(id))
+			// p: is the wsmid namespace here.
+			return opts.emitXPath(out, s.Endpoint.Name, reply, wsman.NsIdentity)
 		}
 		profiles := append([]string{}, id.SecurityProfiles...)
 		return out.emit(s.Endpoint.Name, identifyRecord{Host: s.Endpoint.Name, ProtocolVersion: id.ProtocolVersion,
@@ -350,26 +385,6 @@ func (f *Factory) identify(ctx context.Context, out *output, opts *WSManOptions)
 		err = ferr
 	}
 	return err
-}
-
-// identifyInstance is the IdentifyResponse as an instance in the
-// wsmid namespace, so --xpath reads it as it reads any answer.
-func identifyInstance(id *wsman.IdentifyResponse) *wsman.Instance {
-	in := &wsman.Instance{ClassName: "IdentifyResponse", ResourceURI: wsman.NsIdentity}
-	text := func(name string, vals ...string) {
-		p := wsman.Property{Name: name}
-		for _, v := range vals {
-			p.Values = append(p.Values, wsman.Value{Kind: wsman.KindText, Text: v})
-		}
-		in.Props = append(in.Props, p)
-	}
-	text("ProtocolVersion", id.ProtocolVersion)
-	text("ProductVendor", id.ProductVendor)
-	text("ProductVersion", id.ProductVersion)
-	if len(id.SecurityProfiles) > 0 {
-		text("SecurityProfileName", id.SecurityProfiles...)
-	}
-	return in
 }
 
 // resolveURI expands an alias and rejects what cannot be a resource URI.
@@ -407,22 +422,6 @@ func checkXPath(expr string) error {
 		return &UsageError{Err: fmt.Errorf("--xpath: %w", err)}
 	}
 	return nil
-}
-
-// evalXPath evaluates expr over the instance's XML. The prefix p is bound
-// to the instance's namespace; the usual WS-Management prefixes too.
-func evalXPath(in *wsman.Instance, expr string) ([]string, error) {
-	doc := etree.NewDocument()
-	doc.SetRoot(in.Element())
-	b, err := doc.WriteToBytes()
-	if err != nil {
-		return nil, fmt.Errorf("xpath: %w", err)
-	}
-	vals, err := wsman.EvalXPath(b, expr, xpathNamespaces(in.ResourceURI))
-	if err != nil {
-		return nil, &UsageError{Err: fmt.Errorf("--xpath %q: %w", expr, err)}
-	}
-	return vals, nil
 }
 
 // checkPutNames refuses, before anything is sent, a -v property that the
