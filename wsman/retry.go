@@ -187,8 +187,12 @@ func classifyFailure(err error) failure {
 		case errors.Is(he.Kind, ErrProtocol):
 			return failure{transient: true, ambiguous: true}
 		case he.StatusCode == http.StatusInternalServerError && he.BodyStart == "":
-			// Windows answers a message it could not use with a bare 500.
-			return failure{transient: true, ambiguous: true}
+			// Windows answers a message it will not take (an unsealed one
+			// under AllowUnencrypted=false) with a bare 500 before WinRM
+			// dispatches it: sending the same message again gets the same
+			// answer, so it is not retried. It stays ambiguous so that a
+			// CreateJob still looks for its marker rather than trusting this.
+			return failure{ambiguous: true}
 		}
 		return failure{}
 	}

@@ -373,6 +373,7 @@ func TestIsTransient(t *testing.T) {
 		{"504", &wsman.HTTPError{StatusCode: 504}, true},
 		{"401", &wsman.HTTPError{StatusCode: 401, Kind: wsman.ErrAuth}, false},
 		{"404 page", &wsman.HTTPError{StatusCode: 404, BodyStart: "Not Found"}, false},
+		{"bare 500 (unsealed message refused)", &wsman.HTTPError{StatusCode: 500}, false},
 		{"200 not SOAP", &wsman.HTTPError{StatusCode: 200, Kind: fmt.Errorf("%w: junk", wsman.ErrProtocol)}, true},
 		{"w:TimedOut", &wsman.Fault{Subcode: "TimedOut"}, true},
 		{"InvalidSelectors", &wsman.Fault{Subcode: "InvalidSelectors"}, false},
