@@ -456,7 +456,9 @@ type Item struct {
 
 // Enumerate returns an iterator over every item: it Enumerates, Pulls until
 // EndOfSequence (in either namespace), and Releases the context when the
-// caller stops early. An error ends the sequence as the final pair.
+// caller stops early or a Pull fails in a way that may leave it open on
+// the host (see holdsContext). An error ends the sequence as the final
+// pair.
 //
 // Enumerate is repeated after passing failures (see RetryPolicy); a Pull
 // only when the host never saw it, because each answered Pull moves the
