@@ -55,8 +55,10 @@ func TestJobsRetriesAddUp(t *testing.T) {
 			wantErr:   "srv1:5985: Enumerate: post to srv1:5985: dial tcp: connect: connection refused",
 		},
 		{
+			// A bare 500 is Windows refusing the message before dispatch:
+			// the same message gets the same answer, so it is sent once.
 			name: "enumerate empty 500", enum500: true,
-			wantCalls: []string{"Enumerate", "Enumerate", "Enumerate"},
+			wantCalls: []string{"Enumerate"},
 			wantErr:   "srv1:5985: Enumerate: HTTP 500",
 		},
 		{
