@@ -138,11 +138,15 @@ const (
 	// ResultGone: the job left the queue without us (someone else
 	// completed or cancelled it).
 	ResultGone
+	// ResultFailed: the poller's Complete or Cancel failed (Outcome.Err
+	// says why); the job is left in the state Final names.
+	ResultFailed
 )
 
-var resultNames = [...]string{"", "Completed", "Cancelled", "Left", "TimedOut", "Gone"}
+var resultNames = [...]string{"", "Completed", "Cancelled", "Left", "TimedOut", "Gone", "Failed"}
 
-// String returns "Completed", "Cancelled", "Left", "TimedOut" or "Gone".
+// String returns "Completed", "Cancelled", "Left", "TimedOut", "Gone" or
+// "Failed".
 func (r Result) String() string {
 	if r > 0 && int(r) < len(resultNames) {
 		return resultNames[r]
@@ -174,6 +178,10 @@ type Outcome struct {
 	// LastErr is the last retried host error, if the wait ended while the
 	// host was unreachable.
 	LastErr error `json:"-"`
+	// Err is the Complete or Cancel's error when Action is ResultFailed
+	// (or ResultTimedOut after a failed CancelOnTimeout); Wait returns it
+	// too.
+	Err error `json:"-"`
 }
 
 // Wait polls the job until the policy says to stop, then completes,
@@ -186,8 +194,8 @@ type Outcome struct {
 // retried until the deadline, so a host restarting does not break a wait.
 // The error is non-nil only when the poller could not do its job: ctx
 // ended, the host refused us (authentication, a fault), the job was never
-// found, or the Complete/Cancel failed; the Outcome is then what was
-// known so far.
+// found, or the Complete/Cancel failed (Action ResultFailed, Err the
+// error); the Outcome is then what was known so far.
 func Wait(ctx context.Context, src JobSource, jobID string, p Policy) (*Outcome, error) {
 	w := newWaiter(src, jobID, p)
 	return w.run(ctx)
@@ -454,6 +462,7 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 			return nil
 		}
 		if ctx.Err() != nil || !Retryable(err) || w.expired() {
+			w.out.Action, w.out.Err = ResultFailed, err
 			w.out.Reason = why + "; but " + a.String() + " failed"
 			return err
 		}
@@ -463,7 +472,10 @@ func (w *waiter) act(ctx context.Context, a JobAction, why, done string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for job %s: %s: %w", w.id, a, ctx.Err())
+			err := fmt.Errorf("wait for job %s: %s: %w", w.id, a, ctx.Err())
+			w.out.Action, w.out.Err = ResultFailed, err
+			w.out.Reason = why + "; but " + a.String() + " was interrupted"
+			return err
 		case <-w.clock.After(interval):
 		}
 	}

@@ -102,9 +102,11 @@ var (
 	err503      = &wsman.HTTPError{Host: "h", Operation: "Get", StatusCode: 503, Status: "503 Service Unavailable"}
 	errTimedOut = &wsman.Fault{Host: "h", Operation: "Get", Code: "Receiver", SubcodeNS: wsman.NsWSMan, Subcode: "TimedOut",
 		Reason: "The WS-Management service cannot complete the operation within the time specified in OperationTimeout."}
-	err401      = &wsman.HTTPError{Host: "h", Operation: "Get", StatusCode: 401, Kind: wsman.ErrAuth}
-	errNotFound = &NotFoundError{Host: "h", Op: "Get", Key: fakeID, Err: &wsman.Fault{Subcode: "DestinationUnreachable", SubcodeNS: wsman.NsAddressing}}
-	httpErr404  = &JobError{Context: ContextRemoteFile, Code: 0x80190194, Description: "The requested URL does not exist on the server."}
+	err401             = &wsman.HTTPError{Host: "h", Operation: "Get", StatusCode: 401, Kind: wsman.ErrAuth}
+	errNotFound        = &NotFoundError{Host: "h", Op: "Get", Key: fakeID, Err: &wsman.Fault{Subcode: "DestinationUnreachable", SubcodeNS: wsman.NsAddressing}}
+	errCancelRefused   = &ReturnError{Method: "SetJobState", Code: 0x80200002}
+	errCompleteRefused = &ReturnError{Method: "SetJobState", Code: 0x80200003}
+	httpErr404         = &JobError{Context: ContextRemoteFile, Code: 0x80190194, Description: "The requested URL does not exist on the server."}
 )
 
 func TestWait(t *testing.T) {
@@ -262,11 +264,27 @@ func TestWait(t *testing.T) {
 		},
 		{
 			name:        "cancel refused",
-			src:         fakeSource{steps: st(StateError), actionErrs: []error{&ReturnError{Method: "SetJobState", Code: 0x80200002}}},
+			src:         fakeSource{steps: st(StateError), actionErrs: []error{errCancelRefused}},
 			policy:      Policy{SkipErrorDetails: true},
-			want:        Outcome{Final: StateError, Polls: 1, Reason: "job failed; but Cancel failed"},
+			want:        Outcome{Final: StateError, Action: ResultFailed, Polls: 1, Reason: "job failed; but Cancel failed", Err: errCancelRefused},
 			wantActions: []JobAction{ActionCancel},
 			wantErr:     ErrInvalidState,
+		},
+		{
+			name:        "complete refused",
+			src:         fakeSource{steps: st(StateTransferred), actionErrs: []error{errCompleteRefused}},
+			want:        Outcome{Final: StateTransferred, Action: ResultFailed, Polls: 1, Reason: "job transferred; but Complete failed", Err: errCompleteRefused},
+			wantActions: []JobAction{ActionComplete},
+			wantErr:     errCompleteRefused,
+		},
+		{
+			name:        "cancel on timeout refused stays a timeout",
+			src:         fakeSource{steps: st(StateTransferring), actionErrs: []error{errCancelRefused}},
+			policy:      Policy{Timeout: 2 * time.Second, CancelOnTimeout: true},
+			want:        Outcome{Final: StateTransferring, Action: ResultTimedOut, Polls: 3, Reason: "deadline passed with the job Transferring; but Cancel failed", Err: errCancelRefused},
+			wantActions: []JobAction{ActionCancel},
+			wantSleeps:  []time.Duration{time.Second, time.Second},
+			wantErr:     errCancelRefused,
 		},
 	}
 	for _, tt := range tests {
@@ -373,7 +391,7 @@ func TestRetryable(t *testing.T) {
 }
 
 func TestResultString(t *testing.T) {
-	for r, want := range map[Result]string{ResultCompleted: "Completed", ResultCancelled: "Cancelled", ResultLeft: "Left", ResultTimedOut: "TimedOut", ResultGone: "Gone", 0: "Result(0)", 9: "Result(9)"} {
+	for r, want := range map[Result]string{ResultCompleted: "Completed", ResultCancelled: "Cancelled", ResultLeft: "Left", ResultTimedOut: "TimedOut", ResultGone: "Gone", ResultFailed: "Failed", 0: "Result(0)", 9: "Result(9)"} {
 		if r.String() != want {
 			t.Errorf("%d: %q", int(r), r.String())
 		}

@@ -171,7 +171,8 @@ type jobError struct {
 // outcomeRecord is the "outcome" object of wait and transfer.
 type outcomeRecord struct {
 	// Result is the poller's verdict: "Completed", "Cancelled", "Left",
-	// "TimedOut", "Gone", or "Async" when transfer --async did not wait.
+	// "TimedOut", "Gone", "Failed" (the Complete or Cancel failed), or
+	// "Async" when transfer --async did not wait.
 	Result string `json:"result"`
 	// Elapsed is how long the wait took, in seconds.
 	Elapsed float64 `json:"elapsedSeconds"`

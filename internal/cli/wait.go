@@ -221,6 +221,10 @@ func outcomeJobRecord(host string, oc *bitsprov.Outcome, elapsed time.Duration) 
 		Polls:   oc.Polls,
 		Detail:  oc.Reason,
 	}
+	if oc.Err != nil {
+		// The reason says which call failed; the error says why.
+		o.Detail += ": " + strings.TrimPrefix(oc.Err.Error(), host+": ")
+	}
 	if oc.Code != bitsprov.CodeOK {
 		o.ReturnCode = fmt.Sprintf("0x%08X", uint32(oc.Code))
 		o.ReturnCodeName = oc.Code.String()
@@ -231,8 +235,13 @@ func outcomeJobRecord(host string, oc *bitsprov.Outcome, elapsed time.Duration) 
 
 // outcomeError maps how a wait ended to the command's result: success
 // when the job was transferred (completed or left for the caller), exit 1
-// when it failed, was cancelled or vanished, exit 4 at the timeout.
+// when it failed, was cancelled or vanished, exit 4 at the timeout, and a
+// failed Complete or Cancel exits as its error's class says (5 for a
+// ReturnValue, 4 for a lost connection).
 func outcomeError(host, id string, oc *bitsprov.Outcome) error {
+	if oc.Action == bitsprov.ResultFailed && oc.Err != nil {
+		return fmt.Errorf("%s: job %s: %s: %w", host, id, oc.Reason, oc.Err)
+	}
 	switch oc.Action {
 	case bitsprov.ResultCompleted:
 		return nil
