@@ -240,7 +240,9 @@ func outcomeJobRecord(host string, oc *bitsprov.Outcome, elapsed time.Duration) 
 // ReturnValue, 4 for a lost connection).
 func outcomeError(host, id string, oc *bitsprov.Outcome) error {
 	if oc.Action == bitsprov.ResultFailed && oc.Err != nil {
-		return fmt.Errorf("%s: job %s: %s: %w", host, id, oc.Reason, oc.Err)
+		// The call's error names the host this message starts with.
+		msg := fmt.Sprintf("%s: job %s: %s: %s", host, id, oc.Reason, strings.TrimPrefix(oc.Err.Error(), host+": "))
+		return &reasonError{msg: msg, err: oc.Err}
 	}
 	switch oc.Action {
 	case bitsprov.ResultCompleted:
@@ -261,3 +263,13 @@ func outcomeError(host, id string, oc *bitsprov.Outcome) error {
 	}
 	return &JobFailedError{Host: host, JobID: id, Reason: reason}
 }
+
+// reasonError is err told in other words (msg); it matches everything err
+// does, so its exit code is err's.
+type reasonError struct {
+	msg string
+	err error
+}
+
+func (e *reasonError) Error() string { return e.msg }
+func (e *reasonError) Unwrap() error { return e.err }
