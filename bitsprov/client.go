@@ -451,8 +451,7 @@ func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := c.setup(ctx, id, &o); err != nil {
-		se := err.(*SetupError)
+	if se := c.setup(ctx, id, &o); se != nil {
 		if o.CancelOnSetupFailure {
 			// The setup failure may be ctx itself; the cancel must still go out.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
@@ -512,8 +511,10 @@ func (c *Client) createOnce(ctx context.Context, marker string, params []param) 
 // cancelGrace bounds the clean-up cancel after a failed setup.
 const cancelGrace = 30 * time.Second
 
-func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions) error {
-	fail := func(step string, err error) error {
+// setup runs the steps after CreateJob; its result is a *SetupError, not
+// an error, so that CreateJob can fill in the cancel without asserting.
+func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions) *SetupError {
+	fail := func(step string, err error) *SetupError {
 		return &SetupError{Host: c.host(), JobID: id, Step: step, Err: err}
 	}
 	for _, f := range o.ExtraFiles {
