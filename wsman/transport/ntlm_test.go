@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -385,6 +387,248 @@ func BenchmarkNTLMRoundTrip(b *testing.B) {
 		resp, err := tr.RoundTrip(context.Background(), req)
 		if err != nil || resp.StatusCode != 200 {
 			b.Fatalf("%v %v", resp, err)
+		}
+	}
+}
+
+// newPlainLossyServer is a lossyServer for plain NTLM: the ntlmauth
+// middleware without RequireEncryption (AllowUnencrypted=true, or https),
+// answering with ntlmEcho. A request without Authorization is recorded as
+// kindOther.
+func newPlainLossyServer(t *testing.T, pass string, policy func(kind string, conn int, status int) closeAction) *lossyServer {
+	t.Helper()
+	srv := &ntlmauth.Server{Domain: "WORKGROUP", Computer: "SIM01", Users: map[string]string{"alice": pass}}
+	ls := &lossyServer{policy: policy, byConn: map[net.Conn]int{}}
+	mw := srv.Middleware(ntlmEcho, ntlmauth.MiddlewareOptions{})
+	ls.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		kind := requestKind(r)
+		n := r.Context().Value(lossyConnKey{}).(int)
+		rec := httptest.NewRecorder()
+		mw.ServeHTTP(rec, r)
+		ls.mu.Lock()
+		if rec.Code == http.StatusOK {
+			// Only what the host acted on.
+			ls.raw = append(ls.raw, body)
+		}
+		c := ls.conns[n-1]
+		c.exchanges = append(c.exchanges, exchange{kind, rec.Code})
+		action := keepOpen
+		if ls.policy != nil {
+			action = ls.policy(kind, n, rec.Code)
+		}
+		c.closeSilently = action == closeSilently
+		ls.mu.Unlock()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		if action == closeHeader {
+			w.Header().Set("Connection", "close")
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	ls.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		ls.mu.Lock()
+		ls.conns = append(ls.conns, &lossyConn{})
+		n := len(ls.conns)
+		ls.byConn[c] = n
+		ls.mu.Unlock()
+		return context.WithValue(srv.ConnContext(ctx, c), lossyConnKey{}, n)
+	}
+	ls.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateIdle {
+			ls.mu.Lock()
+			drop := ls.conns[ls.byConn[c]-1].closeSilently
+			ls.mu.Unlock()
+			if drop {
+				c.Close()
+			}
+		}
+	}
+	ls.Start()
+	t.Cleanup(ls.Close)
+	return ls
+}
+
+// executed returns the bodies the host acted on (answered 200), in order.
+func (ls *lossyServer) executed() []string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []string
+	for _, b := range ls.raw {
+		out = append(out, string(b))
+	}
+	return out
+}
+
+var (
+	anon401   = exchange{kindOther, http.StatusUnauthorized}
+	anonOK    = exchange{kindOther, http.StatusOK}
+	plainAuth = []exchange{anon401, negotiateOK, authOK}
+)
+
+// TestNTLMConnectionLostBetweenLegs: go-ntlmssp's negotiator does nothing
+// to keep its legs on one connection, and the host's NTLM state is per
+// connection; when the NEGOTIATE's connection is gone, the transport must
+// start the exchange over on a new connection rather than send the
+// AUTHENTICATE where it can only get a 401 (reported as wrong
+// credentials), and must never have the host act on a body twice.
+func TestNTLMConnectionLostBetweenLegs(t *testing.T) {
+	first := func(action closeAction, kind string) func(string, int, int) closeAction {
+		return func(k string, conn, _ int) closeAction {
+			if conn == 1 && k == kind {
+				return action
+			}
+			return keepOpen
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		policy func(string, int, int) closeAction
+		// idempotent marks both requests (the first is a warm-up).
+		idempotent bool
+		want       [][]exchange
+	}{{
+		// net/http closes the connection; the AUTHENTICATE's dial is
+		// refused before anything is written.
+		name:   "Connection: close on the CHALLENGE",
+		policy: first(closeHeader, kindNegotiate),
+		want:   [][]exchange{{anon401, negotiateOK}, {anon401, negotiateOK, authOK, anonOK}},
+	}, {
+		// The AUTHENTICATE may meet the closed connection when written
+		// (only an Idempotent body may then go again: the host might
+		// have read it) or before (a refused dial).
+		name:       "host closes the connection after the CHALLENGE",
+		policy:     first(closeSilently, kindNegotiate),
+		idempotent: true,
+		want:       [][]exchange{{anon401, negotiateOK}, {anon401, negotiateOK, authOK, anonOK}},
+	}, {
+		name:   "Connection: close on the AUTHENTICATE's 200",
+		policy: first(closeHeader, kindAuthenticate),
+		want:   [][]exchange{plainAuth, plainAuth},
+	}, {
+		// The client may meet the closed connection while writing the
+		// next request (only an Idempotent one may then go again) or
+		// before.
+		name:       "host closes the connection after the AUTHENTICATE's 200",
+		policy:     first(closeSilently, kindAuthenticate),
+		idempotent: true,
+		want:       [][]exchange{plainAuth, plainAuth},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := newPlainLossyServer(t, "S3cret!pw", tc.policy)
+			tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw", Encryption: EncryptionNever})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			for i := range 2 {
+				body := fmt.Sprintf("<m n='%d'/>", i)
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte(body), Idempotent: tc.idempotent})
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if want := "user=alice encrypted=false body=" + body; resp.StatusCode != 200 || string(resp.Body) != want {
+					t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, resp.Body, want)
+				}
+			}
+			if diff := cmp.Diff(tc.want, ls.connLog()); diff != "" {
+				t.Errorf("connections (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"<m n='0'/>", "<m n='1'/>"}, ls.executed()); diff != "" {
+				t.Errorf("bodies the host acted on (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A host that always closes the connection after the CHALLENGE gets three
+// exchanges, then an error that says nothing was acted on; a wrong
+// password met after a lost connection is still the host's real 401.
+func TestNTLMConnectionAlwaysLostOrRejected(t *testing.T) {
+	t.Run("always lost", func(t *testing.T) {
+		ls := newPlainLossyServer(t, "S3cret!pw", func(k string, _, _ int) closeAction {
+			if k == kindNegotiate {
+				return closeHeader
+			}
+			return keepOpen
+		})
+		tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte("<x/>")})
+		host := strings.TrimPrefix(ls.URL, "http://")
+		want := "post to " + host + ": " + errConnReplaced.Error() + " (the connection was lost during each of 3 NTLM exchanges)"
+		if err == nil || err.Error() != want || !errors.Is(err, ErrNotSent) || errors.Is(err, ErrAuthentication) {
+			t.Fatalf("got %+v, %v; want error %q matching ErrNotSent", resp, err, want)
+		}
+		lost := []exchange{anon401, negotiateOK}
+		if diff := cmp.Diff([][]exchange{lost, lost, lost}, ls.connLog()); diff != "" {
+			t.Errorf("connections (-want +got):\n%s", diff)
+		}
+		if got := ls.executed(); len(got) != 0 {
+			t.Errorf("host acted on %q", got)
+		}
+	})
+	t.Run("wrong password after a lost connection", func(t *testing.T) {
+		ls := newPlainLossyServer(t, "other", func(k string, conn, _ int) closeAction {
+			if conn == 1 && k == kindNegotiate {
+				return closeHeader
+			}
+			return keepOpen
+		})
+		tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte("<x/>")})
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("got %+v, %v; want the host's 401", resp, err)
+		}
+		want := [][]exchange{{anon401, negotiateOK}, {anon401, negotiateOK, {kindAuthenticate, http.StatusUnauthorized}}}
+		if diff := cmp.Diff(want, ls.connLog()); diff != "" {
+			t.Errorf("connections (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// A non-idempotent body whose AUTHENTICATE met a connection the host had
+// silently closed either goes on a new exchange (nothing reached the
+// host) or fails as a lost connection; never as rejected credentials, and
+// the host never acts on it twice.
+func TestNTLMNonIdempotentBodyOnLostConnection(t *testing.T) {
+	for i := range 10 {
+		ls := newPlainLossyServer(t, "S3cret!pw", func(k string, conn, _ int) closeAction {
+			if conn == 1 && k == kindNegotiate {
+				return closeSilently
+			}
+			return keepOpen
+		})
+		tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte("<create/>")})
+		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		executed := ls.executed()
+		switch {
+		case err == nil:
+			if want := "user=alice encrypted=false body=<create/>"; resp.StatusCode != 200 || string(resp.Body) != want {
+				t.Errorf("run %d: %d %q, want 200 %q", i, resp.StatusCode, resp.Body, want)
+			}
+			if diff := cmp.Diff([]string{"<create/>"}, executed); diff != "" {
+				t.Errorf("run %d: bodies the host acted on (-want +got):\n%s", i, diff)
+			}
+		case errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNotSent) || !IsConnectionClosed(err) ||
+			!strings.HasPrefix(err.Error(), "post to "+strings.TrimPrefix(ls.URL, "http://")+": NTLM AUTHENTICATE: "):
+			t.Errorf("run %d: got %v, want a lost connection during the AUTHENTICATE", i, err)
+		case len(executed) != 0:
+			t.Errorf("run %d: host acted on %q", i, executed)
 		}
 	}
 }
