@@ -327,7 +327,8 @@ type SetupError struct {
 	Host  string
 	JobID string
 	// Step is the method that failed ("AddFile", "Put", "SetCredentials",
-	// "SetProxySettings", "SetJobState").
+	// "SetProxySettings", "SetJobState", or "Get" when SetupJob, resuming,
+	// could not read the job's files).
 	Step string
 	Err  error
 	// Cancelled reports that CancelOnSetupFailure cancelled the job;
@@ -371,14 +372,21 @@ func (o *CreateJobOptions) validate() error {
 		return fmt.Errorf("bitsprov: CreateJob: job type %v is not supported by the provider (Download or Upload)", o.Type)
 	case o.ServiceAccount != nil && !o.ServiceAccount.Valid():
 		return fmt.Errorf("bitsprov: CreateJob: invalid service account %v", *o.ServiceAccount)
+	}
+	return o.validateSetup("CreateJob")
+}
+
+// validateSetup checks the options the steps after CreateJob apply.
+func (o *CreateJobOptions) validateSetup(op string) error {
+	switch {
 	case o.Priority != nil && !o.Priority.Valid():
-		return fmt.Errorf("bitsprov: CreateJob: invalid priority %v", *o.Priority)
+		return fmt.Errorf("bitsprov: %s: invalid priority %v", op, *o.Priority)
 	case o.Type == TypeUpload && len(o.ExtraFiles) > 0:
-		return errors.New("bitsprov: CreateJob: an upload job holds exactly one file (BG_E_TOO_MANY_FILES)")
+		return fmt.Errorf("bitsprov: %s: an upload job holds exactly one file (BG_E_TOO_MANY_FILES)", op)
 	}
 	for i, f := range o.ExtraFiles {
 		if f.RemoteURL == "" || f.LocalFile == "" {
-			return fmt.Errorf("bitsprov: CreateJob: extra file %d needs both RemoteURL and LocalFile", i+1)
+			return fmt.Errorf("bitsprov: %s: extra file %d needs both RemoteURL and LocalFile", op, i+1)
 		}
 	}
 	if err := validDuration("MinimumRetryDelay", o.MinimumRetryDelay); err != nil {
@@ -451,7 +459,7 @@ func (c *Client) CreateJob(ctx context.Context, o CreateJobOptions) (string, err
 	if err != nil {
 		return "", err
 	}
-	if se := c.setup(ctx, id, &o); se != nil {
+	if se := c.setup(ctx, id, &o, false); se != nil {
 		if o.CancelOnSetupFailure {
 			// The setup failure may be ctx itself; the cancel must still go out.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
@@ -511,13 +519,55 @@ func (c *Client) createOnce(ctx context.Context, marker string, params []param) 
 // cancelGrace bounds the clean-up cancel after a failed setup.
 const cancelGrace = 30 * time.Second
 
+// SetupJob takes the steps CreateJob takes after creating a job, on job
+// id: AddFile for each of o.ExtraFiles, one Get/Put for Priority,
+// MinimumRetryDelay and NoProgressTimeout, SetCredentials,
+// SetProxySettings, and SetJobState Resume unless o.Suspended; the
+// options that only CreateJob sends (DisplayName, RemoteURL, LocalFile,
+// ServiceAccount, Description, Marker) are not used. It is for a caller
+// that creates the job itself (suspended, with no more than those) and
+// records the JobId before setting the job up, like a ledger; the steps
+// are repeated after passing or ambiguous failures exactly as CreateJob
+// repeats them.
+//
+// With resuming (a previous setup of this job may have been cut short,
+// for example by a killed process), the job is read first and the extra
+// files it already holds are not added again.
+//
+// A failed step returns a *SetupError. SetupJob does not cancel the job,
+// whatever o.CancelOnSetupFailure says: a caller that cancels can record
+// that in the SetupError's Cancelled and CancelErr.
+func (c *Client) SetupJob(ctx context.Context, id string, o CreateJobOptions, resuming bool) error {
+	if err := o.validateSetup("SetupJob"); err != nil {
+		return err
+	}
+	if c.WSMan == nil {
+		return errors.New("bitsprov: SetupJob: Client has no WSMan connection")
+	}
+	if id == "" {
+		return errors.New("bitsprov: SetupJob: empty JobId")
+	}
+	if se := c.setup(ctx, id, &o, resuming); se != nil {
+		return se
+	}
+	return nil
+}
+
 // setup runs the steps after CreateJob; its result is a *SetupError, not
 // an error, so that CreateJob can fill in the cancel without asserting.
-func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions) *SetupError {
+func (c *Client) setup(ctx context.Context, id string, o *CreateJobOptions, resuming bool) *SetupError {
 	fail := func(step string, err error) *SetupError {
 		return &SetupError{Host: c.host(), JobID: id, Step: step, Err: err}
 	}
-	for _, f := range o.ExtraFiles {
+	extra := o.ExtraFiles
+	if resuming && len(extra) > 0 {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return fail("Get", err)
+		}
+		extra = missingFiles(j, extra)
+	}
+	for _, f := range extra {
 		err := c.again(ctx, func() error { return c.AddFile(ctx, id, f.RemoteURL, f.LocalFile) }, func() (bool, error) {
 			return c.hasFile(ctx, id, f)
 		})
@@ -605,12 +655,28 @@ func (c *Client) hasFile(ctx context.Context, id string, f FileSpec) (bool, erro
 	if err != nil {
 		return false, err
 	}
+	return holds(j, f), nil
+}
+
+// holds reports whether j has f; Windows paths compare without case.
+func holds(j *Job, f FileSpec) bool {
 	for _, jf := range j.Files {
 		if jf.RemoteURL == f.RemoteURL && strings.EqualFold(jf.LocalFile, f.LocalFile) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+// missingFiles is files without those j already holds.
+func missingFiles(j *Job, files []FileSpec) []FileSpec {
+	var out []FileSpec
+	for _, f := range files {
+		if !holds(j, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // sleep waits d or until ctx ends.

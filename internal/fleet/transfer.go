@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -274,21 +273,28 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 	default:
 		return nil // resumed, left, completing, cancelling: on to the wait
 	}
-	if err := setupJob(ctx, c.Bits, e.JobID, spec.Opts, resuming); err != nil {
-		if spec.Opts.CancelOnSetupFailure && definite(err) {
+	if err := c.Bits.SetupJob(ctx, e.JobID, spec.Opts, resuming); err != nil {
+		var se *bitsprov.SetupError
+		if !errors.As(err, &se) {
+			// The options were refused before anything was sent.
+			return fmt.Errorf("job %s set up: %w", e.JobID, err)
+		}
+		if spec.Opts.CancelOnSetupFailure && definite(se.Err) {
 			e.Step = StepCancelling
 			_ = t.put(e)
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			_, cerr := c.Bits.Cancel(cctx, e.JobID)
 			cancel()
 			if cerr == nil || errors.Is(cerr, bitsprov.ErrNotFound) {
-				e.Step, e.Error, e.State = StepCancelled, err.Error(), bitsprov.StateCancelled.String()
+				se.Cancelled = true
+				e.Step, e.Error, e.State = StepCancelled, se.Error(), bitsprov.StateCancelled.String()
 				_ = t.put(e)
-				return fmt.Errorf("job %s set up failed (job cancelled): %w", e.JobID, err)
+				return se
 			}
-			return fmt.Errorf("job %s set up failed and cancelling it failed too (%v): %w", e.JobID, cerr, err)
+			se.CancelErr = cerr
 		}
-		return fmt.Errorf("job %s set up: %w", e.JobID, err)
+		// The SetupError names the host, the job and the failed step.
+		return se
 	}
 	if t.Async || spec.Opts.Suspended {
 		// Read the job as the resume left it, before the ledger write.
@@ -299,62 +305,6 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 	}
 	e.Step = StepResumed
 	return t.put(e)
-}
-
-// setupJob does what bitsprov.CreateJob does after the create, in a way
-// that can be repeated: with resuming, files the job already has are not
-// added again (a job's files are added in order).
-func setupJob(ctx context.Context, b *bitsprov.Client, id string, o bitsprov.CreateJobOptions, resuming bool) error {
-	extra := o.ExtraFiles
-	if resuming && len(extra) > 0 {
-		j, err := b.Job(ctx, id)
-		if err != nil {
-			return err
-		}
-		have := int(j.FilesTotal) - 1
-		if have > len(extra) {
-			have = len(extra)
-		}
-		if have > 0 {
-			extra = extra[have:]
-		}
-	}
-	for _, f := range extra {
-		if err := b.AddFile(ctx, id, f.RemoteURL, f.LocalFile); err != nil {
-			return err
-		}
-	}
-	set := map[string]string{}
-	if o.Priority != nil {
-		set["Priority"] = strconv.FormatUint(uint64(*o.Priority), 10)
-	}
-	if o.MinimumRetryDelay != 0 {
-		set["MinimumRetryDelay"] = strconv.FormatInt(int64(o.MinimumRetryDelay/time.Second), 10)
-	}
-	if o.NoProgressTimeout != 0 {
-		set["NoProgressTimeout"] = strconv.FormatInt(int64(o.NoProgressTimeout/time.Second), 10)
-	}
-	if len(set) > 0 {
-		if _, err := b.SetProperties(ctx, id, set); err != nil {
-			return err
-		}
-	}
-	for _, cr := range o.Credentials {
-		if err := b.SetCredentials(ctx, id, cr.Target, cr.Scheme, cr.UserName, cr.Password); err != nil {
-			return err
-		}
-	}
-	if o.Proxy != nil {
-		if err := b.SetProxySettings(ctx, id, o.Proxy.Usage, o.Proxy.List, o.Proxy.Bypass); err != nil {
-			return err
-		}
-	}
-	if !o.Suspended {
-		if err := b.Resume(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ledgerSource records Complete and Cancel in the ledger before sending
