@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -630,5 +631,157 @@ func TestNTLMNonIdempotentBodyOnLostConnection(t *testing.T) {
 		case len(executed) != 0:
 			t.Errorf("run %d: host acted on %q", i, executed)
 		}
+	}
+}
+
+func TestNTLMLegVerdict(t *testing.T) {
+	c1, c2 := &net.TCPConn{}, &net.TCPConn{}
+	eof := fmt.Errorf("read: %w", io.EOF)
+	anon := &leg{kind: legAnonymous, conn: c1, answered: true, status: 401}
+	neg := &leg{kind: legNegotiate, conn: c1, reused: true, answered: true, status: 401}
+	for _, tc := range []struct {
+		name      string
+		legs      []*leg
+		mayRepeat bool
+		want      string // "" stands, "redo: …" starts over, "err: …" fails
+		maybeSeen bool
+	}{
+		{name: "authenticated", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, answered: true, status: 200}}},
+		{name: "rejected", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, answered: true, status: 401}}},
+		{name: "already authenticated", legs: []*leg{{kind: legAnonymous, conn: c1, reused: true, answered: true, status: 200}}},
+		{name: "2xx ends it whatever follows", legs: []*leg{{kind: legAnonymous, conn: c1, answered: true, status: 204}, {kind: legAuthenticate, err: errConnReplaced}}},
+		{name: "dial refused for the AUTHENTICATE", legs: []*leg{anon, neg, {kind: legAuthenticate, err: errConnReplaced}},
+			want: "redo: " + errConnReplaced.Error()},
+		{name: "AUTHENTICATE 401 on another connection", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c2, answered: true, status: 401}},
+			want: "redo: NTLM AUTHENTICATE went out on another connection than the NEGOTIATE (answered HTTP 401)"},
+		{name: "NEGOTIATE lost", legs: []*leg{anon, {kind: legNegotiate, conn: c1, reused: true, err: eof}},
+			want: "redo: NTLM NEGOTIATE: read: EOF"},
+		{name: "AUTHENTICATE write failed", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, writeFailed: true, err: eof}},
+			want: "redo: NTLM exchange: read: EOF"},
+		{name: "AUTHENTICATE written, no reply, not idempotent", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, err: eof}},
+			want: "err: NTLM AUTHENTICATE: read: EOF"},
+		{name: "AUTHENTICATE written, no reply, idempotent", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, err: eof}},
+			mayRepeat: true, want: "redo: read: EOF", maybeSeen: true},
+		{name: "anonymous leg on a dead kept-alive connection, idempotent", legs: []*leg{{kind: legAnonymous, conn: c1, reused: true, err: eof}},
+			mayRepeat: true, want: "redo: read: EOF", maybeSeen: true},
+		{name: "anonymous leg on a dead kept-alive connection, not idempotent", legs: []*leg{{kind: legAnonymous, conn: c1, reused: true, err: eof}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &legLog{legs: tc.legs}
+			v := l.verdict(tc.mayRepeat)
+			got := ""
+			switch {
+			case v.redo != nil:
+				got = "redo: " + v.redo.Error()
+			case v.err != nil:
+				got = "err: " + v.err.Error()
+			}
+			if got != tc.want || v.maybeSeen != tc.maybeSeen {
+				t.Errorf("verdict = %q (maybeSeen %v), want %q (%v)", got, v.maybeSeen, tc.want, tc.maybeSeen)
+			}
+		})
+	}
+}
+
+// The exchange is redone under the caller's context: cancelled while the
+// connection keeps being lost, RoundTrip returns the context's error.
+func TestNTLMConnectionLostContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ls := newPlainLossyServer(t, "S3cret!pw", func(k string, _, _ int) closeAction {
+		if k == kindNegotiate {
+			cancel()
+			return closeHeader
+		}
+		return keepOpen
+	})
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	resp, err := tr.RoundTrip(ctx, &Request{URL: ls.URL + "/wsman", Body: []byte("<x/>")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %+v, %v; want context.Canceled", resp, err)
+	}
+	if got := len(ls.connLog()); got != 1 {
+		t.Errorf("%d connections, want 1", got)
+	}
+}
+
+// A host that keeps closing connections, by header after every 7th reply
+// and silently after every 5th 200, serves Idempotent requests from 8
+// goroutines: every request succeeds, the host acts on each body exactly
+// once, and no connection carries an AUTHENTICATE answered 401 or a
+// second NEGOTIATE.
+func TestNTLMFlakyHost(t *testing.T) {
+	replies, oks := 0, 0
+	ls := newPlainLossyServer(t, "S3cret!pw", func(_ string, _, status int) closeAction {
+		replies++
+		if status == http.StatusOK {
+			oks++
+			if oks%5 == 0 {
+				return closeSilently
+			}
+		}
+		if replies%7 == 0 {
+			return closeHeader
+		}
+		return keepOpen
+	})
+	tr, err := NewNTLM(Config{User: "alice", Password: "S3cret!pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	var want []string
+	for g := range 8 {
+		for i := range 25 {
+			want = append(want, fmt.Sprintf("<g%d i='%02d'/>", g, i))
+		}
+		wg.Go(func() {
+			for i := range 25 {
+				body := fmt.Sprintf("<g%d i='%02d'/>", g, i)
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte(body), Idempotent: true})
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", body, err)
+					return
+				}
+				if w := "user=alice encrypted=false body=" + body; resp.StatusCode != 200 || string(resp.Body) != w {
+					errs <- fmt.Errorf("%s: got %d %q", body, resp.StatusCode, resp.Body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got := ls.executed()
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("bodies the host acted on (-want +got):\n%s", diff)
+	}
+	conns := ls.connLog()
+	for i, c := range conns {
+		negotiates := 0
+		for _, e := range c {
+			if e.Kind == kindNegotiate {
+				negotiates++
+			}
+			if e.Kind == kindAuthenticate && e.Status != http.StatusOK {
+				t.Errorf("connection %d carried %v", i+1, c)
+			}
+		}
+		if negotiates > 1 {
+			t.Errorf("connection %d carried %d NEGOTIATEs: %v", i+1, negotiates, c)
+		}
+	}
+	if len(conns) < 20 {
+		t.Errorf("only %d connections: the host closed too few to test anything", len(conns))
 	}
 }
