@@ -85,10 +85,13 @@ type eprRecord struct {
 	Address     string            `json:"address"`
 	ResourceURI string            `json:"resourceUri"`
 	Selectors   map[string]string `json:"selectors"`
+	// epr is the reference as it came, for the text form: its selectors
+	// in the host's order, which the map loses.
+	epr *wsman.EndpointReference
 }
 
 func eprJSON(e *wsman.EndpointReference) eprRecord {
-	r := eprRecord{Address: e.Address, ResourceURI: e.ResourceURI, Selectors: map[string]string{}}
+	r := eprRecord{Address: e.Address, ResourceURI: e.ResourceURI, Selectors: map[string]string{}, epr: e}
 	for _, s := range e.Selectors {
 		r.Selectors[s.Name] = s.Value
 	}

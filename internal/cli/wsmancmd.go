@@ -323,7 +323,7 @@ func renderWSMan(out *output) func(io.Writer, []record) {
 					fmt.Fprintf(w, "%s%s\n", prefix, s)
 				}
 			case eprRecord:
-				fmt.Fprintf(w, "%s%s\n", prefix, eprText(&wsman.EndpointReference{Address: v.Address, ResourceURI: v.ResourceURI, Selectors: selectorsFromMap(v.Selectors)}))
+				fmt.Fprintf(w, "%s%s\n", prefix, eprText(v.epr))
 			case deletedRecord:
 				fmt.Fprintf(w, "%sdeleted %s\n", prefix, v.ResourceURI)
 			case identifyRecord:
@@ -334,14 +334,6 @@ func renderWSMan(out *output) func(io.Writer, []record) {
 			}
 		}
 	}
-}
-
-func selectorsFromMap(m map[string]string) []wsman.Selector {
-	var s []wsman.Selector
-	for k, v := range m {
-		s = append(s, wsman.Selector{Name: k, Value: v})
-	}
-	return s
 }
 
 // identifyRecord is what "wsman identify" prints.
