@@ -254,6 +254,13 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 		onProgress = func(host string, _ int, j *bitsprov.Job) { prog.update(host+" "+j.JobID, j) }
 	}
 
+	// The same notes as wait's while a host does not answer.
+	notes := newUnreachableNotes(f)
+	progress := func(host string, index int, j *bitsprov.Job) {
+		notes.answered(host)
+		onProgress(host, index, j)
+	}
+
 	var mu sync.Mutex
 	var firstErr error
 	fo := f.fleetOptions(out, len(eps), &firstErr, &mu)
@@ -263,7 +270,8 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 	}
 	_, sum := pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
 		start := f.Clock.Now()
-		tr := &fleet.Transfer{Specs: fspecs, Ledger: led, Run: run, Async: st.Async, Policy: st.Policy, OnProgress: onProgress}
+		tr := &fleet.Transfer{Specs: fspecs, Ledger: led, Run: run, Async: st.Async, Policy: st.Policy, OnProgress: progress,
+			OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) }}
 		if board != nil {
 			tr.OnJob = board.JobDone
 		}

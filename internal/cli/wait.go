@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -164,21 +165,10 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitsprov.Policy, show func(host, id string, j *bitsprov.Job)) (jobRecord, error) {
 	start := f.Clock.Now()
 	warned := false
-	// While the host does not answer, say so at the first failure and
-	// then every unreachableNoteEvery, so that a wait without --timeout
-	// is not silent; a poll that succeeds ends the stretch.
-	var lastNote time.Time
-	pol.OnRetry = func(err error) {
-		now := f.Clock.Now()
-		if !lastNote.IsZero() && now.Sub(lastNote) < unreachableNoteEvery {
-			return
-		}
-		lastNote = now
-		f.warnf("%s: host unreachable (%s); still waiting for job %s, Ctrl-C to stop", s.Endpoint.Name,
-			strings.TrimPrefix(err.Error(), s.Endpoint.Name+": "), id)
-	}
+	notes := newUnreachableNotes(f)
+	pol.OnRetry = func(err error) { notes.failed(s.Endpoint.Name, id, err) }
 	pol.Progress = func(j *bitsprov.Job) {
-		lastNote = time.Time{}
+		notes.answered(s.Endpoint.Name)
 		show(s.Endpoint.Name, id, j)
 		if j.State == bitsprov.StateSuspended && !warned {
 			warned = true
@@ -200,6 +190,46 @@ func waitJob(ctx context.Context, f *Factory, s *session, id string, pol bitspro
 		return rec, err
 	}
 	return rec, outcomeError(s.Endpoint.Name, id, oc)
+}
+
+// unreachableNotes says on stderr that a host does not answer while jobs
+// are waited for on it: at the first failure, then every
+// unreachableNoteEvery, so that a wait without --timeout is not silent.
+// A job read from the host ends the stretch. One note covers the host,
+// whichever of its jobs the failed poll was for. It is safe for
+// concurrent use (a fleet waits on hosts and jobs at once).
+type unreachableNotes struct {
+	f    *Factory
+	mu   sync.Mutex
+	last map[string]time.Time // host: time of the last note this stretch
+}
+
+func newUnreachableNotes(f *Factory) *unreachableNotes {
+	return &unreachableNotes{f: f, last: map[string]time.Time{}}
+}
+
+// failed notes that a poll of job id on host failed with err, a host error
+// the wait rides out.
+func (n *unreachableNotes) failed(host, id string, err error) {
+	n.mu.Lock()
+	now := n.f.Clock.Now()
+	last, ok := n.last[host]
+	if ok && now.Sub(last) < unreachableNoteEvery {
+		n.mu.Unlock()
+		return
+	}
+	n.last[host] = now
+	n.mu.Unlock()
+	// The error names the host this note starts with.
+	n.f.warnf("%s: host unreachable (%s); still waiting for job %s, Ctrl-C to stop", host,
+		strings.TrimPrefix(err.Error(), host+": "), id)
+}
+
+// answered ends host's stretch of failures.
+func (n *unreachableNotes) answered(host string) {
+	n.mu.Lock()
+	delete(n.last, host)
+	n.mu.Unlock()
 }
 
 // outcomeJobRecord is the job as the wait left it, with the outcome. The

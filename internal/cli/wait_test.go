@@ -8,11 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
+	"github.com/bitsremote/bitsremote/internal/fleet"
+	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -212,5 +217,60 @@ func TestWaitUnreachableHost(t *testing.T) {
 	cause := strings.TrimSuffix(strings.TrimPrefix(lines[0], notePrefix), noteSuffix)
 	if want := "bitsremote: " + addr + ": job " + id + ": job not seen in the 300ms since the wait began; host unreachable: Get on " + id + ": " + cause; lines[1] != want {
 		t.Errorf("error line:\n%s\nwant:\n%s", lines[1], want)
+	}
+}
+
+// TestTransferUnreachableNote: transfer, like wait, says on stderr when
+// the host stops answering while it waits for the job (at the first
+// failure; the next note would be 30s later), and goes on waiting.
+func TestTransferUnreachableNote(t *testing.T) {
+	h := newSimHost(t)
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	var resumed atomic.Bool
+	var failures atomic.Int32
+	ios, _, out, errOut := Test()
+	f := NewFactory()
+	f.IO = ios
+	f.NewTransport = func(cfg transport.Config) (transport.Transport, error) {
+		tr, err := transport.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+			body := string(req.Body)
+			// After the Resume, the host "restarts": three polls are refused.
+			if resumed.Load() && strings.Contains(body, wsman.ActionGet+"<") && failures.Add(1) <= 3 {
+				return nil, refused
+			}
+			resp, err := tr.RoundTrip(ctx, req)
+			if strings.Contains(body, "SetJobState_INPUT") {
+				resumed.Store(true)
+			}
+			return resp, err
+		}), nil
+	}
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	f.Getenv = func(k string) string {
+		if k == fleet.EnvLedger {
+			return ledger
+		}
+		return withPassword()[k]
+	}
+	code := Execute(context.Background(), f, []string{"transfer", h.FilesURL + "/file.bin", tempPath(t, "a.bin"),
+		"--interval", "10ms", "--timeout", "20s", "--retries", "0", "-H", h.hostArg(), "-u", testUser, "-o", "json"})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if n := failures.Load(); n < 3 {
+		t.Fatalf("%d polls refused, want 3", n)
+	}
+	m := decode(t, out.String())
+	id, _ := m["jobId"].(string)
+	if id == "" || m["state"] != "Acknowledged" {
+		t.Errorf("transfer printed %v", m)
+	}
+	want := h.hostArg() + ": host unreachable (Get on " + id + ": " + refused.Error() + "); still waiting for job " + id + ", Ctrl-C to stop\n"
+	if errOut.String() != want {
+		t.Errorf("stderr:\n%q\nwant:\n%q", errOut.String(), want)
 	}
 }

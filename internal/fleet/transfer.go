@@ -95,10 +95,15 @@ type Transfer struct {
 	Run    *Run
 	// Async stops after resume.
 	Async bool
-	// Policy is the wait's; its Progress is replaced (use OnProgress).
+	// Policy is the wait's; its Progress and OnRetry are replaced (use
+	// OnProgress and OnRetry).
 	Policy bitsprov.Policy
 	// OnProgress, if set, is called with every job state read.
 	OnProgress func(host string, index int, j *bitsprov.Job)
+	// OnRetry, if set, is called with every host error a job's wait rides
+	// out (Policy.OnRetry is replaced), so that a caller can say why
+	// nothing seems to happen.
+	OnRetry func(host string, index int, jobID string, err error)
 	// OnJob, if set, is called as each job's result is known.
 	OnJob func(JobResult)
 	// Now is the clock of ledger times (nil: time.Now).
@@ -408,6 +413,10 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 		if t.OnProgress != nil {
 			t.OnProgress(c.Name, e.Index, j)
 		}
+	}
+	p.OnRetry = nil
+	if t.OnRetry != nil {
+		p.OnRetry = func(err error) { t.OnRetry(c.Name, e.Index, e.JobID, err) }
 	}
 	out, err := bitsprov.Wait(ctx, &ledgerSource{HostJobs: src, hr: hr, e: e}, e.JobID, p)
 	r.Outcome = out
