@@ -248,9 +248,12 @@ func (l *legLog) verdict(mayRepeat bool) verdict {
 			// A NEGOTIATE is never acted on (the host must challenge it),
 			// so it can go again on a fresh connection.
 			return verdict{redo: fmt.Errorf("NTLM NEGOTIATE: %w", lg.err)}
-		case mayRepeat && lg.reused && !lg.answered && connDead(lg.err):
-			// A kept-alive connection found closed; the host most likely
-			// never saw the body, but may have (see deadConnError).
+		case mayRepeat && lg.kind == legAuthenticate && lg.reused && !lg.answered && connDead(lg.err):
+			// The NEGOTIATE's connection found closed under the
+			// AUTHENTICATE; the host most likely never saw the body, but
+			// may have (see deadConnError). A request on a kept-alive
+			// connection found dead before any handshake fails as with
+			// Basic, for package wsman's retry policy to judge.
 			return verdict{redo: &deadConnError{lg.err}, maybeSeen: true}
 		case lg.kind == legAuthenticate:
 			// The negotiator would answer with the first 401, which says

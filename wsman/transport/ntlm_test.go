@@ -490,7 +490,10 @@ func TestNTLMConnectionLostBetweenLegs(t *testing.T) {
 		policy func(string, int, int) closeAction
 		// idempotent marks both requests (the first is a warm-up).
 		idempotent bool
-		want       [][]exchange
+		// mayLose allows the second request to fail once as a lost
+		// connection.
+		mayLose bool
+		want    [][]exchange
 	}{{
 		// net/http closes the connection; the AUTHENTICATE's dial is
 		// refused before anything is written.
@@ -510,13 +513,15 @@ func TestNTLMConnectionLostBetweenLegs(t *testing.T) {
 		policy: first(closeHeader, kindAuthenticate),
 		want:   [][]exchange{plainAuth, plainAuth},
 	}, {
-		// The client may meet the closed connection while writing the
-		// next request (only an Idempotent one may then go again) or
-		// before.
-		name:       "host closes the connection after the AUTHENTICATE's 200",
-		policy:     first(closeSilently, kindAuthenticate),
-		idempotent: true,
-		want:       [][]exchange{plainAuth, plainAuth},
+		// The client may notice the close before the next request (which
+		// then authenticates a new connection) or only when it is written:
+		// a lost connection that may have reached the host, which goes up
+		// as one (as with Basic, for package wsman's retry policy), never
+		// as a 401; sent once more, it authenticates a new connection.
+		name:    "host closes the connection after the AUTHENTICATE's 200",
+		policy:  first(closeSilently, kindAuthenticate),
+		mayLose: true,
+		want:    [][]exchange{plainAuth, plainAuth},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ls := newPlainLossyServer(t, "S3cret!pw", tc.policy)
@@ -527,7 +532,12 @@ func TestNTLMConnectionLostBetweenLegs(t *testing.T) {
 			closeIdle(t, tr)
 			for i := range 2 {
 				body := fmt.Sprintf("<m n='%d'/>", i)
-				resp, err := tr.RoundTrip(context.Background(), &Request{URL: ls.URL + "/wsman", Body: []byte(body), Idempotent: tc.idempotent})
+				r := &Request{URL: ls.URL + "/wsman", Body: []byte(body), Idempotent: tc.idempotent}
+				resp, err := tr.RoundTrip(context.Background(), r)
+				if err != nil && i == 1 && tc.mayLose && IsConnectionClosed(err) && !errors.Is(err, ErrAuthentication) {
+					t.Logf("request %d lost its connection: %v", i, err)
+					resp, err = tr.RoundTrip(context.Background(), r)
+				}
 				if err != nil {
 					t.Fatalf("request %d: %v", i, err)
 				}
@@ -663,7 +673,7 @@ func TestNTLMLegVerdict(t *testing.T) {
 		{name: "AUTHENTICATE written, no reply, idempotent", legs: []*leg{anon, neg, {kind: legAuthenticate, conn: c1, reused: true, err: eof}},
 			mayRepeat: true, want: "redo: read: EOF", maybeSeen: true},
 		{name: "anonymous leg on a dead kept-alive connection, idempotent", legs: []*leg{{kind: legAnonymous, conn: c1, reused: true, err: eof}},
-			mayRepeat: true, want: "redo: read: EOF", maybeSeen: true},
+			mayRepeat: true},
 		{name: "anonymous leg on a dead kept-alive connection, not idempotent", legs: []*leg{{kind: legAnonymous, conn: c1, reused: true, err: eof}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -710,17 +720,17 @@ func TestNTLMConnectionLostContext(t *testing.T) {
 }
 
 // A host that keeps closing connections, by header after every 7th reply
-// and silently after every 5th 200, serves Idempotent requests from 8
+// and silently after every 5th CHALLENGE, serves Idempotent requests from 8
 // goroutines: every request succeeds, the host acts on each body exactly
 // once, and no connection carries an AUTHENTICATE answered 401 or a
 // second NEGOTIATE.
 func TestNTLMFlakyHost(t *testing.T) {
-	replies, oks := 0, 0
-	ls := newPlainLossyServer(t, "S3cret!pw", func(_ string, _, status int) closeAction {
+	replies, challenges := 0, 0
+	ls := newPlainLossyServer(t, "S3cret!pw", func(kind string, _, _ int) closeAction {
 		replies++
-		if status == http.StatusOK {
-			oks++
-			if oks%5 == 0 {
+		if kind == kindNegotiate {
+			challenges++
+			if challenges%5 == 0 {
 				return closeSilently
 			}
 		}
