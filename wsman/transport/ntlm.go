@@ -37,9 +37,12 @@ import (
 // maxAttempts times, instead of sending the AUTHENTICATE where the host
 // can only answer 401 (which would read as rejected credentials). The
 // negotiator sends the body with every leg, but the host acts on none
-// answered 401 or never written; a leg that may have reached the host and
-// got no reply is sent again only for an Idempotent request, and nothing
-// is sent again after a 2xx.
+// answered 401 or never written. An AUTHENTICATE written on the
+// NEGOTIATE's connection and met by a closed connection may have reached
+// the host: the exchange starts over for an Idempotent request only, and
+// otherwise fails as a lost connection (never as the first 401). Nothing
+// is sent again after a 2xx; a request found a dead kept-alive connection
+// before any handshake fails as with Basic, for package wsman to judge.
 //
 // Through an http:// proxy each request may reach the host on another
 // connection, which breaks NTLM; an https:// endpoint is tunnelled with
