@@ -41,7 +41,7 @@ import (
 // NEGOTIATE's connection and met by a closed connection may have reached
 // the host: the exchange starts over for an Idempotent request only, and
 // otherwise fails as a lost connection (never as the first 401). Nothing
-// is sent again after a 2xx; a request found a dead kept-alive connection
+// is sent again after a 2xx; a request that finds its kept-alive connection dead
 // before any handshake fails as with Basic, for package wsman to judge.
 //
 // Through an http:// proxy each request may reach the host on another
