@@ -207,9 +207,9 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 	}
 	defer func() { <-t.serial }()
 
-	// retried is spent by the retries that may follow a message the host
-	// saw (a 401, a dead connection): once. A message that never left
-	// (errConnReplaced) costs only an attempt.
+	// retried is spent by the retry that may follow a 401 to a message
+	// the host saw: once. A message that never left (errConnReplaced) or
+	// an Idempotent one lost with a dead connection costs only an attempt.
 	retried := false
 	for attempt := 1; ; attempt++ {
 		if !t.authed {
@@ -229,9 +229,12 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 				// could go out: nothing was written anywhere.
 				continue
 			}
+			// An Idempotent message may be sent again after every dead
+			// connection, within maxAttempts: a host that closes kept-alive
+			// connections right after a handshake reply can cost two in
+			// one call, and repeating it is harmless by definition.
 			var dead *deadConnError
-			if !retried && attempt < maxAttempts && req.Idempotent && errors.As(err, &dead) {
-				retried = true
+			if attempt < maxAttempts && req.Idempotent && errors.As(err, &dead) {
 				continue
 			}
 			return nil, err
