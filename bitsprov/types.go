@@ -148,34 +148,134 @@ type props struct {
 	in *wsman.Instance
 }
 
+// jobProps is props for JobFromInstance. at holds for each of jobFields
+// the index in in.Props of the first property of that name (-1: absent):
+// looking each name up among a job's properties was the most expensive
+// part of listing jobs once the XML was read quickly, and one pass over
+// the properties finds them all.
+type jobProps struct {
+	props
+	at [len(jobFields)]int32
+}
+
+// jobFields are the properties JobFromInstance reads.
+var jobFields = [...]string{
+	"JobId", "DisplayName", "Description", "Owner", "Type", "Priority",
+	"State", "BytesTotal", "BytesTransferred", "FilesTotal",
+	"FilesTransferred", "TransientErrorCount", "JobCreationTime",
+	"JobLastModificationTime", "JobCompletionTime", "MinimumRetryDelay",
+	"NoProgressTimeout", "Files",
+}
+
+// index indexes in's properties: the first property matching each of
+// jobFields, as props.find would pick it by scanning.
+func (p *jobProps) index(in *wsman.Instance) {
+	p.in = in
+	for k := range p.at {
+		p.at[k] = -1
+	}
+	for i := range p.in.Props {
+		name := p.in.Props[i].Name
+		cands := jobFieldsAll[:]
+		if isASCII(name) {
+			// Two ASCII names of different lengths never fold together;
+			// a non-ASCII name may (U+212A KELVIN SIGN folds to k).
+			if len(name) >= len(jobFieldsByLen) {
+				continue
+			}
+			cands = jobFieldsByLen[len(name)]
+		}
+		for _, k := range cands {
+			if p.at[k] < 0 && sameName(name, jobFields[k]) {
+				p.at[k] = int32(i)
+			}
+		}
+	}
+}
+
+// jobFieldsAll and jobFieldsByLen list indexes in jobFields: all of
+// them, and those of each length.
+var jobFieldsAll, jobFieldsByLen = func() (all [len(jobFields)]int8, byLen [24][]int8) {
+	for k, f := range jobFields {
+		all[k] = int8(k)
+		byLen[len(f)] = append(byLen[len(f)], int8(k))
+	}
+	return all, byLen
+}()
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// find returns the first property whose name matches name
+// case-insensitively, or nil.
+func (p props) find(name string) *wsman.Property {
+	for i := range p.in.Props {
+		if pr := &p.in.Props[i]; sameName(pr.Name, name) {
+			return pr
+		}
+	}
+	return nil
+}
+
+// find is props.find through the index; name must be one of jobFields.
+func (p *jobProps) find(name string) *wsman.Property {
+	for k, f := range jobFields {
+		if f == name {
+			if i := p.at[k]; i >= 0 {
+				return &p.in.Props[i]
+			}
+			return nil
+		}
+	}
+	panic("bitsprov: " + name + " is not one of jobFields")
+}
+
+func (p *jobProps) str(name string) (string, error) {
+	s, _, err := p.valueOf(p.find(name))
+	return s, err
+}
+
+func (p *jobProps) uint(name string, bits int) (uint64, bool, error) {
+	return p.uintOf(p.find(name), name, bits)
+}
+
+func (p *jobProps) objects(name string) ([]*wsman.Instance, error) {
+	return p.objectsOf(p.find(name))
+}
+
 // value returns the single text value of name; ok is false when the
 // property is absent or xsi:nil (both mean "not reported").
 func (p props) value(name string) (string, bool, error) {
-	for i := range p.in.Props {
-		pr := &p.in.Props[i]
-		if !sameName(pr.Name, name) {
-			continue
-		}
-		if len(pr.Values) == 0 || (len(pr.Values) == 1 && pr.Values[0].Kind == wsman.KindNil) {
-			return "", false, nil
-		}
-		if len(pr.Values) > 1 {
-			return "", false, fmt.Errorf("%s.%s: %d values where one was expected", p.in.ClassName, pr.Name, len(pr.Values))
-		}
-		v := pr.Values[0]
-		if v.Kind != wsman.KindText {
-			return "", false, fmt.Errorf("%s.%s: not a plain value", p.in.ClassName, pr.Name)
-		}
-		return v.Text, true, nil
+	return p.valueOf(p.find(name))
+}
+
+// valueOf is value for the property pr (nil: absent).
+func (p props) valueOf(pr *wsman.Property) (string, bool, error) {
+	if pr == nil {
+		return "", false, nil
 	}
-	return "", false, nil
+	if len(pr.Values) == 0 || (len(pr.Values) == 1 && pr.Values[0].Kind == wsman.KindNil) {
+		return "", false, nil
+	}
+	if len(pr.Values) > 1 {
+		return "", false, fmt.Errorf("%s.%s: %d values where one was expected", p.in.ClassName, pr.Name, len(pr.Values))
+	}
+	v := &pr.Values[0]
+	if v.Kind != wsman.KindText {
+		return "", false, fmt.Errorf("%s.%s: not a plain value", p.in.ClassName, pr.Name)
+	}
+	return v.Text, true, nil
 }
 
 // sameName is strings.EqualFold (WMI names are case-insensitive) with a
 // cheap first test: two ASCII first bytes that differ in more than case
-// cannot fold together. Decoding a job looks up some 20 names among some
-// 20 properties, and EqualFold on every pair was the most expensive part
-// of listing jobs once the XML was read quickly.
+// cannot fold together.
 func sameName(a, b string) bool {
 	if a == b {
 		return true
@@ -196,7 +296,12 @@ func (p props) str(name string) (string, error) {
 
 // uint parses an unsigned property of the given bit size; absent is 0.
 func (p props) uint(name string, bits int) (uint64, bool, error) {
-	s, ok, err := p.value(name)
+	return p.uintOf(p.find(name), name, bits)
+}
+
+// uintOf is uint for the property pr (nil: absent) found as name.
+func (p props) uintOf(pr *wsman.Property, name string, bits int) (uint64, bool, error) {
+	s, ok, err := p.valueOf(pr)
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -221,29 +326,26 @@ func (p props) bool(name string) (bool, error) {
 	return false, fmt.Errorf("%s.%s: %q is not a boolean", p.in.ClassName, name, s)
 }
 
-// objects returns the embedded objects of name; a nil or absent array is empty.
-func (p props) objects(name string) ([]*wsman.Instance, error) {
-	for i := range p.in.Props {
-		pr := &p.in.Props[i]
-		if !sameName(pr.Name, name) {
-			continue
-		}
-		var out []*wsman.Instance
-		for _, v := range pr.Values {
-			switch v.Kind {
-			case wsman.KindNil:
-				continue
-			case wsman.KindObject:
-				if v.Object != nil {
-					out = append(out, v.Object)
-				}
-			default:
-				return nil, fmt.Errorf("%s.%s: not an embedded object", p.in.ClassName, pr.Name)
-			}
-		}
-		return out, nil
+// objectsOf returns the embedded objects of the property pr; a nil or
+// absent (nil pr) array is empty.
+func (p props) objectsOf(pr *wsman.Property) ([]*wsman.Instance, error) {
+	if pr == nil {
+		return nil, nil
 	}
-	return nil, nil
+	var out []*wsman.Instance
+	for _, v := range pr.Values {
+		switch v.Kind {
+		case wsman.KindNil:
+			continue
+		case wsman.KindObject:
+			if v.Object != nil {
+				out = append(out, v.Object)
+			}
+		default:
+			return nil, fmt.Errorf("%s.%s: not an embedded object", p.in.ClassName, pr.Name)
+		}
+	}
+	return out, nil
 }
 
 // size decodes a byte count that may be SizeUnknown.
@@ -261,7 +363,8 @@ func JobFromInstance(in *wsman.Instance) (*Job, error) {
 	if in == nil {
 		return nil, fmt.Errorf("bitsprov: decode job: no instance")
 	}
-	p := props{in}
+	var p jobProps
+	p.index(in)
 	j := &Job{}
 	var err error
 	fail := func(e error) (*Job, error) { return nil, fmt.Errorf("bitsprov: decode job: %w", e) }
