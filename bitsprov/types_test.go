@@ -431,3 +431,26 @@ func TestSameNameIsEqualFold(t *testing.T) {
 		}
 	}
 }
+
+// TestJobFromInstanceNameMatching pins the lookup rules of JobFromInstance's
+// one-pass field search: names match as strings.EqualFold does (so a
+// non-ASCII name that folds to an ASCII one still matches, as WMI's
+// case-insensitive names would), and the first of two names that differ
+// only in case wins.
+func TestJobFromInstanceNameMatching(t *testing.T) {
+	in := sampleInstance()
+	// U+017F LATIN SMALL LETTER LONG S folds to 's'.
+	prop(in, "State").Name = "\u017ftate"
+	prop(in, "State").Values[0].Text = "6"
+	in.Props = append(in.Props, text("displayname", "second"), text("DISPLAYNAME", "third"))
+	got, err := JobFromInstance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateTransferred {
+		t.Errorf("State from %q = %v, want Transferred", "\u017ftate", got.State)
+	}
+	if got.DisplayName != "TestJob" {
+		t.Errorf("DisplayName = %q, want the first of the case-insensitive duplicates, %q", got.DisplayName, "TestJob")
+	}
+}
