@@ -1,43 +1,11 @@
 package wsmantest_test
 
 import (
-	"fmt"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/bitsremote/bitsremote/internal/leakcheck"
 )
 
 // TestMain fails the package when server, provider or client goroutines
 // outlive the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func leakedGoroutines() string {
-	var stacks string
-	for range 50 {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "bitsremote/wsman") && !strings.Contains(g, "TestMain") && !strings.Contains(g, "leakedGoroutines") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		stacks = strings.Join(leaked, "\n\n")
-		time.Sleep(20 * time.Millisecond)
-	}
-	return stacks
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, "bitsremote/wsman") }
