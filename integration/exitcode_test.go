@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bitsremote/bitsremote/internal/testnet"
 )
 
 // TestExitCodes provokes exit codes 2 to 5 for real against live hosts
@@ -23,7 +25,7 @@ func TestExitCodes(t *testing.T) {
 	// with message encryption, which Basic cannot give.
 	basicHTTP := startSim(t, simOptions{auth: "ntlm,basic"})
 	host := s.host().Host
-	closedPort := strconv.Itoa(freePort(t))
+	closedPort := strconv.Itoa(testnet.RefusedPort(t))
 	silent := silentListener(t)
 	pwFile := filepath.Join(t.TempDir(), "password")
 	if err := os.WriteFile(pwFile, []byte(s.password+"\n"), 0o600); err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bitsremote/bitsremote/internal/testnet"
 )
 
 // TestManyHosts: sim --hosts 2 serves two hosts on 127.0.0.1 and
@@ -28,7 +30,7 @@ func TestManyHosts(t *testing.T) {
 	if !strings.HasPrefix(h1, "127.0.0.1:") || !strings.HasPrefix(h2, "127.0.0.2:") {
 		t.Fatalf("sim --hosts 2 serves %s and %s", h1, h2)
 	}
-	down := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	down := "127.0.0.1:" + strconv.Itoa(testnet.RefusedPort(t))
 	inventory := filepath.Join(t.TempDir(), "hosts.txt")
 	if err := os.WriteFile(inventory, []byte("# lab\n"+h2+"\n\n"+down+"  # switched off\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package bitssim
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman"
 )
 
@@ -219,12 +219,7 @@ func TestFlappingServerRetries(t *testing.T) {
 }
 
 func TestConnectionRefusedIsTransient(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.RefusedAddr(t)
 	p := newTestProvider(t, Config{})
 	id := create(t, p, "DisplayName", "r", "RemoteUrl", "http://"+addr+"/x", "LocalFile", filepath.Join(t.TempDir(), "x"))
 	rv(t, p, id, "SetJobState", "JobState", "2")

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
 	"github.com/bitsremote/bitsremote/internal/hostcheck"
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -95,12 +95,7 @@ func TestHostCheck(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
+		addr := testnet.RefusedAddr(t)
 		r := run(t, withPassword(), "host", "check", "-H", addr, "-u", testUser, "-o", "json", "--retries", "0")
 		if r.code != ExitConnection {
 			t.Fatalf("exit %d, want 4; stderr %q", r.code, r.stderr)

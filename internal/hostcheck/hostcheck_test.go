@@ -3,7 +3,6 @@ package hostcheck_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
 	"github.com/bitsremote/bitsremote/internal/hostcheck"
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
@@ -99,12 +99,7 @@ func TestCheckFailures(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
+		addr := testnet.RefusedAddr(t)
 		got := hostcheck.Check(context.Background(), "win1", client(t, "http://"+addr+"/wsman", pass, transport.EncryptionAlways))
 		if got.Reachable || got.Auth || got.Ready || got.Err == nil || len(got.Problems) != 1 || !strings.HasPrefix(got.Problems[0], "WinRM is not reachable: ") {
 			t.Errorf("report = %+v", got)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman/internal/ntlmauth"
 )
 
@@ -519,14 +520,9 @@ func TestNTLMEncryptedNoBlindResend(t *testing.T) {
 // (nobody listening) is marked ErrNotSent, so callers may send even a
 // non-idempotent message again.
 func TestNTLMEncryptedNotSent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testnet.RefusedAddr(t)
 	tr := newEncTransport(t, Config{})
-	_, err = tr.RoundTrip(context.Background(), &Request{URL: "http://" + addr + "/wsman", Body: []byte("<x/>")})
+	_, err := tr.RoundTrip(context.Background(), &Request{URL: "http://" + addr + "/wsman", Body: []byte("<x/>")})
 	if !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "ntlm handshake with "+addr) {
 		t.Fatalf("err = %v, want ErrNotSent from the handshake", err)
 	}
