@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -28,22 +29,25 @@ func TestWaitSurvivesHostRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		stop func(*sim)
+		ip   string
 	}{
-		{"killed", (*sim).crash},
-		{"stopped", (*sim).stop},
+		{"killed", (*sim).crash, ipRestartKilled},
+		{"stopped", (*sim).stop, ipRestartStopped},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			waitAcrossRestart(t, tc.stop)
+			waitAcrossRestart(t, tc.stop, tc.ip)
 		})
 	}
 }
 
 // waitAcrossRestart is TestWaitSurvivesHostRestart with one way of
-// stopping the host: SIGKILL (a crash) or SIGTERM (a service restart).
-func waitAcrossRestart(t *testing.T, stop func(*sim)) {
+// stopping the host: SIGKILL (a crash) or SIGTERM (a service restart). The
+// host listens on ip, which no other test uses, so that its port is still
+// free when it comes back.
+func waitAcrossRestart(t *testing.T, stop func(*sim), ip string) {
 	state := t.TempDir()
-	s := startSim(t, simOptions{extra: []string{"--state-dir", state}})
+	s := startSim(t, simOptions{ip: ip, extra: []string{"--state-dir", state}})
 	fs := newFileServer(t)
 	const size, stallAt = 400_000, 150_000
 	u, content := fs.addRandom("restart.bin", size)
@@ -81,8 +85,8 @@ func waitAcrossRestart(t *testing.T, stop func(*sim)) {
 	default:
 	}
 	s.restart()
-	if got := s.host().Host; got != "127.0.0.1:"+strconv.Itoa(s.opts.port) {
-		t.Fatalf("the host came back at %s, want port %d", got, s.opts.port)
+	if got, want := s.host().Host, net.JoinHostPort(ip, strconv.Itoa(s.opts.port)); got != want {
+		t.Fatalf("the host came back at %s, want %s", got, want)
 	}
 	// The job is back, with its progress, before any byte moves again.
 	waitProgress(t, s, id, stallAt)

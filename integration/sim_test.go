@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -23,6 +22,9 @@ type simOptions struct {
 	encryption string
 	// https serves the WinRM HTTPS listener with a generated CA.
 	https bool
+	// ip is the loopback address of the first host ("" is 127.0.0.1).
+	// A host that restarts takes one of the restart addresses below.
+	ip string
 	// port fixes the listening port (0: any free port).
 	port int
 	// hosts is sim's --hosts (0: one).
@@ -32,6 +34,19 @@ type simOptions struct {
 	// extra are more sim flags.
 	extra []string
 }
+
+// Loopback addresses of hosts that restart on their old port, one per
+// test, used nowhere else (127.0.0.1 and 127.0.0.2 are everyone's). On
+// 127.0.0.1 the port a stopped host leaves is free for any listener of
+// the tests running in parallel (and for the source port of an outgoing
+// connection, which Linux takes from 127.0.0.1 for all of 127.0.0.0/8), so
+// the host could not come back. sim puts its file and upload servers on
+// the same address, so they come back too.
+const (
+	ipRestartKilled  = "127.0.0.11"
+	ipRestartStopped = "127.0.0.12"
+	ipRestartState   = "127.0.0.13"
+)
 
 // simRecord is one line of "sim -o jsonl": how to reach a host.
 type simRecord struct {
@@ -72,7 +87,11 @@ func startSim(t *testing.T, opts simOptions) *sim {
 // args are sim's command line.
 func (s *sim) args() []string {
 	o := s.opts
-	args := []string{"sim", "--listen", fmt.Sprintf("127.0.0.1:%d", o.port), "-o", "jsonl", "--user", "admin"}
+	ip := o.ip
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	args := []string{"sim", "--listen", net.JoinHostPort(ip, strconv.Itoa(o.port)), "-o", "jsonl", "--user", "admin"}
 	if o.auth != "" {
 		args = append(args, "--auth", o.auth)
 	}

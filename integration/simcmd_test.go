@@ -113,10 +113,13 @@ func TestSimCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		state := t.TempDir()
-		s := startSim(t, simOptions{uploadDir: t.TempDir(), extra: []string{"--state-dir", state, "--files", files}})
+		// On an address of its own: the ports must still be free when
+		// it comes back (see ipRestartState).
+		s := startSim(t, simOptions{ip: ipRestartState, uploadDir: t.TempDir(), extra: []string{"--state-dir", state, "--files", files}})
 		before := s.host()
-		if before.FilesURL == "" || before.UploadURL == "" {
-			t.Fatalf("sim --files --upload-dir: %+v", before)
+		if !strings.HasPrefix(before.Host, ipRestartState+":") || !strings.HasPrefix(before.FilesURL, "http://"+ipRestartState+":") ||
+			!strings.HasPrefix(before.UploadURL, "http://"+ipRestartState+":") {
+			t.Fatalf("sim --listen %s:0 --files --upload-dir: %+v; want the host and both servers on %s", ipRestartState, before, ipRestartState)
 		}
 		local := filepath.Join(t.TempDir(), "f.txt")
 		res := s.run(t, "create", "--url", before.FilesURL+"/f.txt", "--local", local, "--suspended", "--name", "kept")

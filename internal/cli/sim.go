@@ -75,7 +75,8 @@ Jobs live in memory unless --state-dir DIR is given: then each host keeps
 its job queue there (DIR/SIM01, ...), and sim started again on DIR has the
 same jobs, their transfers resuming where they stopped, as the BITS service
 keeps its queue across service and machine restarts. The file and upload
-servers come back on the same ports, so the jobs' URLs still work.
+servers (on the first host's address when it is a loopback one) come back
+on the same ports, so the jobs' URLs still work.
 
 Here --auth, --encryption and --user describe what the hosts accept, not how
 to connect. With -o json or jsonl one object per host is printed, then
@@ -133,6 +134,19 @@ func simAddrs(listen string, n int) ([]string, error) {
 		ip = ip.Next()
 	}
 	return addrs, nil
+}
+
+// loopbackHost returns the host part of addr when it is a loopback IP
+// literal, else "".
+func loopbackHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return ""
+	}
+	return host
 }
 
 func (o *SimOptions) serverConfig(password string) (wsmantest.Config, error) {
@@ -224,6 +238,17 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 			hc.FilesDir, hc.UploadDir = opts.FilesDir, opts.UploadDir
 			servers = readSimServers(opts.StateDir)
 			hc.FilesAddr, hc.UploadAddr = servers.Files, servers.Uploads
+			// Beside the host on its loopback address: a host on
+			// 127.0.0.5 serves its files from 127.0.0.5 too, and comes
+			// back there after a restart.
+			if lo := loopbackHost(addr); lo != "" {
+				if hc.FilesAddr == "" {
+					hc.FilesAddr = net.JoinHostPort(lo, "0")
+				}
+				if hc.UploadAddr == "" {
+					hc.UploadAddr = net.JoinHostPort(lo, "0")
+				}
+			}
 		}
 		h, err := bitssim.NewHost(hc)
 		if err != nil {
