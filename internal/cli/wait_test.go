@@ -16,6 +16,7 @@ import (
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
 	"github.com/bitsremote/bitsremote/internal/fleet"
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
@@ -194,12 +195,7 @@ func TestWaitTransientCancel(t *testing.T) {
 // the job never having been seen, gives up at --unreachable-timeout with
 // exit 4.
 func TestWaitUnreachableHost(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: every poll is refused
+	addr := testnet.RefusedAddr(t) // nothing listens: every poll is refused
 	const id = "{0BADC0DE-0000-4000-8000-000000000002}"
 	r := run(t, withPassword(), "wait", id, "--interval", "20ms", "--unreachable-timeout", "300ms", "-H", addr, "-u", testUser, "--retries", "0")
 	if r.code != ExitConnection {
