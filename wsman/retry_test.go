@@ -82,8 +82,14 @@ func retryHost(t *testing.T, items int) (*wsmantest.Server, *counter, *wsman.Cli
 	return retryHostTimeout(t, items, 30*time.Second)
 }
 
-// slowDelay outlasts the reply timeout of slowHost's client.
-const slowDelay = 1500 * time.Millisecond
+// slowDelay outlasts the reply timeout of retryHostFor's impatient
+// client by far: the host answers only after the client has given up (the
+// delay ends early when the client hangs up), however loaded the machine.
+const slowDelay = time.Minute
+
+// slowTimeout is the impatient client's reply timeout: its retry, which
+// the host answers at once, must still fit in it on a loaded machine.
+const slowTimeout = 3 * time.Second
 
 // retryHostTimeout is retryHost with the client's reply timeout.
 func retryHostTimeout(t *testing.T, items int, timeout time.Duration) (*wsmantest.Server, *counter, *wsman.Client) {
@@ -105,19 +111,21 @@ func retryHostTimeout(t *testing.T, items int, timeout time.Duration) (*wsmantes
 }
 
 // retryHostFor gives a slow injection a client that gives up before it
-// ends (1 s), and every other case a patient one.
+// ends (slowTimeout), and every other case a patient one.
 func retryHostFor(t *testing.T, inj wsmantest.Injection) (*wsmantest.Server, *counter, *wsman.Client) {
 	t.Helper()
 	if inj.Kind == wsmantest.InjectDelay {
-		return retryHostTimeout(t, 0, time.Second)
+		return retryHostTimeout(t, 0, slowTimeout)
 	}
 	return retryHost(t, 0)
 }
 
-// waitLog waits (briefly) until the server has logged n requests: a
-// request the client gave up on is logged when the server notices.
+// waitLog waits until the server has logged n requests (10 s at most, for
+// a loaded machine): a request is logged when its handler ends, and one
+// the client gave up on ends when the server notices, which may be after
+// the client's next request.
 func waitLog(srv *wsmantest.Server, n int) {
-	for deadline := time.Now().Add(2 * time.Second); len(srv.Log()) < n && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); len(srv.Log()) < n && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -167,6 +175,7 @@ func TestRetryIdempotent(t *testing.T) {
 			tt.inj.Action = wsman.ActionGet
 			srv.Inject(tt.inj, tt.n)
 			in, err := c.Get(context.Background(), counterURI, sel())
+			waitLog(srv, len(tt.want))
 			if tt.ok != (err == nil) {
 				t.Fatalf("Get = %v, %v; want success %v", in, err, tt.ok)
 			}
@@ -209,8 +218,12 @@ func TestRetryAfter(t *testing.T) {
 	})
 	t.Run("context shorter than the wait", func(t *testing.T) {
 		srv, _, c := retryHost(t, 0)
-		srv.Inject(wsmantest.Injection{Kind: wsmantest.InjectStatus, Status: 503, RetryAfter: "1"}, 1)
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// A Retry-After within Max but beyond the context's deadline; the
+		// deadline leaves the first request plenty of time on a loaded
+		// machine.
+		c.Retry.Max = time.Minute
+		srv.Inject(wsmantest.Injection{Kind: wsmantest.InjectStatus, Status: 503, RetryAfter: "30"}, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := c.Get(ctx, counterURI, sel())
 		var he *wsman.HTTPError
