@@ -54,7 +54,25 @@ func TestWaitInterrupted(t *testing.T) {
 	f.IO = ios
 	f.Getenv = func(k string) string { return withPassword()[k] }
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
+	defer cancel()
+	// Interrupt once the wait has read the job: when the host has
+	// answered a second Get, the first one's reply has been taken in. A
+	// fixed delay could end before the first reply on a loaded machine.
+	before := len(h.Server.Log())
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			gets := 0
+			for _, e := range h.Server.Log()[before:] {
+				if e.Action == wsman.ActionGet && e.Status == 200 {
+					gets++
+				}
+			}
+			if gets >= 2 {
+				return
+			}
+		}
+	}()
 	code := Execute(ctx, f, []string{"wait", id, "--interval", "10ms", "-H", h.hostArg(), "-u", testUser, "-o", "json"})
 	if code != ExitJobFailed {
 		t.Errorf("interrupted wait: exit %d, want 1", code)
