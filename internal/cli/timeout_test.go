@@ -2,7 +2,6 @@ package cli
 
 import (
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,33 +49,53 @@ func TestSilentHostAttempts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var conns atomic.Int32
-	done := make(chan struct{})
+	// Accepted connections stay open (the host stays silent) until the
+	// test ends.
+	accepted := make(chan net.Conn, 64)
 	go func() {
-		defer close(done)
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
+		defer close(accepted)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			held = append(held, c)
+			accepted <- c
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
 		}
 	}()
 	r := run(t, withPassword(), "list", "-H", ln.Addr().String(), "-u", testUser, "--timeout", "200ms", "--retries", "1")
-	ln.Close()
-	<-done
+	// Count the client's connections up to a marker connection of ours:
+	// the accept queue is first in, first out, so every connection the
+	// client made is counted, even those not yet accepted when it gave up.
+	marker, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	var n int
+	timeout := time.After(10 * time.Second)
+count:
+	for {
+		select {
+		case c := <-accepted:
+			defer c.Close()
+			if c.RemoteAddr().String() == marker.LocalAddr().String() {
+				break count
+			}
+			n++
+		case <-timeout:
+			t.Fatalf("the marker connection was not accepted in 10 s (%d before it)", n)
+		}
+	}
 	if r.code != ExitConnection {
 		t.Errorf("exit %d, want 4: %s", r.code, r.stderr)
 	}
-	if n := conns.Load(); n != 2 {
+	if n != 2 {
 		t.Errorf("%d connections, want 2 (--retries 1)", n)
 	}
 }
