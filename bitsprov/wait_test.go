@@ -340,9 +340,12 @@ func TestWaitContextCancelled(t *testing.T) {
 }
 
 func TestWaitRealClockIsBounded(t *testing.T) {
-	// The real clock path: a tiny interval and timeout, job never done.
+	// The real clock path: a short interval and timeout, job never done.
+	// The timeout leaves the first poll ample time on a loaded machine (a
+	// first poll that outlasted it would end the wait after one poll).
+	t.Parallel()
 	src := &fakeSource{steps: st(StateQueued)}
-	got, err := Wait(context.Background(), src, fakeID, Policy{Interval: time.Millisecond, Timeout: 5 * time.Millisecond})
+	got, err := Wait(context.Background(), src, fakeID, Policy{Interval: 10 * time.Millisecond, Timeout: time.Second})
 	if err != nil || got.Action != ResultTimedOut || got.Polls < 2 {
 		t.Fatalf("= %+v, %v", got, err)
 	}
