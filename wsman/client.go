@@ -163,9 +163,11 @@ func (c *Client) callOnce(ctx context.Context, op string, r *request, idempotent
 		return nil, err
 	}
 	if got := rep.headerText(NsAddressing, "RelatesTo"); got != r.messageID {
+		rep.release()
 		return nil, c.opError(op, r.resourceURI, fmt.Errorf("%w: a:RelatesTo is %q, want our MessageID %q", ErrProtocol, got, r.messageID))
 	}
 	if got := rep.headerText(NsAddressing, "Action"); got != wantAction {
+		rep.release()
 		return nil, c.opError(op, r.resourceURI, fmt.Errorf("%w: a:Action is %q, want %q", ErrProtocol, got, wantAction))
 	}
 	return rep, nil
@@ -213,6 +215,7 @@ func (c *Client) classify(op, resourceURI string, resp *transportResponse) (*rep
 	// does not handle exactly like etree go to etree (fastread.go).
 	if fr, err := parseFastReply(resp.Body); err == nil {
 		if resp.StatusCode != http.StatusOK {
+			fr.d.release()
 			return nil, httpErr(nil)
 		}
 		return &reply{fast: fr, raw: resp.Body}, nil
@@ -272,6 +275,7 @@ func (c *Client) Identify(ctx context.Context) (*IdentifyResponse, error) {
 	}
 	traceReply(ctx, op, rep.raw)
 	out, ok := rep.identify()
+	rep.release()
 	if !ok {
 		return nil, c.opError(op, "", fmt.Errorf("%w: no wsmid:IdentifyResponse in the body", ErrProtocol))
 	}
@@ -293,6 +297,7 @@ func (c *Client) Get(ctx context.Context, resourceURI string, opts Options) (*In
 	if err != nil {
 		return nil, err
 	}
+	defer rep.release()
 	return c.bodyInstance(op, uri, rep, true)
 }
 
@@ -331,6 +336,7 @@ func (c *Client) Put(ctx context.Context, resourceURI string, opts Options, in *
 	if err != nil {
 		return nil, err
 	}
+	defer rep.release()
 	return c.bodyInstance(op, uri, rep, false)
 }
 
@@ -352,6 +358,7 @@ func (c *Client) Create(ctx context.Context, resourceURI string, opts Options, i
 	if err != nil {
 		return nil, err
 	}
+	defer rep.release()
 	epr, ok, err := rep.resourceCreated()
 	if !ok {
 		return nil, c.opError(op, uri, fmt.Errorf("%w: no x:ResourceCreated in the CreateResponse", ErrProtocol))
@@ -373,7 +380,8 @@ func (c *Client) Delete(ctx context.Context, resourceURI string, opts Options) e
 		return c.opError(op, uri, err)
 	}
 	r := &request{action: ActionDelete, resourceURI: uri, messageID: c.messageID(), opts: &opts}
-	_, err = c.call(ctx, op, r, retryUnsafe, ActionDeleteResponse)
+	rep, err := c.call(ctx, op, r, retryUnsafe, ActionDeleteResponse)
+	rep.release()
 	return err
 }
 
@@ -409,6 +417,7 @@ func (c *Client) Invoke(ctx context.Context, resourceURI, method string, opts Op
 	if err != nil {
 		return nil, err
 	}
+	defer rep.release()
 	tag, ok := rep.bodyTag()
 	if !ok || !strings.EqualFold(tag, method+"_OUTPUT") {
 		got := "an empty body"
@@ -516,6 +525,7 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		return
 	}
 	page, err := parsePage(rep, "EnumerateResponse")
+	rep.release()
 	if err != nil {
 		yield(nil, e.c.opError("Enumerate", uri, err))
 		return
@@ -597,6 +607,7 @@ func (e *enumeration) pull(enumCtx string) (*page, error) {
 			return nil, err
 		}
 		p, err := parsePage(rep, "PullResponse")
+		rep.release()
 		if err != nil {
 			return nil, e.c.opError("Pull", e.uri, err)
 		}
@@ -615,7 +626,8 @@ func (e *enumeration) release(enumCtx string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
 	defer cancel()
 	r := &request{action: ActionRelease, resourceURI: e.uri, messageID: e.c.messageID(), bodyXML: appendReleaseBody(nil, enumCtx)}
-	_, _ = e.c.call(ctx, "Release", r, retryIdempotent, ActionReleaseResponse, "n", NsEnumeration)
+	rep, _ := e.c.call(ctx, "Release", r, retryIdempotent, ActionReleaseResponse, "n", NsEnumeration)
+	rep.release()
 }
 
 // holdsContext reports whether the host may still hold the enumeration

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file is the fast reader for replies. It parses a reply into a
 // compact tree (one slice of pointer-free nodes, names and text as
-// offsets into one copy of the body) and reads instances, pages and EPRs
+// offsets into the body itself) and reads instances, pages and EPRs
 // from it exactly as the etree path (parseEnvelope, ParseInstance,
 // parsePage) does: the differential tests in fastread_test.go compare the
 // two on every capture, every fixture and fuzzed input.
@@ -57,13 +59,13 @@ type fnode struct {
 	hasTokens bool
 }
 
-// fattr is one attribute as written.
+// fattr is one attribute as written; its value decoded.
 type fattr struct {
-	prefix, local, value string
+	prefix, local, value span
 }
 
 type fpiece struct {
-	s    string
+	s    span
 	next int32
 }
 
@@ -72,8 +74,13 @@ type fbinding struct {
 	ns     int32  // index in fdoc.nsTab
 }
 
-// fdoc is a fast-parsed document.
+// fdoc is a fast-parsed document. Its tables (nodes, attributes, text
+// pieces, namespaces) are scratch: once the reply has been read, release
+// returns them to docPool for the next reply, so that reading a page does
+// not allocate and zero them again. The slabs belong to the instances
+// built from them and are never reused.
 type fdoc struct {
+	// src is the reply body itself (see fastParse).
 	src string
 	// Slabs the instances of a reply are carved from: a page of jobs
 	// costs a few allocations instead of a few per job.
@@ -90,9 +97,53 @@ type fdoc struct {
 	root      int32
 	// Room for the namespace tables of a typical reply, so that they cost
 	// no allocations of their own.
-	nsBuf   [16]string
-	bindBuf [16]fbinding
-	markBuf [32]int32
+	nsBuf    [16]string
+	bindBuf  [16]fbinding
+	markBuf  [32]int32
+	bindMark []int32 // binds length when each open element started
+}
+
+// docPool holds released documents' tables.
+var docPool sync.Pool
+
+// maxPooledNodes bounds the node table kept for reuse: a rare huge reply
+// (the transport allows 16 MiB) should not pin its tables for ever.
+// Pages of MaxEnvelopeSize (≤ 500 KiB) need far fewer.
+const maxPooledNodes = 1 << 16
+
+// release hands d's tables back for reuse. Nothing may use d afterwards;
+// what was read from it (instances, pages, strings) stays valid, since it
+// refers to the body and the slabs, never to the tables.
+func (d *fdoc) release() {
+	if d == nil || cap(d.nodes) > maxPooledNodes {
+		return
+	}
+	d.reset()
+	docPool.Put(d)
+}
+
+// reset empties d for another parse, keeping its tables' room. It drops
+// every reference into the last reply, so that a pooled document does
+// not keep that body alive.
+func (d *fdoc) reset() {
+	clear(d.decoded)
+	clear(d.nsTab)
+	clear(d.nsBuf[:])
+	clear(d.binds)
+	clear(d.bindBuf[:])
+	*d = fdoc{
+		nodes: d.nodes[:0], attrs: d.attrs[:0], pieces: d.pieces[:0],
+		decoded: d.decoded[:0], bindMark: d.bindMark[:0],
+	}
+}
+
+// release returns the tables of a fast-read reply for reuse; r must not
+// be read afterwards.
+func (r *reply) release() {
+	if r != nil && r.fast != nil {
+		r.fast.d.release()
+		r.fast = nil
+	}
 }
 
 func (d *fdoc) str(sp span) string {
@@ -127,21 +178,61 @@ const maxFastInput = 1 << 30
 
 // fastParse parses b under the same limits as readXML (depth, attributes,
 // no DTD). Any error means "use the etree path".
+//
+// Names and text are not copied out of b: the document, and every string
+// read from it (instance properties, selectors, the enumeration context),
+// refer to b's bytes. That relies on transport.Response's contract: the
+// caller owns a reply body, and no transport reuses or mutates it after
+// returning it; nothing in this package writes to a body either (reply
+// hooks may keep it but must not modify it, see WithReplyHook). The price
+// is that any one string read from a reply keeps the whole body alive;
+// replies are bounded by MaxEnvelopeSize (a page is a few hundred KiB at
+// most), and a caller keeps the instances of a page about as long as the
+// page anyway.
 func fastParse(b []byte) (*fdoc, error) {
+	d, _ := docPool.Get().(*fdoc)
+	if d == nil {
+		d = &fdoc{}
+	}
+	return fastParseDoc(d, b)
+}
+
+// fastParseDoc is fastParse into d, a new or reset document; on failure
+// d is released.
+func fastParseDoc(d *fdoc, b []byte) (*fdoc, error) {
 	if len(b) > maxFastInput {
+		d.release()
 		return nil, fallback()
 	}
-	s := string(b)
-	d := &fdoc{src: s, root: -1}
-	// Most elements have an end tag, so about half the '<' start one;
-	// sizing the slices up front saves growing them. (Counting "</"
-	// exactly costs more than an occasional growth.)
-	d.nodes = make([]fnode, 1, strings.Count(s, "<")*6/10+8)
-	d.nodes[0] = fnode{parent: -1, first: -1, last: -1, next: -1, more: -1, lastMore: -1}
-	d.attrs = make([]fattr, 0, strings.Count(s, "=")+8)
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	d.src, d.root = s, -1
+	if cap(d.nodes) < len(s)/64 {
+		// A new document, or one that read smaller replies. Most
+		// elements have an end tag, so about half the '<' start one;
+		// sizing the slices up front saves growing them. (Counting "</"
+		// exactly costs more than an occasional growth.) Replies seldom
+		// hold more than one element in 40 bytes, so a table with room
+		// for one in 64 is kept and grows if need be.
+		d.nodes = make([]fnode, 0, strings.Count(s, "<")*6/10+8)
+		d.attrs = make([]fattr, 0, strings.Count(s, "=")+8)
+	}
+	d.nodes = append(d.nodes[:0], fnode{parent: -1, first: -1, last: -1, next: -1, more: -1, lastMore: -1})
 	d.nsTab = d.nsBuf[:1]
 	d.binds = d.bindBuf[:0]
-	bindMark := d.markBuf[:1] // binds length when each open element started
+	if d.bindMark == nil {
+		d.bindMark = d.markBuf[:0]
+	}
+	if err := d.parse(s); err != nil {
+		d.release()
+		return nil, err
+	}
+	return d, nil
+}
+
+// parse is fastParse on a document whose tables are ready.
+func (d *fdoc) parse(s string) error {
+	bindMark := append(d.bindMark[:0], 0)
+	defer func() { d.bindMark = bindMark[:0] }()
 	cur := int32(0)
 	depth := 0
 	i := 0
@@ -155,12 +246,12 @@ func fastParse(b []byte) (*fdoc, error) {
 			}
 			if cur == 0 {
 				if !isXMLSpace(s[i:j]) {
-					return nil, fallback()
+					return fallback()
 				}
 			} else {
 				txt, err := decodeText(s[i:j], plainText)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				d.addText(cur, d.textSpan(txt, i, s[i:j]))
 			}
@@ -168,27 +259,27 @@ func fastParse(b []byte) (*fdoc, error) {
 			continue
 		}
 		if i+1 >= len(s) {
-			return nil, fallback()
+			return fallback()
 		}
 		switch s[i+1] {
 		case '/':
 			if cur == 0 {
-				return nil, fallback()
+				return fallback()
 			}
 			// The end tag must repeat the start tag's qualified name,
 			// which is src[prefix.off : local.off+local.n], and end there.
 			nd := &d.nodes[cur]
 			qname := s[nd.prefix.off : nd.local.off+nd.local.n]
 			if !strings.HasPrefix(s[i+2:], qname) {
-				return nil, fallback()
+				return fallback()
 			}
 			j := i + 2 + len(qname)
 			if j < len(s) && (byteClass[s[j]]&cNameRest != 0 || s[j] == ':' || s[j] >= utf8.RuneSelf) {
-				return nil, fallback()
+				return fallback()
 			}
 			j = skipSpace(s, j)
 			if j >= len(s) || s[j] != '>' {
-				return nil, fallback()
+				return fallback()
 			}
 			d.binds = d.binds[:bindMark[len(bindMark)-1]]
 			bindMark = bindMark[:len(bindMark)-1]
@@ -198,7 +289,7 @@ func fastParse(b []byte) (*fdoc, error) {
 		case '?':
 			end, err := skipPI(s, i)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if cur != 0 {
 				d.nodes[cur].hasTokens = true
@@ -209,7 +300,7 @@ func fastParse(b []byte) (*fdoc, error) {
 			case strings.HasPrefix(s[i:], "<!--"):
 				k := strings.Index(s[i+4:], "--")
 				if k < 0 || i+4+k+2 >= len(s) || s[i+4+k+2] != '>' {
-					return nil, fallback()
+					return fallback()
 				}
 				if cur != 0 {
 					d.nodes[cur].hasTokens = true
@@ -218,31 +309,31 @@ func fastParse(b []byte) (*fdoc, error) {
 			case strings.HasPrefix(s[i:], "<![CDATA["):
 				k := strings.Index(s[i+9:], "]]>")
 				if k < 0 || cur == 0 {
-					return nil, fallback()
+					return fallback()
 				}
 				raw := s[i+9 : i+9+k]
 				txt, err := decodeText(raw, cdataText)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				d.addText(cur, d.textSpan(txt, i+9, raw))
 				i = i + 9 + k + 3
 			default:
 				// DTDs and other directives: etree refuses a DOCTYPE,
 				// and nothing else of the kind belongs in a reply.
-				return nil, fallback()
+				return fallback()
 			}
 		default:
 			if cur == 0 && d.root >= 0 {
-				return nil, fallback() // a second root element
+				return fallback() // a second root element
 			}
 			if depth+1 > maxDepth {
-				return nil, fallback()
+				return fallback()
 			}
 			mark := int32(len(d.binds))
 			n, selfClose, end, err := d.startTag(s, i, cur)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if cur == 0 {
 				d.root = n
@@ -258,9 +349,9 @@ func fastParse(b []byte) (*fdoc, error) {
 		}
 	}
 	if cur != 0 || d.root < 0 {
-		return nil, fallback()
+		return fallback()
 	}
-	return d, nil
+	return nil
 }
 
 // startTag parses the start tag at s[i] as a child of parent and returns
@@ -309,20 +400,29 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 		if vend < 0 {
 			return 0, false, 0, fallback()
 		}
-		val, err := decodeText(s[j+1:j+1+vend], attrValue)
+		raw := s[j+1 : j+1+vend]
+		val, err := decodeText(raw, attrValue)
 		if err != nil {
 			return 0, false, 0, err
 		}
-		j = j + 1 + vend + 1
-		for _, a := range d.attrs[attrLo:] {
-			if a.prefix == apfx && a.local == alocal {
+		for k := attrLo; k < len(d.attrs); k++ {
+			if a := &d.attrs[k]; d.str(a.local) == alocal && d.str(a.prefix) == apfx {
 				return 0, false, 0, fallback() // duplicate attribute
 			}
 		}
 		if len(d.attrs)-attrLo >= maxAttrs {
 			return 0, false, 0, fallback()
 		}
-		d.attrs = append(d.attrs, fattr{prefix: apfx, local: alocal, value: val})
+		pl := len(apfx)
+		if pl > 0 {
+			pl++ // the colon
+		}
+		d.attrs = append(d.attrs, fattr{
+			prefix: span{int32(sp), int32(len(apfx))},
+			local:  span{int32(sp + pl), int32(len(alocal))},
+			value:  d.textSpan(val, j+1, raw),
+		})
+		j = j + 1 + vend + 1
 		switch {
 		case apfx == "xmlns":
 			d.nsTab = append(d.nsTab, val)
@@ -386,8 +486,8 @@ func (d *fdoc) attrNS(n int32, prefix string) string {
 	for e := n; e > 0; e = d.nodes[e].parent {
 		nd := &d.nodes[e]
 		for k := nd.attrLo; k < nd.attrHi; k++ {
-			if a := &d.attrs[k]; a.prefix == "xmlns" && a.local == prefix {
-				return a.value
+			if a := &d.attrs[k]; d.str(a.prefix) == "xmlns" && d.str(a.local) == prefix {
+				return d.str(a.value)
 			}
 		}
 	}
@@ -404,7 +504,7 @@ func (d *fdoc) addText(n int32, txt span) {
 		nd.text = txt
 		return
 	}
-	d.pieces = append(d.pieces, fpiece{s: d.str(txt), next: -1})
+	d.pieces = append(d.pieces, fpiece{s: txt, next: -1})
 	k := int32(len(d.pieces) - 1)
 	if nd.more < 0 {
 		nd.more = k
@@ -424,7 +524,7 @@ func (d *fdoc) textOf(n int32) string {
 	var b strings.Builder
 	b.WriteString(d.str(nd.text))
 	for k := nd.more; k >= 0; k = d.pieces[k].next {
-		b.WriteString(d.pieces[k].s)
+		b.WriteString(d.str(d.pieces[k].s))
 	}
 	return b.String()
 }
@@ -699,6 +799,21 @@ func parseFastReply(b []byte) (*fastReply, error) {
 	if err != nil {
 		return nil, err
 	}
+	return d.replyOrRelease()
+}
+
+// replyOrRelease reads the envelope of a parsed reply; on failure d is
+// released.
+func (d *fdoc) replyOrRelease() (*fastReply, error) {
+	r, err := d.reply()
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (d *fdoc) reply() (*fastReply, error) {
 	env := d.root
 	if !d.is(env, NsSOAP, "Envelope") {
 		return nil, fallback()
@@ -762,8 +877,8 @@ func (d *fdoc) xsiAttr(n int32, local string) string {
 	nd := &d.nodes[n]
 	for k := nd.attrLo; k < nd.attrHi; k++ {
 		a := &d.attrs[k]
-		if a.local == local && a.prefix != "" && d.attrNS(n, a.prefix) == NsXSI {
-			return a.value
+		if a.prefix.n != 0 && d.str(a.local) == local && d.attrNS(n, d.str(a.prefix)) == NsXSI {
+			return d.str(a.value)
 		}
 	}
 	return ""
@@ -774,8 +889,8 @@ func (d *fdoc) xsiAttr(n int32, local string) string {
 func (d *fdoc) attr(n int32, name string) string {
 	nd := &d.nodes[n]
 	for k := nd.attrLo; k < nd.attrHi; k++ {
-		if a := &d.attrs[k]; a.local == name && a.prefix == "" {
-			return a.value
+		if a := &d.attrs[k]; a.prefix.n == 0 && d.str(a.local) == name {
+			return d.str(a.value)
 		}
 	}
 	return ""
