@@ -22,6 +22,7 @@ import (
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/bitsprov/bitssim"
 	"github.com/bitsremote/bitsremote/internal/cli"
+	"github.com/bitsremote/bitsremote/internal/testnet"
 	"github.com/bitsremote/bitsremote/wsman"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
@@ -173,9 +174,10 @@ func TestCanaryPassword(t *testing.T) {
 		t.Errorf("list --password-file: exit %d\n%s", code, stderr)
 	}
 
-	// Failures: a host that refuses the password, one that is not there.
-	other := canaryHost(t)
-	other.Server.Close()
+	// Failures: a host that refuses the password, one that is not there
+	// (a port held without listening: a closed server's port could be
+	// taken by a parallel test's listener meanwhile).
+	down := testnet.RefusedAddr(t)
 	wrong := map[string]string{cli.EnvPassword: canaryPassword + "-wrong", cli.EnvJobPassword: canaryJobPassword}
 	for _, tc := range []struct {
 		name string
@@ -185,9 +187,11 @@ func TestCanaryPassword(t *testing.T) {
 	}{
 		{"wrong password", wrong, hostPort(h), cli.ExitAuth},
 		{"wrong password basic", wrong, hostPort(h), cli.ExitAuth},
-		{"host down", env, hostPort(other), cli.ExitConnection},
+		{"host down", env, down, cli.ExitConnection},
 	} {
-		args := []string{"list", "-H", tc.host, "-u", canaryUser, "--debug", "--retries", "0", "--timeout", "2s"}
+		// The timeout only bounds a run gone wrong: the refusals come at
+		// once, however loaded the machine.
+		args := []string{"list", "-H", tc.host, "-u", canaryUser, "--debug", "--retries", "0", "--timeout", "10s"}
 		if strings.HasSuffix(tc.name, "basic") {
 			args = append(args, "--auth", "basic", "--encryption", "never")
 		}
@@ -251,7 +255,7 @@ func TestCanaryPassword(t *testing.T) {
 	}{
 		{"ntlm wrong password", transport.Config{Auth: transport.AuthNTLM, User: canaryUser, Password: canaryPassword + "x"}, h.URL},
 		{"basic wrong password", transport.Config{Auth: transport.AuthBasic, User: canaryUser, Password: canaryPassword + "x", Encryption: transport.EncryptionNever}, h.URL},
-		{"host down", transport.Config{Auth: transport.AuthNTLM, User: canaryUser, Password: canaryPassword}, other.URL},
+		{"host down", transport.Config{Auth: transport.AuthNTLM, User: canaryUser, Password: canaryPassword}, "http://" + down + "/wsman"},
 	} {
 		tr, err := transport.New(tc.cfg)
 		if err != nil {
