@@ -196,15 +196,18 @@ func TestStateDirRefusesDamage(t *testing.T) {
 // HostConfig says, so a host restarted on its StateDir serves them at the
 // URLs its jobs hold.
 func TestHostServerAddrs(t *testing.T) {
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// A free port on a loopback address that no other test binds (see
+	// package testnet), so that it is still free when NewHost takes it;
+	// on 127.0.0.1 a parallel test's listener could take it in between.
+	free := func(ip string) string {
+		l, err := net.Listen("tcp", ip+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Close()
 		return l.Addr().String()
 	}
-	filesAddr, uploadAddr := free(), free()
+	filesAddr, uploadAddr := free("127.0.0.21"), free("127.0.0.22")
 	h, err := NewHost(HostConfig{FilesDir: t.TempDir(), UploadDir: t.TempDir(), FilesAddr: filesAddr, UploadAddr: uploadAddr})
 	if err != nil {
 		t.Fatal(err)

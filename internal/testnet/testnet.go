@@ -1,4 +1,15 @@
 // Package testnet gives tests network addresses with a known behaviour.
+//
+// Tests that must bind a port they chose before (a host restarted on its
+// old address, a server told where to listen) use a loopback address of
+// their own, which no other test binds, so that the port cannot be taken
+// in between by a listener of the tests running in parallel (Linux
+// routes all of 127.0.0.0/8 to loopback and picks the source address of
+// outgoing connections from 127.0.0.1). Every other test binds port 0 on
+// 127.0.0.1 or 127.0.0.2. Taken so far:
+//
+//	127.0.0.11-13  integration: sims that restart (sim_test.go)
+//	127.0.0.21-22  bitsprov/bitssim: TestHostServerAddrs
 package testnet
 
 import (
