@@ -129,7 +129,10 @@ func TestShellWireShapes(t *testing.T) {
 		cmdID := run("echo hello")
 		// Receive once the command has ended, so that one reply holds
 		// its output and its end.
-		for !slices.ContainsFunc(sh.History(), func(c wsmantest.CommandRecord) bool { return c.ID == cmdID && c.Done }) {
+		for deadline := time.Now().Add(10 * time.Second); !slices.ContainsFunc(sh.History(), func(c wsmantest.CommandRecord) bool { return c.ID == cmdID && c.Done }); {
+			if time.Now().After(deadline) {
+				t.Fatalf("command %s not done after 10 s: %+v", cmdID, sh.History())
+			}
 			time.Sleep(time.Millisecond)
 		}
 		r := receive(cmdID, "PT20S")
