@@ -192,10 +192,11 @@ func (s *sim) stop() {
 	default:
 	}
 	s.kill(syscall.SIGTERM)
+	// Stopping takes milliseconds; the bound is for a loaded machine.
 	select {
 	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		s.t.Errorf("sim did not stop on SIGTERM within 5 s; killing it")
+	case <-time.After(20 * time.Second):
+		s.t.Errorf("sim did not stop on SIGTERM within 20 s; killing it")
 		s.kill(syscall.SIGKILL)
 		<-s.exited
 	}
