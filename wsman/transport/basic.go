@@ -2,32 +2,46 @@ package transport
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+	"time"
 )
 
 // secprofileMutual is the Authorization value WinRM expects with TLS client
 // certificate authentication (MS-WSMV 2.2.9.1; pywinrm and masterzen send it).
 const secprofileMutual = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
 
-// httpPost is the plaintext transport shared by Basic, certificate and NTLM
-// authentication: they differ only in how a request is authorised and in
-// the round tripper underneath.
+// httpPost is the plaintext transport shared by Basic, certificate and
+// unauthenticated requests: they differ only in the Authorization header.
+// Any pooled connection may carry any request.
 type httpPost struct {
-	rt        http.RoundTripper
-	transport *http.Transport
-	limit     int64
-	// authorize adds credentials to a request that is not anonymous.
-	authorize func(*http.Request)
+	pool  *connPool
+	limit int64
+	// respTimeout is Config.ResponseTimeout.
+	respTimeout time.Duration
+	// authorization is the Authorization header of requests that are not
+	// anonymous ("" for none).
+	authorization string
 	// httpsOnly refuses http:// endpoints (certificate auth).
 	httpsOnly bool
-	// serial, when not nil, lets one request at a time through: the
-	// authentication is bound to a connection and its legs must not
-	// interleave with another request's.
-	serial chan struct{}
-	name   string
+	name      string
+}
+
+func newHTTPPost(cfg Config, name, authorization string, httpsOnly bool) (*httpPost, error) {
+	d, err := cfg.newDialer()
+	if err != nil {
+		return nil, fmt.Errorf("%s auth: %w", name, err)
+	}
+	return &httpPost{
+		pool:          newConnPool(d, cfg),
+		limit:         cfg.maxResponseBytes(),
+		respTimeout:   cfg.ResponseTimeout,
+		authorization: authorization,
+		httpsOnly:     httpsOnly,
+		name:          name,
+	}, nil
 }
 
 // NewBasic returns a Transport that authenticates with HTTP Basic. WinRM
@@ -41,18 +55,8 @@ func NewBasic(cfg Config) (Transport, error) {
 	if cfg.User == "" {
 		return nil, errors.New("basic auth: a user name is required")
 	}
-	t, err := cfg.httpTransport()
-	if err != nil {
-		return nil, fmt.Errorf("basic auth: %w", err)
-	}
-	user, pass := cfg.User, cfg.Password
-	return &httpPost{
-		rt:        t,
-		transport: t,
-		limit:     cfg.maxResponseBytes(),
-		authorize: func(r *http.Request) { r.SetBasicAuth(user, pass) },
-		name:      "basic",
-	}, nil
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.User+":"+cfg.Password))
+	return newHTTPPost(cfg, "basic", auth, false)
 }
 
 // NewCertificate returns a Transport that authenticates with the TLS client
@@ -64,18 +68,7 @@ func NewCertificate(cfg Config) (Transport, error) {
 	if cfg.CertFile == "" || cfg.KeyFile == "" {
 		return nil, errors.New("certificate auth: a client certificate and key file are required")
 	}
-	t, err := cfg.httpTransport()
-	if err != nil {
-		return nil, fmt.Errorf("certificate auth: %w", err)
-	}
-	return &httpPost{
-		rt:        t,
-		transport: t,
-		limit:     cfg.maxResponseBytes(),
-		authorize: func(r *http.Request) { r.Header.Set("Authorization", secprofileMutual) },
-		httpsOnly: true,
-		name:      "certificate",
-	}, nil
+	return newHTTPPost(cfg, "certificate", secprofileMutual, true)
 }
 
 // RoundTrip posts req.Body and returns the reply whatever its status.
@@ -83,39 +76,22 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	if p.httpsOnly {
-		u, err := parseEndpoint(req.URL)
-		if err != nil {
-			return nil, err
-		}
-		if !strings.EqualFold(u.Scheme, "https") {
-			return nil, fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, u.Host)
-		}
-	}
-	hr, err := newHTTPRequest(ctx, req, req.Body, ContentTypeSOAP)
+	ep, err := newEndpoint(req.URL)
 	if err != nil {
-		return nil, err
+		return nil, &notSentError{err}
 	}
-	if req.Anonymous {
-		hr.Header.Del("Authorization")
-	} else {
-		p.authorize(hr)
+	if p.httpsOnly && !ep.https {
+		return nil, &notSentError{fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, ep.hostHeader)}
 	}
-	if p.serial != nil {
-		select {
-		case p.serial <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("post to %s: waiting for the connection: %w", hr.URL.Host, ctx.Err())
-		}
-		defer func() { <-p.serial }()
+	var buf [4]header
+	hdrs, err := requestHeaders(buf[:0], req.Header)
+	if err != nil {
+		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
 	}
-	resp, err := doHTTP(p.rt, hr, p.limit)
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && ctx.Err() != nil {
-		// Some round trippers (the NTLM negotiator) swallow errors of
-		// later legs and hand back an earlier 401; the context says why.
-		return nil, fmt.Errorf("post to %s: %w", hr.URL.Host, ctx.Err())
+	if !req.Anonymous && p.authorization != "" {
+		hdrs = append(hdrs, header{"Authorization", p.authorization})
 	}
-	return resp, err
+	return p.pool.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
 }
 
 // Confidential is true only over https://: Basic, certificate and plain
@@ -127,4 +103,4 @@ func (p *httpPost) Confidential(endpoint string) bool {
 
 // CloseIdleConnections closes kept-alive connections, ending any
 // connection-bound authentication.
-func (p *httpPost) CloseIdleConnections() { p.transport.CloseIdleConnections() }
+func (p *httpPost) CloseIdleConnections() { p.pool.closeIdle() }

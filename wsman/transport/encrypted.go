@@ -6,13 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/bodgit/ntlmssp"
 
@@ -27,12 +24,6 @@ var ErrAuthentication = errors.New("the host rejected the credentials")
 // ErrUnsealedReply is returned when a reply to a sealed request comes back
 // unencrypted or fails its signature check: its content cannot be trusted.
 var ErrUnsealedReply = errors.New("reply to a sealed request is not correctly sealed")
-
-// errConnReplaced is what the transport's dialer answers while a session
-// is bound to a connection: net/http wanted a new connection (the bound one
-// was closed, by the host or by net/http itself) and nothing was written
-// on one. See ntlmEncrypted.dial.
-var errConnReplaced = errors.New("the NTLM-authenticated connection was closed; a new connection needs a new handshake")
 
 // maxAttempts bounds the handshakes of one RoundTrip and the attempts at
 // authenticating one connection: a host (or a middlebox) that closes every
@@ -55,20 +46,14 @@ const ntlmSignatureLen = 16
 // One handshake runs per connection (an empty-body POST carrying NEGOTIATE
 // and then AUTHENTICATE); later messages go sealed, without Authorization,
 // on that connection. The RC4 streams and sequence numbers of a session are
-// shared by every message, so the transport keeps one connection per host
-// and lets one request at a time through.
+// shared by every message, so the transport keeps one connection per host,
+// holds it itself, and lets one request at a time through.
 //
-// The host keeps NTLM state per TCP connection, so the session is pinned
-// to the connection that carried its NEGOTIATE: once it is chosen, the
-// transport's dialer refuses to open another (errConnReplaced). When that
-// connection goes away (the host closes it, an idle timeout, or net/http
-// declining to reuse it, which it does when a request write has not been
-// confirmed within 50 ms of the reply on a loaded machine), the next leg
-// or message fails before a byte is written instead of reaching a new,
-// unauthenticated connection and a 401. A handshake that loses its
-// connection between legs starts over from NEGOTIATE; a message that could
-// not go out authenticates a new connection and goes then, whatever its
-// Idempotent flag (at most maxAttempts times).
+// When the connection goes away (the host closes it, an idle timeout), a
+// handshake that loses it between legs starts over from NEGOTIATE on a
+// new connection; a message that could not go out authenticates a new
+// connection and goes then, whatever its Idempotent flag (at most
+// maxAttempts times).
 //
 // A 401 to a sealed message (the host forgot the session) drops the
 // session, runs the handshake again and retries once (a 401 means the host
@@ -84,13 +69,7 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 	if cfg.User == "" {
 		return nil, errors.New("ntlm encrypted: a user name is required")
 	}
-	cfg.MaxConnsPerHost = 1
-	cfg.MaxIdleConnsPerHost = 1
-	t, err := cfg.httpTransport()
-	if err != nil {
-		return nil, fmt.Errorf("ntlm encrypted: %w", err)
-	}
-	anon, err := cfg.httpTransport()
+	d, err := cfg.newDialer()
 	if err != nil {
 		return nil, fmt.Errorf("ntlm encrypted: %w", err)
 	}
@@ -98,85 +77,42 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 	if d, u, ok := strings.Cut(cfg.User, `\`); ok {
 		domain, user = d, u
 	}
-	// Keep-alive is what NTLM rides on (httpTransport never turns it off);
-	// MaxConnsPerHost 1 makes a request wait for the pinned connection to
-	// come back to the pool instead of dialling beside it.
-	t.DisableKeepAlives = false
-	e := &ntlmEncrypted{
-		transport: t,
-		anon:      anon,
-		limit:     cfg.maxResponseBytes(),
-		user:      user,
-		domain:    domain,
-		password:  cfg.Password,
-		mode:      cfg.Encryption,
-		serial:    make(chan struct{}, 1),
-		dialer:    t.DialContext,
-	}
-	t.DialContext = e.dial
-	return e, nil
+	return &ntlmEncrypted{
+		d:           d,
+		anon:        newConnPool(d, Config{MaxIdleConnsPerHost: 1}),
+		limit:       cfg.maxResponseBytes(),
+		respTimeout: cfg.ResponseTimeout,
+		user:        user,
+		domain:      domain,
+		password:    cfg.Password,
+		mode:        cfg.Encryption,
+		serial:      make(chan struct{}, 1),
+	}, nil
 }
 
 type ntlmEncrypted struct {
-	transport *http.Transport
+	d *dialer
 	// anon carries Anonymous requests on connections of their own, so they
 	// never ride on (or disturb) the authenticated one.
-	anon                   *http.Transport
+	anon                   *connPool
 	limit                  int64
+	respTimeout            time.Duration
 	user, domain, password string
 	mode                   Encryption
 
-	// serial is a context-aware mutex: it guards sess and keeps the sealed
-	// stream in order.
+	// serial is a context-aware mutex: it guards the fields below and
+	// keeps the sealed stream in order.
 	serial chan struct{}
-	// authed says the current connection is authenticated; sess is its
-	// security session, nil when none was negotiated (possible only when
-	// not sealing).
-	authed bool
-	sess   *ntlmssp.SecuritySession
-
-	// dialer is the plain dialer behind dial.
-	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
-	// pinMu guards pinned and conn, which dial reads on net/http's
-	// goroutines (a dial can outlive the request that started it).
-	pinMu sync.Mutex
-	// pinned says a handshake has chosen conn, so no other connection may
-	// be dialled until reset.
-	pinned bool
-	conn   net.Conn
+	// conn is the authenticated connection (nil: none), to endpoint key;
+	// sess is its security session, nil when none was negotiated
+	// (possible only when not sealing).
+	conn *hconn
+	key  string
+	sess *ntlmssp.SecuritySession
 
 	// testHookBetweenLegs, when set, runs after the CHALLENGE is read and
-	// before the AUTHENTICATE is sent.
-	testHookBetweenLegs func()
-}
-
-// dial opens a connection only while no session is bound to one. net/http
-// dials when the pool has no idle connection for a request; with the
-// session's connection gone, that request would reach the host on a new,
-// unauthenticated connection, so it fails here instead, before anything
-// is written on any connection.
-func (t *ntlmEncrypted) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	t.pinMu.Lock()
-	pinned := t.pinned
-	t.pinMu.Unlock()
-	if pinned {
-		return nil, errConnReplaced
-	}
-	return t.dialer(ctx, network, addr)
-}
-
-// pin binds the session being negotiated to c.
-func (t *ntlmEncrypted) pin(c net.Conn) {
-	t.pinMu.Lock()
-	t.pinned, t.conn = true, c
-	t.pinMu.Unlock()
-}
-
-// pinnedTo reports whether c is the connection the session is bound to.
-func (t *ntlmEncrypted) pinnedTo(c net.Conn) bool {
-	t.pinMu.Lock()
-	defer t.pinMu.Unlock()
-	return t.pinned && t.conn == c
+	// before the AUTHENTICATE is sent on h.
+	testHookBetweenLegs func(h *hconn)
 }
 
 // RoundTrip sends req.Body, sealed when the mode and scheme call for it, and
@@ -186,47 +122,51 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 		return nil, errors.New("nil request")
 	}
 	// parseEndpoint keeps a password written into the URL out of the error.
-	u, err := parseEndpoint(req.URL)
+	ep, err := newEndpoint(req.URL)
 	if err != nil {
 		return nil, &notSentError{err}
 	}
-	if req.Anonymous {
-		hr, err := newHTTPRequest(ctx, req, req.Body, ContentTypeSOAP)
-		if err != nil {
-			return nil, err
-		}
-		hr.Header.Del("Authorization")
-		return doHTTP(t.anon, hr, t.limit)
+	var buf [4]header
+	hdrs, err := requestHeaders(buf[:0], req.Header)
+	if err != nil {
+		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
 	}
-	seal := t.mode == EncryptionAlways || (t.mode == EncryptionAuto && strings.EqualFold(u.Scheme, "http"))
+	if req.Anonymous {
+		return t.anon.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, t.limit, t.respTimeout)
+	}
+	seal := t.mode == EncryptionAlways || (t.mode == EncryptionAuto && !ep.https)
 
 	select {
 	case t.serial <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("post to %s: waiting for the connection: %w", u.Host, ctx.Err())
+		return nil, &notSentError{fmt.Errorf("post to %s: waiting for the connection: %w", ep.hostHeader, ctx.Err())}
 	}
 	defer func() { <-t.serial }()
 
 	// retried is spent by the retry that may follow a 401 to a message
-	// the host saw: once. A message that never left (errConnReplaced) or
-	// an Idempotent one lost with a dead connection costs only an attempt.
+	// the host saw: once. A message that never left costs only an
+	// attempt; so does an Idempotent one lost with a dead connection.
 	retried := false
 	for attempt := 1; ; attempt++ {
-		if !t.authed {
-			if err := t.authenticate(ctx, req, seal); err != nil {
+		if t.conn != nil && (t.key != ep.key || !t.conn.reusable(idleTimeout)) {
+			// Found closed (or idle too long) before anything was written.
+			t.reset()
+		}
+		if t.conn == nil {
+			if err := t.authenticate(ctx, ep, hdrs, seal); err != nil {
 				t.reset()
 				// Only empty-body handshake legs went out.
 				return nil, &notSentError{err}
 			}
 		}
-		resp, err := t.send(ctx, req, seal)
+		resp, err := t.send(ctx, ep, hdrs, req, seal)
 		if err != nil {
 			// The peer may or may not have consumed a sequence number; the
 			// session can no longer be trusted to be in step.
 			t.reset()
-			if attempt < maxAttempts && ctx.Err() == nil && errors.Is(err, errConnReplaced) {
-				// The authenticated connection was gone before the message
-				// could go out: nothing was written anywhere.
+			if attempt < maxAttempts && ctx.Err() == nil && errors.Is(err, ErrNotSent) {
+				// Nothing of the message was written: it may go on a new
+				// connection whatever it is.
 				continue
 			}
 			// An Idempotent message may be sent again after every dead
@@ -245,7 +185,7 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 				retried = true
 				continue
 			}
-			return nil, fmt.Errorf("post to %s: HTTP 401 right after a successful handshake: %w", u.Host, ErrAuthentication)
+			return nil, fmt.Errorf("post to %s: HTTP 401 right after a successful handshake: %w", ep.hostHeader, ErrAuthentication)
 		}
 		return resp, nil
 	}
@@ -262,15 +202,13 @@ func (t *ntlmEncrypted) Confidential(endpoint string) bool {
 	return https || t.mode == EncryptionAlways || t.mode == EncryptionAuto
 }
 
-// reset forgets the session and its connection, so the next request starts
-// over with a new connection and a new handshake.
+// reset forgets the session and closes its connection, so the next
+// request starts over with a new connection and a new handshake.
 func (t *ntlmEncrypted) reset() {
-	t.authed, t.sess = false, nil
-	// Close first, then unpin: the next dial is for the next handshake.
-	t.transport.CloseIdleConnections()
-	t.pinMu.Lock()
-	t.pinned, t.conn = false, nil
-	t.pinMu.Unlock()
+	if t.conn != nil {
+		t.conn.close()
+	}
+	t.conn, t.key, t.sess = nil, "", nil
 }
 
 // CloseIdleConnections closes kept-alive connections, ending the NTLM
@@ -281,24 +219,20 @@ func (t *ntlmEncrypted) CloseIdleConnections() {
 		t.reset()
 		<-t.serial
 	default:
-		// A request is in flight; closing idle connections is still safe,
-		// and the request's own error or 401 path resets the session.
-		t.transport.CloseIdleConnections()
-		t.anon.CloseIdleConnections()
-		return
+		// A request is in flight on the connection; it stays.
 	}
-	t.anon.CloseIdleConnections()
+	t.anon.closeIdle()
 }
 
 // authenticate runs the handshake, starting over from NEGOTIATE on a new
 // connection when the one carrying it is lost between legs (at most
 // maxAttempts times): the host's NTLM state is bound to that connection,
 // so an AUTHENTICATE on another could only get a 401.
-func (t *ntlmEncrypted) authenticate(ctx context.Context, req *Request, seal bool) error {
+func (t *ntlmEncrypted) authenticate(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
 	var err error
 	for range maxAttempts {
 		t.reset()
-		err = t.handshake(ctx, req, seal)
+		err = t.handshake(ctx, ep, hdrs, seal)
 		var lost *connLostError
 		if err == nil || !errors.As(err, &lost) || ctx.Err() != nil {
 			return err
@@ -315,11 +249,11 @@ type connLostError struct{ err error }
 func (e *connLostError) Error() string { return e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
 
-// handshake authenticates one connection with empty-body POSTs (so that
-// no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then 2xx,
-// all on the connection that the NEGOTIATE pinned.
-func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) error {
-	host := hostOf(req.URL)
+// handshake authenticates a new connection with empty-body POSTs (so that
+// no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then 2xx.
+// On success the connection and its session are t's.
+func (t *ntlmEncrypted) handshake(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
+	host := ep.hostHeader
 	nc, err := ntlmssp.NewClient(
 		ntlmssp.SetUserInfo(t.user, t.password),
 		ntlmssp.SetDomain(t.domain),
@@ -332,7 +266,17 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) 
 	if err != nil {
 		return fmt.Errorf("ntlm handshake with %s: build NEGOTIATE: %w", host, err)
 	}
-	resp, err := t.leg(ctx, req, negotiate, true)
+	h, err := t.d.connect(ctx, ep)
+	if err != nil {
+		return fmt.Errorf("ntlm handshake with %s: %w", host, ctxErr(ctx, err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			h.close()
+		}
+	}()
+	resp, err := t.leg(ctx, h, ep, hdrs, negotiate)
 	if err != nil {
 		return fmt.Errorf("ntlm handshake with %s: NEGOTIATE: %w", host, err)
 	}
@@ -345,9 +289,9 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) 
 		return fmt.Errorf("ntlm handshake with %s: process CHALLENGE: %w", host, err)
 	}
 	if t.testHookBetweenLegs != nil {
-		t.testHookBetweenLegs()
+		t.testHookBetweenLegs(h)
 	}
-	resp, err = t.leg(ctx, req, authenticate, false)
+	resp, err = t.leg(ctx, h, ep, hdrs, authenticate)
 	if err != nil {
 		return fmt.Errorf("ntlm handshake with %s: AUTHENTICATE: %w", host, err)
 	}
@@ -364,7 +308,10 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, req *Request, seal bool) 
 		// password-bearing BITS job.
 		return fmt.Errorf("ntlm handshake with %s: the host did not agree to 128-bit sealing: %w", host, ErrEncryptionRequired)
 	}
-	t.authed, t.sess = true, sess
+	// A Connection: close on the 200 leaves h broken; the first message
+	// then finds no connection and authenticates a new one.
+	ok = true
+	t.conn, t.key, t.sess = h, ep.key, sess
 	return nil
 }
 
@@ -379,42 +326,20 @@ func sealing128(authenticate []byte) bool {
 	return f&seal != 0 && f&bits128 != 0
 }
 
-// leg posts one handshake message with an empty body. The NEGOTIATE
-// (first) pins the connection it gets; a later leg must get that same one.
-// doHTTP reads every reply to its end, which is what hands the connection
-// back to the pool for the next leg.
-func (t *ntlmEncrypted) leg(ctx context.Context, req *Request, token []byte, first bool) (*Response, error) {
-	// Trace callbacks may run on net/http's goroutines.
-	var got atomic.Pointer[httptrace.GotConnInfo]
-	var answered atomic.Bool
-	trace := &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) {
-			if first {
-				t.pin(i.Conn)
-			}
-			got.Store(&i)
-		},
-		GotFirstResponseByte: func() { answered.Store(true) },
-	}
-	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, nil, ContentTypeSOAP)
+// leg posts one handshake message with an empty body on h, the
+// connection that carries the whole handshake.
+func (t *ntlmEncrypted) leg(ctx context.Context, h *hconn, ep endpoint, hdrs []header, token []byte) (*Response, error) {
+	leg := append(hdrs[:len(hdrs):len(hdrs)], header{"Authorization", "Negotiate " + base64.StdEncoding.EncodeToString(token)})
+	resp, err := h.roundTrip(ctx, ep, leg, ContentTypeSOAP, nil, max401Body, t.respTimeout)
 	if err != nil {
-		return nil, err
-	}
-	hr.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(token))
-	resp, err := doHTTP(t.transport, hr, max401Body)
-	info := got.Load()
-	if err != nil {
-		if ctx.Err() == nil && (errors.Is(err, errConnReplaced) ||
-			info != nil && info.Reused && !answered.Load() && connDead(err)) {
+		var xe *exchangeError
+		// Lost between legs: the connection carried the NEGOTIATE and
+		// was closed before this leg got an answer. A new connection
+		// dropped at once is the host refusing, not a loss to ride out.
+		if ctx.Err() == nil && errors.As(err, &xe) && xe.reused && !xe.answered && (!xe.written || connDead(err)) {
 			return nil, &connLostError{err}
 		}
 		return nil, err
-	}
-	if !first && (info == nil || !t.pinnedTo(info.Conn)) {
-		// dial makes this unreachable; should it happen, the reply came
-		// from a connection that never saw our NEGOTIATE and means
-		// nothing about the credentials.
-		return nil, &connLostError{fmt.Errorf("went out on another connection than the NEGOTIATE (answered HTTP %d)", resp.StatusCode)}
 	}
 	return resp, nil
 }
@@ -440,8 +365,8 @@ func challengeToken(resp *Response) ([]byte, error) {
 
 // send posts one message on the authenticated connection and unseals the
 // reply.
-func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Response, error) {
-	host := hostOf(req.URL)
+func (t *ntlmEncrypted) send(ctx context.Context, ep endpoint, hdrs []header, req *Request, seal bool) (*Response, error) {
+	host := ep.hostHeader
 	body, ctype := req.Body, ContentTypeSOAP
 	if seal {
 		var err error
@@ -451,35 +376,13 @@ func (t *ntlmEncrypted) send(ctx context.Context, req *Request, seal bool) (*Res
 		}
 		ctype = encframe.ContentType
 	}
-	// The trace callbacks run on net/http's connection goroutines, which
-	// can still be running when doHTTP returns an error, hence atomics.
-	var connected, reused, answered atomic.Bool
-	trace := &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) {
-			reused.Store(i.Reused)
-			connected.Store(true)
-		},
-		GotFirstResponseByte: func() { answered.Store(true) },
-	}
-	hr, err := newHTTPRequest(httptrace.WithClientTrace(ctx, trace), req, body, ctype)
-	if err != nil {
-		return nil, &notSentError{err}
-	}
 	// The connection is authenticated; credentials must not ride along.
-	hr.Header.Del("Authorization")
-	resp, err := doHTTP(t.transport, hr, t.limit)
+	resp, err := t.conn.roundTrip(ctx, ep, hdrs, ctype, body, t.limit, t.respTimeout)
 	if err != nil {
-		switch {
-		case !connected.Load():
-			// No connection was ever handed to the request (dial failure,
-			// or ctx ended while waiting for one): nothing was written.
-			return nil, &notSentError{err}
-		case errors.Is(err, errConnReplaced):
-			// net/http found the kept-alive connection dead before writing
-			// anything (nothingWrittenError, the only retry it makes for a
-			// POST) and asked dial for another, which refused.
-			return nil, &notSentError{err}
-		case reused.Load() && !answered.Load() && ctx.Err() == nil && connDead(err):
+		var xe *exchangeError
+		errors.As(err, &xe)
+		err = exchangeFailed(ctx, host, err)
+		if xe.written && xe.reused && !xe.answered && ctx.Err() == nil && connDead(err) {
 			return nil, &deadConnError{err}
 		}
 		return nil, err
@@ -546,10 +449,3 @@ func (e *notSentError) Unwrap() []error { return []error{e.err, ErrNotSent} }
 
 // connDead reports a kept-alive connection the host closed under us.
 func connDead(err error) bool { return IsConnectionClosed(err) }
-
-func hostOf(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return rawURL
-}

@@ -1,15 +1,12 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -22,52 +19,6 @@ const ContentTypeSOAP = "application/soap+xml;charset=UTF-8"
 
 // DefaultDialTimeout bounds connecting when Config.DialTimeout is zero.
 const DefaultDialTimeout = 30 * time.Second
-
-// httpTransport builds the *http.Transport for one host.
-//
-// Proxies: Config.Proxy (default http.ProxyFromEnvironment) is honoured for
-// every auth method. For https:// the client tunnels with CONNECT, so the
-// TCP connection to the host is end to end and NTLM stays bound to it. For
-// http:// a proxy forwards each request on connections of its own choosing,
-// which breaks connection-bound NTLM (and sealing); use https:// or
-// no proxy for NTLM (set NO_PROXY, or a Proxy func returning nil).
-func (c Config) httpTransport() (*http.Transport, error) {
-	tlsConf, err := c.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	dialTimeout := c.DialTimeout
-	if dialTimeout <= 0 {
-		dialTimeout = DefaultDialTimeout
-	}
-	proxy := c.Proxy
-	if proxy == nil {
-		proxy = http.ProxyFromEnvironment
-	}
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                 proxy,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   dialTimeout,
-		ResponseHeaderTimeout: c.ResponseTimeout,
-		// Windows closes idle WinRM connections after about two minutes;
-		// closing ours first avoids racing its close with a new request.
-		IdleConnTimeout:     90 * time.Second,
-		MaxIdleConns:        100,
-		MaxIdleConnsPerHost: 2,
-		// HTTP/1.1 only: NTLM binds to a TCP connection, which HTTP/2
-		// multiplexes, and HTTP.sys refuses NTLM over HTTP/2.
-		ForceAttemptHTTP2: false,
-	}
-	if c.MaxConnsPerHost > 0 {
-		t.MaxConnsPerHost = c.MaxConnsPerHost
-	}
-	if c.MaxIdleConnsPerHost > 0 {
-		t.MaxIdleConnsPerHost = c.MaxIdleConnsPerHost
-	}
-	return t, nil
-}
 
 // tlsConfig builds the client TLS settings from the CA file, client
 // certificate and verification choices.
@@ -154,30 +105,6 @@ func readBodySized(r io.Reader, limit, size int64) ([]byte, error) {
 	}
 }
 
-// newHTTPRequest builds the POST for req, bound to ctx so that cancellation
-// and deadlines stop the exchange at any stage.
-func newHTTPRequest(ctx context.Context, req *Request, body []byte, contentType string) (*http.Request, error) {
-	if req == nil {
-		return nil, errors.New("nil request")
-	}
-	u, err := parseEndpoint(req.URL)
-	if err != nil {
-		return nil, err
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build request for %s: %w", u.Redacted(), err)
-	}
-	for k, vs := range req.Header {
-		for _, v := range vs {
-			hr.Header.Add(k, v)
-		}
-	}
-	hr.Header.Set("Content-Type", contentType)
-	hr.ContentLength = int64(len(body))
-	return hr, nil
-}
-
 // parseEndpoint checks an endpoint URL. Its errors never repeat a password
 // written into the URL, and such URLs are refused: credentials belong in
 // Config, where they are kept out of logs and recordings.
@@ -204,31 +131,6 @@ func parseEndpoint(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("endpoint %s: credentials in the URL are not accepted; set the user and password instead", u.Redacted())
 	}
 	return u, nil
-}
-
-// doHTTP sends hr through rt and returns the reply whatever its status. The
-// body is read up to limit and always closed.
-func doHTTP(rt http.RoundTripper, hr *http.Request, limit int64) (*Response, error) {
-	host := hr.URL.Host
-	resp, err := rt.RoundTrip(hr)
-	if err != nil {
-		return nil, fmt.Errorf("post to %s: %w", host, ctxErr(hr.Context(), err))
-	}
-	defer resp.Body.Close()
-	if resp.ContentLength > limit {
-		// Refuse before reading: the peer announced more than we accept.
-		return nil, fmt.Errorf("read reply from %s: %w", host, &SizeError{Limit: limit})
-	}
-	body, err := readBodySized(resp.Body, limit, resp.ContentLength)
-	if err != nil {
-		return nil, fmt.Errorf("read reply from %s: %w", host, ctxErr(hr.Context(), err))
-	}
-	return &Response{
-		StatusCode:  resp.StatusCode,
-		Header:      resp.Header,
-		ContentType: resp.Header.Get("Content-Type"),
-		Body:        body,
-	}, nil
 }
 
 // ctxErr makes sure a failure caused by the context satisfies

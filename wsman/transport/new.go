@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 )
@@ -45,7 +44,7 @@ func New(cfg Config) (Transport, error) {
 			}
 			// Check the TLS and proxy settings now rather than on the
 			// first request.
-			if _, err := cfg.httpTransport(); err != nil {
+			if _, err := cfg.newDialer(); err != nil {
 				return nil, fmt.Errorf("ntlm auth: %w", err)
 			}
 			return &ntlmAuto{cfg: cfg}, nil
@@ -60,17 +59,7 @@ func newAnonymous(cfg Config) (Transport, error) {
 	if cfg.Encryption == EncryptionAlways {
 		return nil, errors.New("unauthenticated requests cannot be encrypted")
 	}
-	t, err := cfg.httpTransport()
-	if err != nil {
-		return nil, fmt.Errorf("no auth: %w", err)
-	}
-	return &httpPost{
-		rt:        t,
-		transport: t,
-		limit:     cfg.maxResponseBytes(),
-		authorize: func(*http.Request) {},
-		name:      "none",
-	}, nil
+	return newHTTPPost(cfg, "none", "", false)
 }
 
 // ntlmAuto seals over http:// and relies on TLS over https://.

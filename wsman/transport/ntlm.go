@@ -1,17 +1,13 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
-	"sync"
+	"time"
 
 	ntlmssp "github.com/Azure/go-ntlmssp"
 )
@@ -27,26 +23,27 @@ import (
 // without credentials on the authenticated connection. User may be "user",
 // "DOMAIN\user" or "user@realm".
 //
-// The host keeps NTLM state per TCP connection, so from the NEGOTIATE until
-// the AUTHENTICATE's reply the exchange is pinned to the NEGOTIATE's
-// connection: the transport's dialer refuses to open another
-// (errConnReplaced, before a byte is written). When that connection is
-// lost between the legs (the host closes it, or net/http declines to reuse
-// it, which it does when a write is not confirmed within 50 ms of the
-// reply), the whole exchange starts over on a new connection, at most
-// maxAttempts times, instead of sending the AUTHENTICATE where the host
-// can only answer 401 (which would read as rejected credentials). The
-// negotiator sends the body with every leg, but the host acts on none
-// answered 401 or never written. An AUTHENTICATE written on the
-// NEGOTIATE's connection and met by a closed connection may have reached
-// the host: the exchange starts over for an Idempotent request only, and
-// otherwise fails as a lost connection (never as the first 401). Nothing
-// is sent again after a 2xx; a request that finds its kept-alive connection dead
-// before any handshake fails as with Basic, for package wsman to judge.
+// The host keeps NTLM state per TCP connection, so the exchange runs on
+// one connection that the transport holds: a NEGOTIATE with an empty
+// body, the host's 401 with its CHALLENGE, then the AUTHENTICATE carrying
+// the request's body, whose reply is the answer. Later requests go on
+// that connection without credentials. When the connection is lost
+// between the legs, the whole exchange starts over on a new connection,
+// at most maxAttempts times, instead of sending the AUTHENTICATE where
+// the host can only answer 401 (which would read as rejected
+// credentials). An AUTHENTICATE written and met by a closed connection
+// may have reached the host: it goes again for an Idempotent request
+// only, once, and otherwise fails as a lost connection; so does any
+// request on the authenticated connection found closed under it, for
+// package wsman's retry policy to judge. A 401 to a request on the
+// authenticated connection (the host forgot it) authenticates a new
+// connection and sends the request again: the host did not act on it.
 //
 // Through an http:// proxy each request may reach the host on another
 // connection, which breaks NTLM; an https:// endpoint is tunnelled with
 // CONNECT and works.
+//
+// The handshake messages are built by Azure/go-ntlmssp.
 //
 // Encryption=Always is refused; Auto and Never both mean "do not seal" here
 // (New picks NewNTLMEncrypted where Auto calls for sealing).
@@ -58,59 +55,37 @@ func NewNTLM(cfg Config) (Transport, error) {
 		// Asked to seal, this transport would send every body in clear.
 		return nil, errors.New("ntlm auth: NewNTLM never seals; use NewNTLMEncrypted (or New) for encryption always")
 	}
-	cfg.MaxConnsPerHost = 1
-	cfg.MaxIdleConnsPerHost = 1
-	t, err := cfg.httpTransport()
+	d, err := cfg.newDialer()
 	if err != nil {
 		return nil, fmt.Errorf("ntlm auth: %w", err)
 	}
-	p := &ntlmPlain{
-		transport: t,
-		limit:     cfg.maxResponseBytes(),
-		user:      cfg.User,
-		password:  cfg.Password,
-		serial:    make(chan struct{}, 1),
-		dialer:    t.DialContext,
-	}
-	t.DialContext = p.dial
-	return p, nil
+	return &ntlmPlain{
+		d:           d,
+		anon:        newConnPool(d, Config{MaxIdleConnsPerHost: 1}),
+		limit:       cfg.maxResponseBytes(),
+		respTimeout: cfg.ResponseTimeout,
+		user:        cfg.User,
+		password:    cfg.Password,
+		serial:      make(chan struct{}, 1),
+	}, nil
 }
 
-// ntlmPlain is the unsealed NTLM transport: go-ntlmssp's Negotiator over
-// one pinned connection, with the exchange redone when the connection is
-// lost between legs.
+// ntlmPlain is the unsealed NTLM transport: one authenticated connection,
+// its exchange redone on a new connection when it is lost between legs.
 type ntlmPlain struct {
-	transport      *http.Transport
+	d *dialer
+	// anon carries Anonymous requests on connections of their own, so they
+	// never ride on (or disturb) the authenticated one.
+	anon           *connPool
 	limit          int64
+	respTimeout    time.Duration
 	user, password string
-	// serial lets one request at a time through: the legs of one exchange
-	// must not interleave with another request's.
+	// serial lets one request at a time through and guards conn and key:
+	// the legs of one exchange must not interleave with another request's.
 	serial chan struct{}
-
-	// dialer is the plain dialer behind dial.
-	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
-	// pinMu guards pinned, which dial reads on net/http's goroutines.
-	pinMu  sync.Mutex
-	pinned bool
-}
-
-// dial opens a connection unless an exchange is between its NEGOTIATE and
-// the AUTHENTICATE's reply: the AUTHENTICATE would reach the host on a
-// connection that never saw the NEGOTIATE.
-func (p *ntlmPlain) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	p.pinMu.Lock()
-	pinned := p.pinned
-	p.pinMu.Unlock()
-	if pinned {
-		return nil, errConnReplaced
-	}
-	return p.dialer(ctx, network, addr)
-}
-
-func (p *ntlmPlain) setPinned(v bool) {
-	p.pinMu.Lock()
-	p.pinned = v
-	p.pinMu.Unlock()
+	// conn is the authenticated connection (nil: none), to endpoint key.
+	conn *hconn
+	key  string
 }
 
 // RoundTrip posts req.Body and returns the reply whatever its status.
@@ -118,61 +93,165 @@ func (p *ntlmPlain) RoundTrip(ctx context.Context, req *Request) (*Response, err
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	hr, err := newHTTPRequest(ctx, req, req.Body, ContentTypeSOAP)
+	ep, err := newEndpoint(req.URL)
 	if err != nil {
-		return nil, err
+		return nil, &notSentError{err}
 	}
-	host := hr.URL.Host
+	var buf [4]header
+	hdrs, err := requestHeaders(buf[:0], req.Header)
+	if err != nil {
+		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
+	}
+	if req.Anonymous {
+		return p.anon.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
+	}
 	select {
 	case p.serial <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("post to %s: waiting for the connection: %w", host, ctx.Err())
+		return nil, &notSentError{fmt.Errorf("post to %s: waiting for the connection: %w", ep.hostHeader, ctx.Err())}
 	}
 	defer func() { <-p.serial }()
-	if req.Anonymous {
-		hr.Header.Del("Authorization")
-		return doHTTP(p.transport, hr, p.limit)
-	}
 
 	// maybeSeen says an earlier attempt may have reached the host with the
-	// body and got no reply; spent once, like the sealed transport's.
+	// body and got no reply: an Idempotent request is sent again once.
 	maybeSeen := false
 	var lost error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		if attempt > 1 {
-			p.transport.CloseIdleConnections()
-			if hr, err = newHTTPRequest(ctx, req, req.Body, ContentTypeSOAP); err != nil {
-				return nil, err
+		if p.conn != nil && (p.key != ep.key || !p.conn.reusable(idleTimeout)) {
+			p.drop()
+		}
+		var resp *Response
+		var err error
+		authenticated := p.conn != nil
+		if authenticated {
+			resp, err = p.conn.roundTrip(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
+		} else {
+			resp, err = p.authenticate(ctx, ep, hdrs, req.Body)
+		}
+		if err == nil {
+			if authenticated && resp.StatusCode == http.StatusUnauthorized {
+				// The host no longer finds the connection authenticated and
+				// did not act on the message: authenticate a new one.
+				p.drop()
+				lost = errors.New("HTTP 401 on the authenticated connection")
+				continue
 			}
+			return resp, nil
 		}
-		hr.SetBasicAuth(p.user, p.password)
-		legs := &legLog{}
-		rt := ntlmssp.Negotiator{RoundTripper: &legTracer{p: p, log: legs, next: release401{p.transport}}}
-		resp, err := doHTTP(rt, hr, p.limit)
-		p.setPinned(false)
-		if err == nil && resp.StatusCode == http.StatusUnauthorized && ctx.Err() != nil {
-			// The negotiator swallows errors of later legs and hands back
-			// an earlier 401; the context says why.
-			return nil, fmt.Errorf("post to %s: %w", host, ctx.Err())
+		if ctx.Err() != nil {
+			return nil, p.fail(ctx, ep, err)
 		}
-		v := legs.verdict(req.Idempotent && !maybeSeen)
+		var redo *redoError
+		var xe *exchangeError
 		switch {
-		case v.redo == nil:
-			if v.err != nil {
-				return nil, fmt.Errorf("post to %s: %w", host, ctxErr(ctx, v.err))
-			}
-			return resp, err
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("post to %s: %w", host, ctx.Err())
+		case errors.As(err, &redo):
+			// Nothing of the body reached the host.
+			lost = redo.err
+			continue
+		case errors.As(err, &xe) && !xe.written:
+			lost = err
+			continue
+		case !authenticated && errors.As(err, &xe) && !xe.answered && IsConnectionClosed(err) && req.Idempotent && !maybeSeen:
+			// The NEGOTIATE's connection was found closed under the
+			// AUTHENTICATE; the host most likely never saw the body, but
+			// may have (see deadConnError). A request on the authenticated
+			// connection found dead fails as with Basic, for package
+			// wsman's retry policy to judge.
+			maybeSeen, lost = true, &deadConnError{err}
+			continue
 		}
-		maybeSeen = maybeSeen || v.maybeSeen
-		lost = v.redo
+		return nil, p.fail(ctx, ep, err)
 	}
-	err = fmt.Errorf("post to %s: %w (the connection was lost during each of %d NTLM exchanges)", host, lost, maxAttempts)
+	err = fmt.Errorf("post to %s: %w (the connection was lost during each of %d NTLM exchanges)", ep.hostHeader, lost, maxAttempts)
 	if maybeSeen {
 		return nil, err
 	}
 	return nil, &notSentError{err}
+}
+
+// fail wraps the error of an exchange with the host, marked ErrNotSent
+// when nothing of the body was written.
+func (p *ntlmPlain) fail(ctx context.Context, ep endpoint, err error) error {
+	var ns *notSentError
+	if errors.As(err, &ns) {
+		return &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, ctxErr(ctx, err))}
+	}
+	return exchangeFailed(ctx, ep.hostHeader, err)
+}
+
+// redoError is a handshake leg lost before the body went out: the
+// exchange may start over on a new connection.
+type redoError struct{ err error }
+
+func (e *redoError) Error() string { return e.err.Error() }
+func (e *redoError) Unwrap() error { return e.err }
+
+// drop forgets the authenticated connection.
+func (p *ntlmPlain) drop() {
+	if p.conn != nil {
+		p.conn.close()
+		p.conn, p.key = nil, ""
+	}
+}
+
+// authenticate dials a connection, runs the NEGOTIATE leg with an empty
+// body and sends the body with the AUTHENTICATE. On success the
+// connection becomes p.conn.
+func (p *ntlmPlain) authenticate(ctx context.Context, ep endpoint, hdrs []header, body []byte) (*Response, error) {
+	h, err := p.d.connect(ctx, ep)
+	if err != nil {
+		return nil, &notSentError{err}
+	}
+	negotiate, err := ntlmssp.NewNegotiateMessage("", "")
+	if err != nil {
+		h.close()
+		return nil, &notSentError{fmt.Errorf("ntlm: build NEGOTIATE: %w", err)}
+	}
+	leg := append(hdrs[:len(hdrs):len(hdrs)], header{"Authorization", "Negotiate " + base64.StdEncoding.EncodeToString(negotiate)})
+	resp, err := h.roundTrip(ctx, ep, leg, ContentTypeSOAP, nil, max401Body, p.respTimeout)
+	if err != nil {
+		// The NEGOTIATE went on a new connection: one dropped at once is
+		// the host refusing, not a loss to ride out. It carried no body.
+		return nil, &notSentError{fmt.Errorf("NTLM NEGOTIATE: %w", err)}
+	}
+	challenge, err := challengeToken(resp)
+	if err != nil {
+		h.close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			// Refused without a challenge (the host does not offer
+			// Negotiate, or refuses this account outright): that 401 is
+			// the answer, for package wsman to report.
+			return resp, nil
+		}
+		return nil, &notSentError{fmt.Errorf("ntlm handshake with %s: %w", ep.hostHeader, err)}
+	}
+	if h.broken {
+		return nil, &redoError{errors.New("NTLM: the host closed the connection after its CHALLENGE")}
+	}
+	authenticate, err := ntlmssp.NewAuthenticateMessage(challenge, p.user, p.password, nil)
+	if err != nil {
+		h.close()
+		return nil, &notSentError{fmt.Errorf("ntlm handshake with %s: process CHALLENGE: %w", ep.hostHeader, err)}
+	}
+	leg = append(hdrs[:len(hdrs):len(hdrs)], header{"Authorization", "Negotiate " + base64.StdEncoding.EncodeToString(authenticate)})
+	resp, err = h.roundTrip(ctx, ep, leg, ContentTypeSOAP, body, p.limit, p.respTimeout)
+	if err != nil {
+		var xe *exchangeError
+		if errors.As(err, &xe) && !xe.written {
+			return nil, &redoError{fmt.Errorf("NTLM AUTHENTICATE: %w", err)}
+		}
+		// reused is true here: the connection carried the NEGOTIATE.
+		return nil, fmt.Errorf("NTLM AUTHENTICATE: %w", err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The credentials were refused; the 401 goes up for package wsman.
+		h.close()
+		return resp, nil
+	}
+	if !h.broken {
+		p.conn, p.key = h, ep.key
+	}
+	return resp, nil
 }
 
 // Confidential is true only over https://: plain NTLM never seals a body.
@@ -183,171 +262,17 @@ func (p *ntlmPlain) Confidential(endpoint string) bool {
 
 // CloseIdleConnections closes kept-alive connections, ending the NTLM
 // authentication; the next request authenticates again.
-func (p *ntlmPlain) CloseIdleConnections() { p.transport.CloseIdleConnections() }
-
-// Kinds of leg, by the NTLM message in their Authorization header.
-const (
-	legAnonymous = iota
-	legNegotiate
-	legAuthenticate
-	legOther
-)
-
-// leg is what one round trip of the negotiator's exchange met.
-type leg struct {
-	kind     int
-	conn     net.Conn // the connection it went out on, nil if none
-	reused   bool
-	answered bool // a byte of reply arrived
-	// writeFailed says writing the request failed: it never reached the
-	// host whole, so the host cannot have acted on it.
-	writeFailed bool
-	status      int // 0 without a reply
-	err         error
-}
-
-// legLog records the legs of one exchange; trace callbacks may write to it
-// on net/http's goroutines.
-type legLog struct {
-	mu   sync.Mutex
-	legs []*leg
-}
-
-// verdict is what to make of one exchange: redo says to start over (and
-// why), err replaces the negotiator's answer (which hides leg errors
-// behind the first 401), maybeSeen says the body may have reached the
-// host on a leg that got no reply.
-type verdict struct {
-	redo, err error
-	maybeSeen bool
-}
-
-// verdict decides from the legs whether the exchange's answer stands.
-// mayRepeat allows starting over after a leg that may have reached the
-// host with the body and got no reply.
-func (l *legLog) verdict(mayRepeat bool) verdict {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var negConn net.Conn
-	for _, lg := range l.legs {
-		switch {
-		case lg.status >= 200 && lg.status <= 299:
-			// The host acted on the body: whatever happened, never again.
-			return verdict{}
-		case lg.err == nil && lg.kind == legNegotiate:
-			negConn = lg.conn
-		case lg.err == nil && lg.kind == legAuthenticate && lg.conn != negConn && lg.status == http.StatusUnauthorized:
-			// dial makes this unreachable; should it happen, the 401 came
-			// on a connection that never saw our NEGOTIATE.
-			return verdict{redo: fmt.Errorf("NTLM AUTHENTICATE went out on another connection than the NEGOTIATE (answered HTTP %d)", lg.status)}
-		case lg.err == nil:
-		case errors.Is(lg.err, errConnReplaced):
-			// The NEGOTIATE's connection was gone before the AUTHENTICATE
-			// could go out: nothing was written anywhere.
-			return verdict{redo: lg.err}
-		case lg.writeFailed && !lg.answered:
-			return verdict{redo: fmt.Errorf("NTLM exchange: %w", lg.err)}
-		case lg.kind == legNegotiate && !lg.answered:
-			// A NEGOTIATE is never acted on (the host must challenge it),
-			// so it can go again on a fresh connection.
-			return verdict{redo: fmt.Errorf("NTLM NEGOTIATE: %w", lg.err)}
-		case mayRepeat && lg.kind == legAuthenticate && lg.reused && !lg.answered && connDead(lg.err):
-			// The NEGOTIATE's connection found closed under the
-			// AUTHENTICATE; the host most likely never saw the body, but
-			// may have (see deadConnError). A request on a kept-alive
-			// connection found dead before any handshake fails as with
-			// Basic, for package wsman's retry policy to judge.
-			return verdict{redo: &deadConnError{lg.err}, maybeSeen: true}
-		case lg.kind == legAuthenticate:
-			// The negotiator would answer with the first 401, which says
-			// nothing about the credentials.
-			return verdict{err: fmt.Errorf("NTLM AUTHENTICATE: %w", lg.err)}
-		}
+func (p *ntlmPlain) CloseIdleConnections() {
+	select {
+	case p.serial <- struct{}{}:
+		p.drop()
+		<-p.serial
+	default:
+		// A request is in flight on the connection; it stays.
 	}
-	return verdict{}
+	p.anon.closeIdle()
 }
 
-// legTracer records each leg of the negotiator's exchange and pins the
-// NEGOTIATE's connection until the exchange ends.
-type legTracer struct {
-	p    *ntlmPlain
-	log  *legLog
-	next http.RoundTripper
-}
-
-func (t *legTracer) RoundTrip(req *http.Request) (*http.Response, error) {
-	lg := &leg{kind: legKindOf(req.Header.Get("Authorization"))}
-	t.log.mu.Lock()
-	t.log.legs = append(t.log.legs, lg)
-	t.log.mu.Unlock()
-	trace := &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) {
-			if lg.kind == legNegotiate {
-				t.p.setPinned(true)
-			}
-			t.log.mu.Lock()
-			lg.conn, lg.reused = i.Conn, i.Reused
-			t.log.mu.Unlock()
-		},
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			t.log.mu.Lock()
-			lg.writeFailed = i.Err != nil
-			t.log.mu.Unlock()
-		},
-		GotFirstResponseByte: func() {
-			t.log.mu.Lock()
-			lg.answered = true
-			t.log.mu.Unlock()
-		},
-	}
-	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	t.log.mu.Lock()
-	lg.err = err
-	if resp != nil {
-		lg.status = resp.StatusCode
-	}
-	t.log.mu.Unlock()
-	return resp, err
-}
-
-// legKindOf names a leg by its Authorization header.
-func legKindOf(h string) int {
-	if h == "" {
-		return legAnonymous
-	}
-	_, tok, _ := strings.Cut(h, " ")
-	msg, err := base64.StdEncoding.DecodeString(strings.TrimSpace(tok))
-	switch {
-	case err != nil || len(msg) < 12:
-		return legOther
-	case msg[8] == 1:
-		return legNegotiate
-	case msg[8] == 3:
-		return legAuthenticate
-	}
-	return legOther
-}
-
-// max401Body bounds the body of a 401 buffered during the NTLM handshake;
+// max401Body bounds the body of a reply during the NTLM handshake;
 // Windows sends none.
 const max401Body = 64 << 10
-
-// release401 reads and closes the body of every 401 at once. The negotiator
-// keeps the first 401 open while it sends the next leg, and with one
-// connection per host that leg would wait forever for the connection the
-// open body holds.
-type release401 struct{ next http.RoundTripper }
-
-func (r release401) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp.Body, max401Body)
-	if err != nil {
-		return nil, fmt.Errorf("read 401 reply from %s: %w", req.URL.Host, err)
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
-}
