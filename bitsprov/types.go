@@ -8,7 +8,6 @@ package bitsprov
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -148,68 +147,167 @@ type props struct {
 	in *wsman.Instance
 }
 
-// jobProps is props for JobFromInstance. at holds for each of jobFields
-// the index in in.Props of the first property of that name (-1: absent):
-// looking each name up among a job's properties was the most expensive
-// part of listing jobs once the XML was read quickly, and one pass over
-// the properties finds them all.
-type jobProps struct {
+// fieldIndex holds, for each name of a field list (jobFields,
+// fileFields), the index in in.Props of the first property of that name
+// (-1: absent): looking each name up among a job's properties was the
+// most expensive part of listing jobs once the XML was read quickly, and
+// one pass over the properties finds them all.
+type fieldIndex struct {
 	props
 	at [len(jobFields)]int32
 }
 
+// Indexes in jobFields.
+const (
+	jfJobID = iota
+	jfDisplayName
+	jfDescription
+	jfOwner
+	jfType
+	jfPriority
+	jfState
+	jfBytesTotal
+	jfBytesTransferred
+	jfFilesTotal
+	jfFilesTransferred
+	jfTransientErrorCount
+	jfJobCreationTime
+	jfJobLastModificationTime
+	jfJobCompletionTime
+	jfMinimumRetryDelay
+	jfNoProgressTimeout
+	jfFiles
+)
+
 // jobFields are the properties JobFromInstance reads.
 var jobFields = [...]string{
-	"JobId", "DisplayName", "Description", "Owner", "Type", "Priority",
-	"State", "BytesTotal", "BytesTransferred", "FilesTotal",
-	"FilesTransferred", "TransientErrorCount", "JobCreationTime",
-	"JobLastModificationTime", "JobCompletionTime", "MinimumRetryDelay",
-	"NoProgressTimeout", "Files",
+	jfJobID: "JobId", jfDisplayName: "DisplayName", jfDescription: "Description",
+	jfOwner: "Owner", jfType: "Type", jfPriority: "Priority", jfState: "State",
+	jfBytesTotal: "BytesTotal", jfBytesTransferred: "BytesTransferred",
+	jfFilesTotal: "FilesTotal", jfFilesTransferred: "FilesTransferred",
+	jfTransientErrorCount: "TransientErrorCount", jfJobCreationTime: "JobCreationTime",
+	jfJobLastModificationTime: "JobLastModificationTime", jfJobCompletionTime: "JobCompletionTime",
+	jfMinimumRetryDelay: "MinimumRetryDelay", jfNoProgressTimeout: "NoProgressTimeout",
+	jfFiles: "Files",
 }
 
-// index indexes in's properties: the first property matching each of
-// jobFields, as props.find would pick it by scanning.
-func (p *jobProps) index(in *wsman.Instance) {
+// jobField is the index in jobFields of the name spelt exactly so, or -1.
+func jobField(name string) int {
+	switch name {
+	case "JobId":
+		return jfJobID
+	case "DisplayName":
+		return jfDisplayName
+	case "Description":
+		return jfDescription
+	case "Owner":
+		return jfOwner
+	case "Type":
+		return jfType
+	case "Priority":
+		return jfPriority
+	case "State":
+		return jfState
+	case "BytesTotal":
+		return jfBytesTotal
+	case "BytesTransferred":
+		return jfBytesTransferred
+	case "FilesTotal":
+		return jfFilesTotal
+	case "FilesTransferred":
+		return jfFilesTransferred
+	case "TransientErrorCount":
+		return jfTransientErrorCount
+	case "JobCreationTime":
+		return jfJobCreationTime
+	case "JobLastModificationTime":
+		return jfJobLastModificationTime
+	case "JobCompletionTime":
+		return jfJobCompletionTime
+	case "MinimumRetryDelay":
+		return jfMinimumRetryDelay
+	case "NoProgressTimeout":
+		return jfNoProgressTimeout
+	case "Files":
+		return jfFiles
+	}
+	return -1
+}
+
+// Indexes in fileFields.
+const (
+	ffRemoteURL = iota
+	ffLocalFile
+	ffBytesTotal
+	ffBytesTransferred
+	ffCompleted
+)
+
+// fileFields are the properties fileFromInstance reads.
+var fileFields = [...]string{
+	ffRemoteURL: "RemoteUrl", ffLocalFile: "LocalFile", ffBytesTotal: "BytesTotal",
+	ffBytesTransferred: "BytesTransferred", ffCompleted: "Completed",
+}
+
+// fileField is jobField for fileFields.
+func fileField(name string) int {
+	switch name {
+	case "RemoteUrl":
+		return ffRemoteURL
+	case "LocalFile":
+		return ffLocalFile
+	case "BytesTotal":
+		return ffBytesTotal
+	case "BytesTransferred":
+		return ffBytesTransferred
+	case "Completed":
+		return ffCompleted
+	}
+	return -1
+}
+
+// index indexes in's properties by fields: the first property matching
+// each, as props.find would pick it by scanning. exact finds a name
+// spelt as in fields; any other name is compared with each field as
+// props.find compares (sameName, strings.EqualFold).
+func (p *fieldIndex) index(in *wsman.Instance, fields []string, exact func(string) int) {
 	p.in = in
-	for k := range p.at {
-		p.at[k] = -1
+	at := p.at[:len(fields)]
+	for k := range at {
+		at[k] = -1
 	}
-	for i := range p.in.Props {
-		name := p.in.Props[i].Name
-		cands := jobFieldsAll[:]
-		if isASCII(name) {
-			// Two ASCII names of different lengths never fold together;
-			// a non-ASCII name may (U+212A KELVIN SIGN folds to k).
-			if len(name) >= len(jobFieldsByLen) {
-				continue
+	for i := range in.Props {
+		name := in.Props[i].Name
+		if k := exact(name); k >= 0 {
+			if at[k] < 0 {
+				at[k] = int32(i)
 			}
-			cands = jobFieldsByLen[len(name)]
+			continue
 		}
-		for _, k := range cands {
-			if p.at[k] < 0 && sameName(name, jobFields[k]) {
-				p.at[k] = int32(i)
+		for k, f := range fields {
+			if at[k] < 0 && sameName(name, f) {
+				at[k] = int32(i)
 			}
 		}
 	}
 }
 
-// jobFieldsAll and jobFieldsByLen list indexes in jobFields: all of
-// them, and those of each length.
-var jobFieldsAll, jobFieldsByLen = func() (all [len(jobFields)]int8, byLen [24][]int8) {
-	for k, f := range jobFields {
-		all[k] = int8(k)
-		byLen[len(f)] = append(byLen[len(f)], int8(k))
+// prop is the property indexed for field k, or nil.
+func (p *fieldIndex) prop(k int) *wsman.Property {
+	if i := p.at[k]; i >= 0 {
+		return &p.in.Props[i]
 	}
-	return all, byLen
-}()
+	return nil
+}
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
+func (p *fieldIndex) str(k int) (string, error) {
+	s, _, err := p.valueOf(p.prop(k))
+	return s, err
+}
+
+// uint is props.uint for the field k named name.
+func (p *fieldIndex) uint(k int, name string, bits int) (uint64, bool, error) {
+	return p.uintOf(p.prop(k), name, bits)
 }
 
 // find returns the first property whose name matches name
@@ -221,32 +319,6 @@ func (p props) find(name string) *wsman.Property {
 		}
 	}
 	return nil
-}
-
-// find is props.find through the index; name must be one of jobFields.
-func (p *jobProps) find(name string) *wsman.Property {
-	for k, f := range jobFields {
-		if f == name {
-			if i := p.at[k]; i >= 0 {
-				return &p.in.Props[i]
-			}
-			return nil
-		}
-	}
-	panic("bitsprov: " + name + " is not one of jobFields")
-}
-
-func (p *jobProps) str(name string) (string, error) {
-	s, _, err := p.valueOf(p.find(name))
-	return s, err
-}
-
-func (p *jobProps) uint(name string, bits int) (uint64, bool, error) {
-	return p.uintOf(p.find(name), name, bits)
-}
-
-func (p *jobProps) objects(name string) ([]*wsman.Instance, error) {
-	return p.objectsOf(p.find(name))
 }
 
 // value returns the single text value of name; ok is false when the
@@ -305,17 +377,54 @@ func (p props) uintOf(pr *wsman.Property, name string, bits int) (uint64, bool, 
 	if err != nil || !ok {
 		return 0, false, err
 	}
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, bits)
-	if err != nil {
+	n, ok := parseUint(s, bits)
+	if !ok {
 		return 0, false, fmt.Errorf("%s.%s: %q is not a uint%d", p.in.ClassName, name, s, bits)
 	}
 	return n, true, nil
 }
 
+// parseUint is strconv.ParseUint(strings.TrimSpace(s), 10, bits) without
+// the error value: decimal digits only, at most bits wide.
+func parseUint(s string, bits int) (uint64, bool) {
+	if s == "" || s[0] <= ' ' || s[len(s)-1] <= ' ' || s[0] >= 0x80 || s[len(s)-1] >= 0x80 {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return 0, false
+		}
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		d := s[i] - '0'
+		if d > 9 || n > (1<<64-1)/10 {
+			return 0, false
+		}
+		n = n*10 + uint64(d)
+		if n < uint64(d) {
+			return 0, false // wrapped
+		}
+	}
+	if bits < 64 && n>>bits != 0 {
+		return 0, false
+	}
+	return n, true
+}
+
 func (p props) bool(name string) (bool, error) {
-	s, ok, err := p.value(name)
+	return p.boolOf(p.find(name), name)
+}
+
+// boolOf is bool for the property pr (nil: absent) found as name.
+func (p props) boolOf(pr *wsman.Property, name string) (bool, error) {
+	s, ok, err := p.valueOf(pr)
 	if err != nil || !ok {
 		return false, err
+	}
+	switch s {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
 	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "true", "1":
@@ -326,34 +435,22 @@ func (p props) bool(name string) (bool, error) {
 	return false, fmt.Errorf("%s.%s: %q is not a boolean", p.in.ClassName, name, s)
 }
 
-// objectsOf returns the embedded objects of the property pr; a nil or
-// absent (nil pr) array is empty.
-func (p props) objectsOf(pr *wsman.Property) ([]*wsman.Instance, error) {
-	if pr == nil {
-		return nil, nil
-	}
-	var out []*wsman.Instance
-	for _, v := range pr.Values {
-		switch v.Kind {
-		case wsman.KindNil:
-			continue
-		case wsman.KindObject:
-			if v.Object != nil {
-				out = append(out, v.Object)
-			}
-		default:
-			return nil, fmt.Errorf("%s.%s: not an embedded object", p.in.ClassName, pr.Name)
-		}
-	}
-	return out, nil
-}
-
-// size decodes a byte count that may be SizeUnknown.
-func size(n uint64, ok bool) *uint64 {
+// sizeIn decodes a byte count that may be SizeUnknown into *dst.
+func sizeIn(dst *uint64, n uint64, ok bool) *uint64 {
 	if !ok || n == SizeUnknown {
 		return nil
 	}
-	return &n
+	*dst = n
+	return dst
+}
+
+// jobBlock is a decoded job with room for its first file and both of
+// their sizes: one allocation per job of the usual kind (one file)
+// instead of four.
+type jobBlock struct {
+	job   Job
+	file  [1]File
+	sizes [2]uint64
 }
 
 // JobFromInstance decodes a BitsClientJob instance (a GetResponse body or
@@ -363,122 +460,147 @@ func JobFromInstance(in *wsman.Instance) (*Job, error) {
 	if in == nil {
 		return nil, fmt.Errorf("bitsprov: decode job: no instance")
 	}
-	var p jobProps
-	p.index(in)
-	j := &Job{}
-	var err error
-	fail := func(e error) (*Job, error) { return nil, fmt.Errorf("bitsprov: decode job: %w", e) }
-
-	if j.JobID, err = p.str("JobId"); err != nil {
-		return fail(err)
-	}
-	if j.JobID == "" {
-		return fail(fmt.Errorf("%s has no JobId", in.ClassName))
-	}
-	if j.DisplayName, err = p.str("DisplayName"); err != nil {
-		return fail(err)
-	}
-	if j.Description, err = p.str("Description"); err != nil {
-		return fail(err)
-	}
-	if j.Owner, err = p.str("Owner"); err != nil {
-		return fail(err)
-	}
-	if n, ok, err := p.uint("Type", 16); err != nil {
-		return fail(err)
-	} else if ok {
-		t := JobType(n)
-		j.Type = &t
-	}
-	n, _, err := p.uint("Priority", 32)
+	j, err := decodeJob(in)
 	if err != nil {
-		return fail(err)
-	}
-	j.Priority = Priority(n)
-	if n, _, err = p.uint("State", 16); err != nil {
-		return fail(err)
-	}
-	j.State = State(n)
-	n, ok, err := p.uint("BytesTotal", 64)
-	if err != nil {
-		return fail(err)
-	}
-	j.BytesTotal = size(n, ok)
-	if j.BytesTransferred, _, err = p.uint("BytesTransferred", 64); err != nil {
-		return fail(err)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *uint32
-	}{
-		{"FilesTotal", &j.FilesTotal},
-		{"FilesTransferred", &j.FilesTransferred},
-		{"TransientErrorCount", &j.TransientErrorCount},
-	} {
-		if n, _, err = p.uint(f.name, 32); err != nil {
-			return fail(err)
-		}
-		*f.dst = uint32(n)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{
-		{"JobCreationTime", &j.Created},
-		{"JobLastModificationTime", &j.Modified},
-		{"JobCompletionTime", &j.Completed},
-	} {
-		if n, _, err = p.uint(f.name, 64); err != nil {
-			return fail(err)
-		}
-		*f.dst = FiletimeToTime(n)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{
-		{"MinimumRetryDelay", &j.MinimumRetryDelay},
-		{"NoProgressTimeout", &j.NoProgressTimeout},
-	} {
-		if n, _, err = p.uint(f.name, 32); err != nil {
-			return fail(err)
-		}
-		*f.dst = time.Duration(n) * time.Second
-	}
-	files, err := p.objects("Files")
-	if err != nil {
-		return fail(err)
-	}
-	for _, fo := range files {
-		f, err := fileFromInstance(fo)
-		if err != nil {
-			return fail(err)
-		}
-		j.Files = append(j.Files, f)
+		return nil, fmt.Errorf("bitsprov: decode job: %w", err)
 	}
 	return j, nil
 }
 
-func fileFromInstance(in *wsman.Instance) (File, error) {
-	p := props{in}
-	var f File
+func decodeJob(in *wsman.Instance) (*Job, error) {
+	var p fieldIndex
+	p.index(in, jobFields[:], jobField)
+	blk := &jobBlock{}
+	j := &blk.job
 	var err error
-	if f.RemoteURL, err = p.str("RemoteUrl"); err != nil {
-		return f, err
+	if j.JobID, err = p.str(jfJobID); err != nil {
+		return nil, err
 	}
-	if f.LocalFile, err = p.str("LocalFile"); err != nil {
-		return f, err
+	if j.JobID == "" {
+		return nil, fmt.Errorf("%s has no JobId", in.ClassName)
 	}
-	n, ok, err := p.uint("BytesTotal", 64)
+	if j.DisplayName, err = p.str(jfDisplayName); err != nil {
+		return nil, err
+	}
+	if j.Description, err = p.str(jfDescription); err != nil {
+		return nil, err
+	}
+	if j.Owner, err = p.str(jfOwner); err != nil {
+		return nil, err
+	}
+	if n, ok, err := p.uint(jfType, "Type", 16); err != nil {
+		return nil, err
+	} else if ok {
+		t := JobType(n)
+		j.Type = &t
+	}
+	n, _, err := p.uint(jfPriority, "Priority", 32)
 	if err != nil {
-		return f, err
+		return nil, err
 	}
-	f.BytesTotal = size(n, ok)
-	if f.BytesTransferred, _, err = p.uint("BytesTransferred", 64); err != nil {
-		return f, err
+	j.Priority = Priority(n)
+	if n, _, err = p.uint(jfState, "State", 16); err != nil {
+		return nil, err
 	}
-	if f.Completed, err = p.bool("Completed"); err != nil {
-		return f, err
+	j.State = State(n)
+	n, ok, err := p.uint(jfBytesTotal, "BytesTotal", 64)
+	if err != nil {
+		return nil, err
 	}
-	return f, nil
+	j.BytesTotal = sizeIn(&blk.sizes[0], n, ok)
+	if j.BytesTransferred, _, err = p.uint(jfBytesTransferred, "BytesTransferred", 64); err != nil {
+		return nil, err
+	}
+	for _, f := range [...]struct {
+		k   int
+		dst *uint32
+	}{
+		{jfFilesTotal, &j.FilesTotal},
+		{jfFilesTransferred, &j.FilesTransferred},
+		{jfTransientErrorCount, &j.TransientErrorCount},
+	} {
+		if n, _, err = p.uint(f.k, jobFields[f.k], 32); err != nil {
+			return nil, err
+		}
+		*f.dst = uint32(n)
+	}
+	for _, f := range [...]struct {
+		k   int
+		dst *time.Time
+	}{
+		{jfJobCreationTime, &j.Created},
+		{jfJobLastModificationTime, &j.Modified},
+		{jfJobCompletionTime, &j.Completed},
+	} {
+		if n, _, err = p.uint(f.k, jobFields[f.k], 64); err != nil {
+			return nil, err
+		}
+		*f.dst = FiletimeToTime(n)
+	}
+	for _, f := range [...]struct {
+		k   int
+		dst *time.Duration
+	}{
+		{jfMinimumRetryDelay, &j.MinimumRetryDelay},
+		{jfNoProgressTimeout, &j.NoProgressTimeout},
+	} {
+		if n, _, err = p.uint(f.k, jobFields[f.k], 32); err != nil {
+			return nil, err
+		}
+		*f.dst = time.Duration(n) * time.Second
+	}
+	// The embedded objects of Files, as props.objectsOf reads them.
+	pr := p.prop(jfFiles)
+	if pr == nil {
+		return j, nil
+	}
+	for _, v := range pr.Values {
+		if v.Kind != wsman.KindNil && v.Kind != wsman.KindObject {
+			return nil, fmt.Errorf("%s.%s: not an embedded object", in.ClassName, pr.Name)
+		}
+	}
+	for _, v := range pr.Values {
+		if v.Kind != wsman.KindObject || v.Object == nil {
+			continue
+		}
+		if j.Files == nil {
+			j.Files = blk.file[:0:1]
+		}
+		j.Files = append(j.Files, File{})
+		f := &j.Files[len(j.Files)-1]
+		size := &blk.sizes[1]
+		if len(j.Files) > 1 {
+			size = new(uint64)
+		}
+		if err := fileFromInstance(v.Object, f, size); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
+}
+
+// fileFromInstance decodes a BitsClientFile into f; size holds its
+// BytesTotal when known.
+func fileFromInstance(in *wsman.Instance, f *File, size *uint64) error {
+	var p fieldIndex
+	p.index(in, fileFields[:], fileField)
+	var err error
+	if f.RemoteURL, err = p.str(ffRemoteURL); err != nil {
+		return err
+	}
+	if f.LocalFile, err = p.str(ffLocalFile); err != nil {
+		return err
+	}
+	n, ok, err := p.uint(ffBytesTotal, "BytesTotal", 64)
+	if err != nil {
+		return err
+	}
+	f.BytesTotal = sizeIn(size, n, ok)
+	if f.BytesTransferred, _, err = p.uint(ffBytesTransferred, "BytesTransferred", 64); err != nil {
+		return err
+	}
+	if f.Completed, err = p.boolOf(p.prop(ffCompleted), "Completed"); err != nil {
+		return err
+	}
+	return nil
 }

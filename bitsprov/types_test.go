@@ -454,3 +454,83 @@ func TestJobFromInstanceNameMatching(t *testing.T) {
 		t.Errorf("DisplayName = %q, want the first of the case-insensitive duplicates, %q", got.DisplayName, "TestJob")
 	}
 }
+
+// TestParseUintIsStrconv: parseUint accepts and refuses exactly what
+// strconv.ParseUint(strings.TrimSpace(s), 10, bits) does, and gives the
+// same value.
+func TestParseUintIsStrconv(t *testing.T) {
+	cases := []string{"", " ", "0", "1", "00000000000000000000000000001", "65535", "65536", "4294967295", "4294967296",
+		"18446744073709551615", "18446744073709551616", "18446744073709551619", "18446744073709551620", "99999999999999999999",
+		"184467440737095516150", " 7", "7 ", "\t7\n", "\u00a07\u2003", "+1", "-1", "0x10", "1_000", "1e3", "١", "7\x00", "1 2"}
+	for _, s := range cases {
+		for _, bits := range []int{16, 32, 64} {
+			want, err := strconv.ParseUint(strings.TrimSpace(s), 10, bits)
+			got, ok := parseUint(s, bits)
+			if ok != (err == nil) || (ok && got != want) {
+				t.Errorf("parseUint(%q, %d) = %d, %v; strconv says %d, %v", s, bits, got, ok, want, err)
+			}
+		}
+	}
+}
+
+func FuzzParseUintIsStrconv(f *testing.F) {
+	for _, s := range []string{"18446744073709551615", "65536", " 1 ", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, bits := range []int{16, 32, 64} {
+			want, err := strconv.ParseUint(strings.TrimSpace(s), 10, bits)
+			got, ok := parseUint(s, bits)
+			if ok != (err == nil) || (ok && got != want) {
+				t.Fatalf("parseUint(%q, %d) = %d, %v; strconv says %d, %v", s, bits, got, ok, want, err)
+			}
+		}
+	})
+}
+
+// TestJobFromInstanceFileSizes: every file's size is its own, however
+// many files a job has (the first shares the job's allocation).
+func TestJobFromInstanceFileSizes(t *testing.T) {
+	in := sampleInstance()
+	*prop(in, "BytesTotal") = text("BytesTotal", "7")
+	files := prop(in, "Files")
+	files.Values = append(files.Values, wsman.Value{Kind: wsman.KindNil},
+		fileObj("https://srv/c.bin", `C:\dl\c.bin`, "3", "3", "true"), wsman.Value{Kind: wsman.KindObject})
+	got, err := JobFromInstance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []File{
+		{RemoteURL: "https://srv/a.bin", LocalFile: `C:\dl\a.bin`, BytesTotal: u64(2048), BytesTransferred: 1024},
+		{RemoteURL: "https://srv/b.bin", LocalFile: `C:\dl\b.bin`},
+		{RemoteURL: "https://srv/c.bin", LocalFile: `C:\dl\c.bin`, BytesTotal: u64(3), BytesTransferred: 3, Completed: true},
+	}
+	if diff := cmp.Diff(want, got.Files); diff != "" {
+		t.Fatalf("Files (-want +got):\n%s", diff)
+	}
+	if got.BytesTotal == nil || *got.BytesTotal != 7 {
+		t.Fatalf("BytesTotal = %v, want 7", got.BytesTotal)
+	}
+	*got.Files[2].BytesTotal = 30
+	if *got.BytesTotal != 7 || *got.Files[0].BytesTotal != 2048 {
+		t.Errorf("sizes share memory: job %d, first file %d", *got.BytesTotal, *got.Files[0].BytesTotal)
+	}
+	// A job without files has nil Files, as before (JSON: null).
+	*prop(in, "Files") = wsman.Property{Name: "Files", Values: []wsman.Value{{Kind: wsman.KindNil}}}
+	if got, err := JobFromInstance(in); err != nil || got.Files != nil {
+		t.Errorf("no files: Files = %#v, %v; want nil", got.Files, err)
+	}
+}
+
+// TestJobFromInstanceFilesCheckedFirst: a Files array holding anything
+// but objects is refused as such, before any file is decoded.
+func TestJobFromInstanceFilesCheckedFirst(t *testing.T) {
+	in := sampleInstance()
+	files := prop(in, "Files")
+	*prop(files.Values[0].Object, "Completed") = text("Completed", "yes")
+	files.Values = append(files.Values, text("x", "y").Values[0])
+	_, err := JobFromInstance(in)
+	if want := "bitsprov: decode job: BitsClientJob.Files: not an embedded object"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
