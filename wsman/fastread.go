@@ -41,22 +41,43 @@ func fallback() error { return errFastFallback }
 type span struct{ off, n int32 }
 
 // fnode is one element of a fast-parsed document; node 0 is the document.
-// It holds no pointers, so the node slice costs the collector nothing.
+// It holds no pointers, so the node slice costs the collector nothing,
+// and it is small: writing the nodes is a good part of parsing a page.
 type fnode struct {
-	local, prefix span
-	ns            int32 // index in fdoc.nsTab
-	// text is the first character-data piece directly inside the element;
-	// more links further pieces in fdoc.pieces (-1: none).
-	text           span
-	ntext          int32
-	more, lastMore int32
-	parent         int32
-	first, last    int32 // element children, -1 when none
-	next           int32 // next sibling element, -1 at the end
-	attrLo, attrHi int32 // the element's attributes in fdoc.attrs
-	// hasTokens is true when the element has any child token at all:
+	// local is the offset of the local name in src; the prefix, if any
+	// (pfxLen > 0), and its colon come right before it.
+	local            int32
+	localLen, pfxLen uint16
+	ns               int32 // index in fdoc.nsTab
+	// text is the first character-data piece directly inside the element
+	// (if flags has hasText); more links further pieces in fdoc.pieces
+	// (-1: none).
+	text   span
+	more   int32
+	parent int32
+	first  int32 // first element child, -1 when none
+	next   int32 // next sibling element, -1 at the end
+	attrLo int32 // the element's attributes are fdoc.attrs[attrLo:attrLo+nattr]
+	nattr  uint16
+	flags  uint8
+}
+
+// Bits of fnode.flags.
+const (
+	// hasTokens is set when the element has any child token at all:
 	// elements, text, CDATA (even empty), comments, PIs (etree's Child).
-	hasTokens bool
+	hasTokens = 1 << iota
+	hasText   // text holds the first character-data piece
+)
+
+// maxNameLen bounds the parts of a name the fast reader takes (they are
+// uint16 in fnode); longer names go to etree.
+const maxNameLen = 1<<16 - 1
+
+// frame is an element open while parsing: where its next child and text
+// piece are linked, and where its namespace declarations start in binds.
+type frame struct {
+	node, last, lastMore, bindMark int32
 }
 
 // fattr is one attribute as written; its value decoded.
@@ -94,13 +115,18 @@ type fdoc struct {
 	decoded   []string
 	nsTab     []string // namespace URIs; entry 0 is "" (none)
 	binds     []fbinding
+	frames    []frame
 	root      int32
+	// rawOK are recent attribute values of 16 bytes or more that read as
+	// themselves: each item of a page declares the same namespaces, and
+	// comparing is cheaper than looking at every byte again.
+	rawOK   [4]string
+	rawNext int
 	// Room for the namespace tables of a typical reply, so that they cost
 	// no allocations of their own.
 	nsBuf    [16]string
 	bindBuf  [16]fbinding
-	markBuf  [32]int32
-	bindMark []int32 // binds length when each open element started
+	frameBuf [32]frame
 }
 
 // docPool holds released documents' tables.
@@ -131,9 +157,13 @@ func (d *fdoc) reset() {
 	clear(d.nsBuf[:])
 	clear(d.binds)
 	clear(d.bindBuf[:])
+	frames := d.frames[:0]
+	if cap(frames) == 0 {
+		frames = nil // d.frameBuf, which moves with d
+	}
 	*d = fdoc{
 		nodes: d.nodes[:0], attrs: d.attrs[:0], pieces: d.pieces[:0],
-		decoded: d.decoded[:0], bindMark: d.bindMark[:0],
+		decoded: d.decoded[:0], frames: frames,
 	}
 }
 
@@ -154,8 +184,36 @@ func (d *fdoc) str(sp span) string {
 }
 
 // local and ns are the element's local name and namespace URI.
-func (d *fdoc) local(n int32) string { return d.str(d.nodes[n].local) }
-func (d *fdoc) ns(n int32) string    { return d.nsTab[d.nodes[n].ns] }
+func (d *fdoc) local(n int32) string {
+	nd := &d.nodes[n]
+	return d.src[nd.local : nd.local+int32(nd.localLen)]
+}
+func (d *fdoc) ns(n int32) string { return d.nsTab[d.nodes[n].ns] }
+
+// prefix is the element's prefix, "" for none.
+func (d *fdoc) prefix(n int32) string {
+	nd := &d.nodes[n]
+	if nd.pfxLen == 0 {
+		return ""
+	}
+	return d.src[nd.local-1-int32(nd.pfxLen) : nd.local-1]
+}
+
+// qname is the element's name as written.
+func (d *fdoc) qname(n int32) string {
+	nd := &d.nodes[n]
+	lo := nd.local
+	if nd.pfxLen > 0 {
+		lo -= 1 + int32(nd.pfxLen)
+	}
+	return d.src[lo : nd.local+int32(nd.localLen)]
+}
+
+// attrsOf returns the attributes of element n.
+func (d *fdoc) attrsOf(n int32) []fattr {
+	nd := &d.nodes[n]
+	return d.attrs[nd.attrLo : nd.attrLo+int32(nd.nattr)]
+}
 
 // is reports whether element n is ns:local.
 func (d *fdoc) is(n int32, ns, local string) bool {
@@ -216,11 +274,11 @@ func fastParseDoc(d *fdoc, b []byte) (*fdoc, error) {
 		d.nodes = make([]fnode, 0, strings.Count(s, "<")*6/10+8)
 		d.attrs = make([]fattr, 0, strings.Count(s, "=")+8)
 	}
-	d.nodes = append(d.nodes[:0], fnode{parent: -1, first: -1, last: -1, next: -1, more: -1, lastMore: -1})
+	d.nodes = append(d.nodes[:0], fnode{parent: -1, first: -1, next: -1, more: -1})
 	d.nsTab = d.nsBuf[:1]
 	d.binds = d.bindBuf[:0]
-	if d.bindMark == nil {
-		d.bindMark = d.markBuf[:0]
+	if d.frames == nil {
+		d.frames = d.frameBuf[:0]
 	}
 	if err := d.parse(s); err != nil {
 		d.release()
@@ -231,12 +289,13 @@ func fastParseDoc(d *fdoc, b []byte) (*fdoc, error) {
 
 // parse is fastParse on a document whose tables are ready.
 func (d *fdoc) parse(s string) error {
-	bindMark := append(d.bindMark[:0], 0)
-	defer func() { d.bindMark = bindMark[:0] }()
-	cur := int32(0)
-	depth := 0
+	// The open elements; frames[0] is the document.
+	frames := append(d.frames[:0], frame{node: 0, last: -1, lastMore: -1})
+	defer func() { d.frames = frames[:0] }()
 	i := 0
 	for i < len(s) {
+		top := &frames[len(frames)-1]
+		cur := top.node
 		if s[i] != '<' {
 			j := strings.IndexByte(s[i:], '<')
 			if j < 0 {
@@ -253,7 +312,7 @@ func (d *fdoc) parse(s string) error {
 				if err != nil {
 					return err
 				}
-				d.addText(cur, d.textSpan(txt, i, s[i:j]))
+				d.addText(top, d.textSpan(txt, i, s[i:j]))
 			}
 			i = j
 			continue
@@ -266,10 +325,9 @@ func (d *fdoc) parse(s string) error {
 			if cur == 0 {
 				return fallback()
 			}
-			// The end tag must repeat the start tag's qualified name,
-			// which is src[prefix.off : local.off+local.n], and end there.
-			nd := &d.nodes[cur]
-			qname := s[nd.prefix.off : nd.local.off+nd.local.n]
+			// The end tag must repeat the start tag's qualified name
+			// and end there.
+			qname := d.qname(cur)
 			if !strings.HasPrefix(s[i+2:], qname) {
 				return fallback()
 			}
@@ -277,14 +335,14 @@ func (d *fdoc) parse(s string) error {
 			if j < len(s) && (byteClass[s[j]]&cNameRest != 0 || s[j] == ':' || s[j] >= utf8.RuneSelf) {
 				return fallback()
 			}
-			j = skipSpace(s, j)
+			if j < len(s) && s[j] != '>' {
+				j = skipSpace(s, j)
+			}
 			if j >= len(s) || s[j] != '>' {
 				return fallback()
 			}
-			d.binds = d.binds[:bindMark[len(bindMark)-1]]
-			bindMark = bindMark[:len(bindMark)-1]
-			cur = d.nodes[cur].parent
-			depth--
+			d.binds = d.binds[:top.bindMark]
+			frames = frames[:len(frames)-1]
 			i = j + 1
 		case '?':
 			end, err := skipPI(s, i)
@@ -292,7 +350,7 @@ func (d *fdoc) parse(s string) error {
 				return err
 			}
 			if cur != 0 {
-				d.nodes[cur].hasTokens = true
+				d.nodes[cur].flags |= hasTokens
 			}
 			i = end
 		case '!':
@@ -303,7 +361,7 @@ func (d *fdoc) parse(s string) error {
 					return fallback()
 				}
 				if cur != 0 {
-					d.nodes[cur].hasTokens = true
+					d.nodes[cur].flags |= hasTokens
 				}
 				i = i + 4 + k + 3
 			case strings.HasPrefix(s[i:], "<![CDATA["):
@@ -316,7 +374,7 @@ func (d *fdoc) parse(s string) error {
 				if err != nil {
 					return err
 				}
-				d.addText(cur, d.textSpan(txt, i+9, raw))
+				d.addText(top, d.textSpan(txt, i+9, raw))
 				i = i + 9 + k + 3
 			default:
 				// DTDs and other directives: etree refuses a DOCTYPE,
@@ -327,11 +385,13 @@ func (d *fdoc) parse(s string) error {
 			if cur == 0 && d.root >= 0 {
 				return fallback() // a second root element
 			}
-			if depth+1 > maxDepth {
+			// frames holds the document too, so the new element's
+			// depth is len(frames).
+			if len(frames) > maxDepth {
 				return fallback()
 			}
 			mark := int32(len(d.binds))
-			n, selfClose, end, err := d.startTag(s, i, cur)
+			n, selfClose, end, err := d.startTag(s, i, top)
 			if err != nil {
 				return err
 			}
@@ -341,25 +401,23 @@ func (d *fdoc) parse(s string) error {
 			if selfClose {
 				d.binds = d.binds[:mark]
 			} else {
-				cur = n
-				depth++
-				bindMark = append(bindMark, mark)
+				frames = append(frames, frame{node: n, last: -1, lastMore: -1, bindMark: mark})
 			}
 			i = end
 		}
 	}
-	if cur != 0 || d.root < 0 {
+	if len(frames) != 1 || d.root < 0 {
 		return fallback()
 	}
 	return nil
 }
 
-// startTag parses the start tag at s[i] as a child of parent and returns
-// the new node, whether it closed itself, and where the tag ends. The
-// element's namespace declarations are left on d.binds.
-func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool, end int, err error) {
+// startTag parses the start tag at s[i] as a child of the open element
+// parent and returns the new node, whether it closed itself, and where
+// the tag ends. The element's namespace declarations are left on d.binds.
+func (d *fdoc) startTag(s string, i int, parent *frame) (n int32, selfClose bool, end int, err error) {
 	pfx, _, k := scanName(s[i+1:])
-	if k == 0 {
+	if k == 0 || k > maxNameLen {
 		return 0, false, 0, fallback()
 	}
 	nameOff := i + 1
@@ -367,7 +425,10 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 	attrLo := len(d.attrs)
 	declares := false
 	for {
-		sp := skipSpace(s, j)
+		sp := j
+		if sp < len(s) && s[sp] != '>' && s[sp] != '/' {
+			sp = skipSpace(s, j)
+		}
 		if sp >= len(s) {
 			return 0, false, 0, fallback()
 		}
@@ -387,11 +448,17 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 		if an == 0 {
 			return 0, false, 0, fallback()
 		}
-		j = skipSpace(s, sp+an)
+		j = sp + an
+		if j < len(s) && s[j] != '=' {
+			j = skipSpace(s, j)
+		}
 		if j >= len(s) || s[j] != '=' {
 			return 0, false, 0, fallback()
 		}
-		j = skipSpace(s, j+1)
+		j++
+		if j < len(s) && s[j] != '"' && s[j] != '\'' {
+			j = skipSpace(s, j)
+		}
 		if j >= len(s) || (s[j] != '"' && s[j] != '\'') {
 			return 0, false, 0, fallback()
 		}
@@ -401,7 +468,7 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 			return 0, false, 0, fallback()
 		}
 		raw := s[j+1 : j+1+vend]
-		val, err := decodeText(raw, attrValue)
+		val, err := d.attrValue(raw)
 		if err != nil {
 			return 0, false, 0, err
 		}
@@ -425,43 +492,75 @@ func (d *fdoc) startTag(s string, i int, parent int32) (n int32, selfClose bool,
 		j = j + 1 + vend + 1
 		switch {
 		case apfx == "xmlns":
-			d.nsTab = append(d.nsTab, val)
-			d.binds = append(d.binds, fbinding{prefix: alocal, ns: int32(len(d.nsTab) - 1)})
+			d.binds = append(d.binds, fbinding{prefix: alocal, ns: d.intern(val)})
 			declares = true
 		case apfx == "" && alocal == "xmlns":
-			d.nsTab = append(d.nsTab, val)
-			d.binds = append(d.binds, fbinding{prefix: "", ns: int32(len(d.nsTab) - 1)})
+			d.binds = append(d.binds, fbinding{prefix: "", ns: d.intern(val)})
 			declares = true
 		}
 	}
 	var ns int32
-	if pn := &d.nodes[parent]; parent != 0 && !declares && d.str(pn.prefix) == pfx {
+	if pn := parent.node; pn != 0 && !declares && d.prefix(pn) == pfx {
 		// Most elements share their parent's prefix and declare nothing.
-		ns = pn.ns
+		ns = d.nodes[pn].ns
 	} else {
 		ns = d.lookup(pfx)
 	}
-	pl := int32(len(pfx))
+	pl := len(pfx)
 	if pl > 0 {
 		pl++ // the colon
 	}
 	n = int32(len(d.nodes))
 	d.nodes = append(d.nodes, fnode{
-		local:  span{int32(nameOff) + pl, int32(k) - pl},
-		prefix: span{int32(nameOff), int32(len(pfx))},
-		ns:     ns, parent: parent,
-		first: -1, last: -1, next: -1, more: -1, lastMore: -1,
-		attrLo: int32(attrLo), attrHi: int32(len(d.attrs)),
+		local: int32(nameOff + pl), localLen: uint16(k - pl), pfxLen: uint16(len(pfx)),
+		ns: ns, parent: parent.node,
+		first: -1, next: -1, more: -1,
+		attrLo: int32(attrLo), nattr: uint16(len(d.attrs) - attrLo),
 	})
-	p := &d.nodes[parent]
-	p.hasTokens = true
-	if p.last >= 0 {
-		d.nodes[p.last].next = n
+	p := &d.nodes[parent.node]
+	p.flags |= hasTokens
+	if parent.last >= 0 {
+		d.nodes[parent.last].next = n
 	} else {
 		p.first = n
 	}
-	p.last = n
+	parent.last = n
 	return n, selfClose, j, nil
+}
+
+// attrValue is decodeText(raw, attrValue), answered from d.rawOK for a
+// long value seen before.
+func (d *fdoc) attrValue(raw string) (string, error) {
+	if len(raw) < 16 {
+		return decodeText(raw, attrValue)
+	}
+	for _, r := range d.rawOK {
+		if len(r) == len(raw) && r == raw {
+			return raw, nil
+		}
+	}
+	val, err := decodeText(raw, attrValue)
+	if err == nil && len(val) == len(raw) && val == raw {
+		d.rawOK[d.rawNext] = raw
+		d.rawNext = (d.rawNext + 1) % len(d.rawOK)
+	}
+	return val, err
+}
+
+// maxIntern bounds how far back intern looks for a namespace URI.
+const maxIntern = 16
+
+// intern returns the index of uri in d.nsTab, adding it unless one of
+// the last few entries is uri already (a page's items each declare the
+// same few namespaces).
+func (d *fdoc) intern(uri string) int32 {
+	for k := len(d.nsTab) - 1; k >= 1 && k >= len(d.nsTab)-maxIntern; k-- {
+		if d.nsTab[k] == uri {
+			return int32(k)
+		}
+	}
+	d.nsTab = append(d.nsTab, uri)
+	return int32(len(d.nsTab) - 1)
 }
 
 // lookup resolves a prefix ("" for the default namespace) in the open
@@ -484,9 +583,8 @@ func (d *fdoc) attrNS(n int32, prefix string) string {
 		return ""
 	}
 	for e := n; e > 0; e = d.nodes[e].parent {
-		nd := &d.nodes[e]
-		for k := nd.attrLo; k < nd.attrHi; k++ {
-			if a := &d.attrs[k]; d.str(a.prefix) == "xmlns" && d.str(a.local) == prefix {
+		for k := range d.attrsOf(e) {
+			if a := &d.attrsOf(e)[k]; d.str(a.prefix) == "xmlns" && d.str(a.local) == prefix {
 				return d.str(a.value)
 			}
 		}
@@ -494,13 +592,12 @@ func (d *fdoc) attrNS(n int32, prefix string) string {
 	return ""
 }
 
-// addText appends a character-data piece to node n; the first piece is
-// kept inline so that a leaf costs no extra allocation.
-func (d *fdoc) addText(n int32, txt span) {
-	nd := &d.nodes[n]
-	nd.hasTokens = true
-	nd.ntext++
-	if nd.ntext == 1 {
+// addText appends a character-data piece to the open element f; the
+// first piece is kept inline so that a leaf costs no extra allocation.
+func (d *fdoc) addText(f *frame, txt span) {
+	nd := &d.nodes[f.node]
+	if nd.flags&hasText == 0 {
+		nd.flags |= hasTokens | hasText
 		nd.text = txt
 		return
 	}
@@ -509,15 +606,18 @@ func (d *fdoc) addText(n int32, txt span) {
 	if nd.more < 0 {
 		nd.more = k
 	} else {
-		d.pieces[nd.lastMore].next = k
+		d.pieces[f.lastMore].next = k
 	}
-	nd.lastMore = k
+	f.lastMore = k
 }
 
 // textOf is the etree textOf: every character-data piece directly inside
 // n, joined.
 func (d *fdoc) textOf(n int32) string {
 	nd := &d.nodes[n]
+	if nd.flags&hasText == 0 {
+		return ""
+	}
 	if nd.more < 0 {
 		return d.str(nd.text)
 	}
@@ -874,9 +974,9 @@ func (d *fdoc) child(n int32, ns, local string) int32 {
 
 // xsiAttr is the package's xsiAttr.
 func (d *fdoc) xsiAttr(n int32, local string) string {
-	nd := &d.nodes[n]
-	for k := nd.attrLo; k < nd.attrHi; k++ {
-		a := &d.attrs[k]
+	attrs := d.attrsOf(n)
+	for k := range attrs {
+		a := &attrs[k]
 		if a.prefix.n != 0 && d.str(a.local) == local && d.attrNS(n, d.str(a.prefix)) == NsXSI {
 			return d.str(a.value)
 		}
@@ -887,9 +987,9 @@ func (d *fdoc) xsiAttr(n int32, local string) string {
 // attr returns the value of the unqualified attribute name, as
 // unqualifiedAttr does: q:Name is another attribute.
 func (d *fdoc) attr(n int32, name string) string {
-	nd := &d.nodes[n]
-	for k := nd.attrLo; k < nd.attrHi; k++ {
-		if a := &d.attrs[k]; a.prefix.n == 0 && d.str(a.local) == name {
+	attrs := d.attrsOf(n)
+	for k := range attrs {
+		if a := &attrs[k]; a.prefix.n == 0 && d.str(a.local) == name {
 			return d.str(a.value)
 		}
 	}
@@ -1006,7 +1106,7 @@ func (d *fdoc) parseValue(c int32) (Value, error) {
 
 // isEmptyObject is isEmptyObject.
 func (d *fdoc) isEmptyObject(n int32) bool {
-	return !d.nodes[n].hasTokens && d.xsiAttr(n, "nil") == ""
+	return d.nodes[n].flags&hasTokens == 0 && d.xsiAttr(n, "nil") == ""
 }
 
 // parseEPR is parseEPR.

@@ -86,10 +86,9 @@ func etreeTree(el *etree.Element, depth int, out []treeNode) []treeNode {
 
 func fastTree(d *fdoc, c int32, depth int, out []treeNode) []treeNode {
 	nd := &d.nodes[c]
-	n := treeNode{Depth: depth, Prefix: d.str(nd.prefix), Local: d.local(c), NS: d.ns(c), Text: d.textOf(c), HasTokens: nd.hasTokens,
+	n := treeNode{Depth: depth, Prefix: d.prefix(c), Local: d.local(c), NS: d.ns(c), Text: d.textOf(c), HasTokens: nd.flags&hasTokens != 0,
 		EmptyObject: d.isEmptyObject(c), XSIType: d.xsiAttr(c, "type"), XSINil: d.xsiAttr(c, "nil"), SelectorNameAttr: d.attr(c, "Name")}
-	for k := nd.attrLo; k < nd.attrHi; k++ {
-		a := d.attrs[k]
+	for _, a := range d.attrsOf(c) {
 		n.Attrs = append(n.Attrs, treeAttr{d.str(a.prefix), d.str(a.local), d.attrNS(c, d.str(a.prefix)), d.str(a.value)})
 	}
 	n.ElementChildren = d.nkids(c)
@@ -214,9 +213,9 @@ func usedDoc() *fdoc {
 	if err != nil {
 		panic(fmt.Sprintf("usedReply: %v", err))
 	}
-	if len(d.nsTab) <= len(d.nsBuf) || len(d.binds) != 0 || len(d.decoded) == 0 || len(d.pieces) == 0 || cap(d.bindMark) <= len(d.markBuf) {
-		panic(fmt.Sprintf("usedReply does not fill the tables: %d namespaces, %d decoded, %d pieces, %d marks",
-			len(d.nsTab), len(d.decoded), len(d.pieces), cap(d.bindMark)))
+	if len(d.nsTab) <= len(d.nsBuf) || len(d.binds) != 0 || len(d.decoded) == 0 || len(d.pieces) == 0 || cap(d.frames) <= len(d.frameBuf) {
+		panic(fmt.Sprintf("usedReply does not fill the tables: %d namespaces, %d decoded, %d pieces, %d frames",
+			len(d.nsTab), len(d.decoded), len(d.pieces), cap(d.frames)))
 	}
 	d.reset()
 	return d
@@ -396,6 +395,13 @@ var fastCases = []struct {
 	{"pull page", windowsReply(ActionPullResponse, "uuid:R", `<n:PullResponse><n:EnumerationContext> uuid:C </n:EnumerationContext><n:Items>`+svc("a")+`<w:Item>`+svc("b")+`<a:EndpointReference><a:Address>x</a:Address><a:ReferenceParameters><w:ResourceURI>u</w:ResourceURI></a:ReferenceParameters></a:EndpointReference></w:Item><a:EndpointReference><a:Address>y</a:Address></a:EndpointReference></n:Items></n:PullResponse>`), true},
 	{"optimized enumerate", windowsReply(ActionEnumerateResp, "uuid:R", `<n:EnumerateResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><w:Items>`+svc("a")+`</w:Items><w:EndOfSequence/></n:EnumerateResponse>`), true},
 	{"fragment", windowsReply(ActionPullResponse, "uuid:R", `<n:PullResponse><n:Items><w:XmlFragment><Name>a</Name><Caption>b</Caption></w:XmlFragment></n:Items><n:EndOfSequence/></n:PullResponse>`), true},
+	{"long name", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:`+strings.Repeat("N", maxNameLen-2)+`/></p:C>`), true},
+	{"too long name", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:`+strings.Repeat("N", maxNameLen-1)+`/></p:C>`), false},
+	{"long attribute values again", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" xmlns:xsi="`+NsXSI+`">`+
+		`<p:A a="http://example.com/a&amp;b" b="http://example.com/a&#38;b" c="http://example.com/plain/value"/>`+
+		`<p:B a="http://example.com/a&amp;b" b="http://example.com/plain/value" xsi:type="http://example.com/plain/value"/>`+
+		`<p:D xmlns:q="urn:c" xmlns:r="urn:c"><q:E xmlns:p="urn:other"><p:F xsi:nil="true"/></q:E><r:G/></p:D></p:C>`), true},
+	{"long attribute value, then broken", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A a="http://example.com/a&amp;b"/><p:B a="http://example.com/a&b"/></p:C>`), false},
 	{"indented", strings.ReplaceAll(windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>1</p:A></p:C>`), "><", ">\n  <"), true},
 }
 
