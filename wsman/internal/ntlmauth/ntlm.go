@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 	"sync"
 	"time"
@@ -261,28 +262,83 @@ func (c *Conn) Authenticate(auth []byte) error {
 	return nil
 }
 
-// Session seals and unseals messages in the server direction: it unseals
-// what the client sealed and seals what the server sends. RC4 handles and
-// sequence numbers persist across messages, so messages must be processed
-// in order. A Session is safe for concurrent use, but concurrent callers
-// must agree on the order themselves.
+// Session seals and unseals messages for one side of an NTLM security
+// context: a server's (from Conn.Authenticate: it unseals what the client
+// sealed and seals what the server sends) or a client's (from
+// ClientSession). RC4 handles and sequence numbers persist across
+// messages, so messages must be processed in order. A Session is safe for
+// concurrent use, but concurrent callers must agree on the order
+// themselves.
 type Session struct {
-	mu              sync.Mutex
-	flags           uint32
-	outSign, inSign []byte
-	out, in         *rc4.Cipher
-	outSeq, inSeq   uint32
+	mu    sync.Mutex
+	flags uint32
+	// outMAC and inMAC are HMAC-MD5 keyed with the direction's signing
+	// key, Reset for each message rather than built anew.
+	outMAC, inMAC hash.Hash
+	out, in       *rc4.Cipher
+	outSeq, inSeq uint32
 }
 
+// Magic constants of MS-NLMP 3.4.5.2 and 3.4.5.3.
+const (
+	clientSigningMagic = "session key to client-to-server signing key magic constant\x00"
+	serverSigningMagic = "session key to server-to-client signing key magic constant\x00"
+	clientSealingMagic = "session key to client-to-server sealing key magic constant\x00"
+	serverSealingMagic = "session key to server-to-client sealing key magic constant\x00"
+)
+
 func newSession(flags uint32, exported []byte) *Session {
+	return newDirectedSession(flags, exported, serverSigningMagic, clientSigningMagic, serverSealingMagic, clientSealingMagic)
+}
+
+func newDirectedSession(flags uint32, exported []byte, outSign, inSign, outSeal, inSeal string) *Session {
 	s := &Session{
-		flags:   flags,
-		outSign: md5Sum(exported, []byte("session key to server-to-client signing key magic constant\x00")),
-		inSign:  md5Sum(exported, []byte("session key to client-to-server signing key magic constant\x00")),
+		flags:  flags,
+		outMAC: hmac.New(md5.New, md5Sum(exported, []byte(outSign))),
+		inMAC:  hmac.New(md5.New, md5Sum(exported, []byte(inSign))),
 	}
-	s.out, _ = rc4.NewCipher(sealKey(flags, exported, "session key to server-to-client sealing key magic constant\x00"))
-	s.in, _ = rc4.NewCipher(sealKey(flags, exported, "session key to client-to-server sealing key magic constant\x00"))
+	s.out, _ = rc4.NewCipher(sealKey(flags, exported, outSeal))
+	s.in, _ = rc4.NewCipher(sealKey(flags, exported, inSeal))
 	return s
+}
+
+// ClientSession derives the client's side of the security context from
+// the AUTHENTICATE message the client sent and the password it was built
+// with: the key a server computes in Conn.Authenticate (MS-NLMP 3.3.2:
+// SessionBaseKey from the NTProofStr, the exported key unwrapped from
+// EncryptedRandomSessionKey under KEY_EXCH), with the directions swapped.
+//
+// A client library that does not export its session key (bodgit/ntlmssp)
+// still does the handshake; this session then seals in place, without
+// the copies and per-message HMAC allocations of the library's.
+func ClientSession(authenticate []byte, password string) (*Session, error) {
+	if len(authenticate) < 64 || !bytes.Equal(authenticate[:8], signature) || binary.LittleEndian.Uint32(authenticate[8:]) != 3 {
+		return nil, fmt.Errorf("%w: not an AUTHENTICATE message", ErrBadMessage)
+	}
+	flags := binary.LittleEndian.Uint32(authenticate[60:])
+	nt, err1 := field(authenticate, 20)
+	dom, err2 := field(authenticate, 28)
+	usr, err3 := field(authenticate, 36)
+	encKey, err4 := field(authenticate, 52)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, err
+	}
+	if len(nt) < 16+28 {
+		return nil, fmt.Errorf("%w: NTLMv2 response of %d bytes", ErrBadMessage, len(nt))
+	}
+	if flags&(flagSign|flagSeal) == 0 || flags&flagESS == 0 {
+		return nil, fmt.Errorf("%w: the AUTHENTICATE negotiates no signing with extended session security", ErrBadMessage)
+	}
+	ntowf := ntowfv2(decodeName(usr, flags), password, decodeName(dom, flags))
+	exported := hmacMD5(ntowf, nt[:16])
+	if flags&flagKeyExch != 0 {
+		if len(encKey) != 16 {
+			return nil, fmt.Errorf("%w: KEY_EXCH with a %d-byte session key", ErrBadMessage, len(encKey))
+		}
+		ciph, _ := rc4.NewCipher(exported) // 16-byte key never fails
+		ciph.XORKeyStream(exported, encKey)
+	}
+	return newDirectedSession(flags, exported, clientSigningMagic, serverSigningMagic, clientSealingMagic, serverSealingMagic), nil
 }
 
 // Sealed reports whether the client negotiated confidentiality (SEAL);
@@ -292,64 +348,93 @@ func (s *Session) Sealed() bool { return s.flags&flagSeal != 0 }
 // Wrap seals msg (when SEAL was negotiated) and returns the ciphertext and
 // its 16-byte signature (MS-NLMP 3.4.4.2).
 func (s *Session) Wrap(msg []byte) (sealed, sig []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	sealed = append([]byte(nil), msg...)
-	if s.flags&flagSeal != 0 {
-		s.out.XORKeyStream(sealed, sealed)
-	}
-	sig = s.signature(s.out, s.outSign, s.outSeq, msg)
-	s.outSeq++
+	sig = make([]byte, 16)
+	s.SealInPlace(sealed, sig)
 	return sealed, sig
 }
 
-// Unwrap checks the signature of a client message and returns its
+// SealInPlace signs msg into sig (16 bytes) and seals msg in place (when
+// SEAL was negotiated).
+func (s *Session) SealInPlace(msg, sig []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The checksum is over the plaintext; the RC4 stream seals the message
+	// first and then the checksum.
+	var sum [md5.Size]byte
+	s.mac(s.outMAC, s.outSeq, msg, sum[:0])
+	if s.flags&flagSeal != 0 {
+		s.out.XORKeyStream(msg, msg)
+	}
+	s.putSignature(sig, s.out, sum[:8], s.outSeq)
+	s.outSeq++
+}
+
+// Unwrap checks the signature of a message from the peer and returns its
 // plaintext. A signature with a sequence number other than the next
 // expected one (a replay, a reordering) fails with ErrSequence before any
 // state changes; a checksum mismatch fails with ErrBadSignature and also
 // leaves the session as it was, so a forged message cannot desynchronise it.
 func (s *Session) Unwrap(sealed, sig []byte) ([]byte, error) {
+	plain := append([]byte(nil), sealed...)
+	if err := s.UnsealInPlace(plain, sig); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}
+
+// UnsealInPlace is Unwrap decrypting msg where it lies. On an error msg
+// may be garbled, but the session is unchanged.
+func (s *Session) UnsealInPlace(msg, sig []byte) error {
 	if len(sig) != 16 {
-		return nil, fmt.Errorf("%w: signature is %d bytes, want 16", ErrBadSignature, len(sig))
+		return fmt.Errorf("%w: signature is %d bytes, want 16", ErrBadSignature, len(sig))
 	}
 	if v := binary.LittleEndian.Uint32(sig); v != 1 {
-		return nil, fmt.Errorf("%w: signature version %d, want 1", ErrBadSignature, v)
+		return fmt.Errorf("%w: signature version %d, want 1", ErrBadSignature, v)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq := binary.LittleEndian.Uint32(sig[12:]); seq != s.inSeq {
-		return nil, fmt.Errorf("%w: got %d, want %d", ErrSequence, seq, s.inSeq)
+		return fmt.Errorf("%w: got %d, want %d", ErrSequence, seq, s.inSeq)
 	}
 	// Work on a copy of the RC4 state and commit it only when the message
 	// verifies.
 	handle := *s.in
-	plain := append([]byte(nil), sealed...)
 	if s.flags&flagSeal != 0 {
-		handle.XORKeyStream(plain, plain)
+		handle.XORKeyStream(msg, msg)
 	}
-	want := s.signature(&handle, s.inSign, s.inSeq, plain)
-	if !hmac.Equal(sig, want) {
-		return nil, fmt.Errorf("%w: checksum mismatch at sequence %d", ErrBadSignature, s.inSeq)
+	var sum [md5.Size]byte
+	s.mac(s.inMAC, s.inSeq, msg, sum[:0])
+	var want [16]byte
+	s.putSignature(want[:], &handle, sum[:8], s.inSeq)
+	if !hmac.Equal(sig, want[:]) {
+		return fmt.Errorf("%w: checksum mismatch at sequence %d", ErrBadSignature, s.inSeq)
 	}
 	*s.in = handle
 	s.inSeq++
-	return plain, nil
+	return nil
 }
 
-// signature computes the ESS signature: version 1, the first 8 bytes of
-// HMAC_MD5(signKey, seq ‖ msg) (RC4-encrypted with the direction's handle
-// under KEY_EXCH), then seq.
-func (s *Session) signature(h *rc4.Cipher, signKey []byte, seq uint32, msg []byte) []byte {
+// mac appends HMAC_MD5(signKey, seq ‖ msg) to dst.
+func (s *Session) mac(h hash.Hash, seq uint32, msg, dst []byte) []byte {
 	var seqb [4]byte
 	binary.LittleEndian.PutUint32(seqb[:], seq)
-	sum := hmacMD5(signKey, seqb[:], msg)[:8]
+	h.Reset()
+	h.Write(seqb[:])
+	h.Write(msg)
+	return h.Sum(dst)
+}
+
+// putSignature writes the ESS signature into sig: version 1, the
+// checksum (RC4-encrypted with the direction's handle under KEY_EXCH),
+// then seq.
+func (s *Session) putSignature(sig []byte, h *rc4.Cipher, checksum []byte, seq uint32) {
+	binary.LittleEndian.PutUint32(sig, 1)
+	copy(sig[4:12], checksum)
 	if s.flags&flagKeyExch != 0 {
-		h.XORKeyStream(sum, sum)
+		h.XORKeyStream(sig[4:12], sig[4:12])
 	}
-	sig := make([]byte, 0, 16)
-	sig = binary.LittleEndian.AppendUint32(sig, 1)
-	sig = append(sig, sum...)
-	return append(sig, seqb[:]...)
+	binary.LittleEndian.PutUint32(sig[12:], seq)
 }
 
 func sealKey(flags uint32, key []byte, magic string) []byte {

@@ -328,3 +328,95 @@ func FuzzAuthenticate(f *testing.F) {
 		_ = c.Authenticate(b)
 	})
 }
+
+// TestClientSessionMatchesBodgit: the session ClientSession derives from
+// the AUTHENTICATE bodgit/ntlmssp sent seals byte for byte as bodgit's own
+// session does (same ciphertext, same signature, message after message),
+// unseals what the server seals, and refuses what bodgit would refuse.
+func TestClientSessionMatchesBodgit(t *testing.T) {
+	for _, user := range []string{"bob", `WORKGROUP\bob`} {
+		t.Run(user, func(t *testing.T) {
+			nc, err := ntlmssp.NewClient(ntlmssp.SetUserInfo("bob", "hunter2"), ntlmssp.SetDomain("WORKGROUP"), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			neg, err := nc.Authenticate(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := testServer().NewConn()
+			ch, err := c.Challenge(neg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth, err := nc.Authenticate(ch, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Authenticate(auth); err != nil {
+				t.Fatal(err)
+			}
+			ours, err := ClientSession(auth, "hunter2")
+			if err != nil {
+				t.Fatalf("ClientSession: %v", err)
+			}
+			theirs, srv := nc.SecuritySession(), c.Session()
+			for i := range 20 {
+				msg := fmt.Appendf(nil, "<s:Envelope>request %d %s</s:Envelope>", i, strings.Repeat("x", i*97))
+				wantSealed, wantSig, err := theirs.Wrap(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, sig := append([]byte(nil), msg...), make([]byte, 16)
+				ours.SealInPlace(got, sig)
+				if !bytes.Equal(got, wantSealed) || !bytes.Equal(sig, wantSig) {
+					t.Fatalf("message %d: sealed %x sig %x, bodgit %x sig %x", i, got[:16], sig, wantSealed[:16], wantSig)
+				}
+				if plain, err := srv.Unwrap(got, sig); err != nil || !bytes.Equal(plain, msg) {
+					t.Fatalf("message %d: server Unwrap = %q, %v", i, plain, err)
+				}
+				reply := fmt.Appendf(nil, "<s:Envelope>reply %d %s</s:Envelope>", i, strings.Repeat("y", i*131))
+				sealed, rsig := srv.Wrap(reply)
+				if i%5 == 4 {
+					// A forged reply is refused and does not move the session.
+					bad := append([]byte(nil), sealed...)
+					bad[0] ^= 1
+					if err := ours.UnsealInPlace(bad, rsig); !errors.Is(err, ErrBadSignature) {
+						t.Fatalf("reply %d: forged reply: err = %v, want ErrBadSignature", i, err)
+					}
+				}
+				if err := ours.UnsealInPlace(sealed, rsig); err != nil || !bytes.Equal(sealed, reply) {
+					t.Fatalf("reply %d: UnsealInPlace = %q, %v", i, sealed, err)
+				}
+			}
+			// A replayed reply is out of sequence.
+			sealed, rsig := srv.Wrap([]byte("<x/>"))
+			replay := append([]byte(nil), sealed...)
+			if err := ours.UnsealInPlace(sealed, rsig); err != nil {
+				t.Fatal(err)
+			}
+			if err := ours.UnsealInPlace(replay, rsig); !errors.Is(err, ErrSequence) {
+				t.Fatalf("replayed reply: err = %v, want ErrSequence", err)
+			}
+		})
+	}
+}
+
+func TestClientSessionRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want string
+	}{
+		{"empty", nil, "ntlm: malformed message: not an AUTHENTICATE message"},
+		{"negotiate", append([]byte("NTLMSSP\x00\x01\x00\x00\x00"), make([]byte, 60)...), "ntlm: malformed message: not an AUTHENTICATE message"},
+		{"short NT response", append([]byte("NTLMSSP\x00\x03\x00\x00\x00"), make([]byte, 60)...), "ntlm: malformed message: NTLMv2 response of 0 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ClientSession(tc.msg, "pw")
+			if err == nil || err.Error() != tc.want || !errors.Is(err, ErrBadMessage) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
