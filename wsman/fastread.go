@@ -120,7 +120,7 @@ type fdoc struct {
 	// rawOK are recent attribute values of 16 bytes or more that read as
 	// themselves: each item of a page declares the same namespaces, and
 	// comparing is cheaper than looking at every byte again.
-	rawOK   [4]string
+	rawOK   [8]string
 	rawNext int
 	// Room for the namespace tables of a typical reply, so that they cost
 	// no allocations of their own.
