@@ -14,6 +14,7 @@ import (
 	"github.com/bodgit/ntlmssp"
 
 	"github.com/bitsremote/bitsremote/wsman/internal/encframe"
+	"github.com/bitsremote/bitsremote/wsman/internal/ntlmauth"
 )
 
 // ErrAuthentication is returned when the host refuses the NTLM credentials
@@ -31,8 +32,7 @@ var ErrUnsealedReply = errors.New("reply to a sealed request is not correctly se
 const maxAttempts = 3
 
 // ntlmSignatureLen is the size of an NTLM message signature (MS-NLMP
-// 2.2.2.9.1); bodgit's Unwrap indexes it blindly, so anything else is
-// refused before it gets there.
+// 2.2.2.9.1).
 const ntlmSignatureLen = 16
 
 // NewNTLMEncrypted returns a Transport that authenticates with NTLMv2 and
@@ -108,7 +108,9 @@ type ntlmEncrypted struct {
 	// (possible only when not sealing).
 	conn *hconn
 	key  string
-	sess *ntlmssp.SecuritySession
+	sess *ntlmauth.Session
+	// sealBuf is reused to frame sealed requests (one at a time).
+	sealBuf []byte
 
 	// testHookBetweenLegs, when set, runs after the CHALLENGE is read and
 	// before the AUTHENTICATE is sent on h.
@@ -301,12 +303,17 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, ep endpoint, hdrs []heade
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return fmt.Errorf("ntlm handshake with %s: AUTHENTICATE answered with HTTP %d, want 2xx", host, resp.StatusCode)
 	}
-	sess := nc.SecuritySession()
-	if seal && (sess == nil || !sealing128(authenticate)) {
-		// bodgit would "wrap" a sign-only session without encrypting, and
-		// a host offering 40- or 56-bit keys is not one to trust with a
-		// password-bearing BITS job.
+	if seal && (nc.SecuritySession() == nil || !sealing128(authenticate)) {
+		// A sign-only session would not encrypt, and a host offering 40-
+		// or 56-bit keys is not one to trust with a password-bearing BITS
+		// job.
 		return fmt.Errorf("ntlm handshake with %s: the host did not agree to 128-bit sealing: %w", host, ErrEncryptionRequired)
+	}
+	// bodgit keeps its session key to itself; the same session, derived
+	// from our AUTHENTICATE, seals in place (ntlmauth.ClientSession).
+	sess, err := ntlmauth.ClientSession(authenticate, t.password)
+	if err != nil && seal {
+		return fmt.Errorf("ntlm handshake with %s: derive the sealing session: %w: %w", host, ErrEncryptionRequired, err)
 	}
 	// A Connection: close on the 200 leaves h broken; the first message
 	// then finds no connection and authenticates a new one.
@@ -369,10 +376,9 @@ func (t *ntlmEncrypted) send(ctx context.Context, ep endpoint, hdrs []header, re
 	host := ep.hostHeader
 	body, ctype := req.Body, ContentTypeSOAP
 	if seal {
-		var err error
-		body, err = encframe.Wrap(req.Body, encframe.SOAPType, t.sess.Wrap)
-		if err != nil {
-			return nil, &notSentError{fmt.Errorf("seal message for %s: %w", host, err)}
+		body = encframe.AppendSealed(t.sealBuf[:0], encframe.SOAPType, req.Body, ntlmSignatureLen, t.sess.SealInPlace)
+		if cap(body) <= 256<<10 {
+			t.sealBuf = body
 		}
 		ctype = encframe.ContentType
 	}
@@ -414,12 +420,9 @@ func (t *ntlmEncrypted) send(ctx context.Context, ep endpoint, hdrs []header, re
 	if t.sess == nil {
 		return nil, fmt.Errorf("reply from %s is sealed but no security session was negotiated: %w", host, ErrUnsealedReply)
 	}
-	plain, otype, err := encframe.Unwrap(resp.Body, func(sealed, sig []byte) ([]byte, error) {
-		if len(sig) != ntlmSignatureLen {
-			return nil, fmt.Errorf("signature is %d bytes, want %d", len(sig), ntlmSignatureLen)
-		}
-		return t.sess.Unwrap(sealed, sig)
-	})
+	// The reply body is ours (a new buffer per reply): it is decrypted
+	// where it lies.
+	plain, otype, err := encframe.UnwrapInPlace(resp.Body, t.sess.UnsealInPlace)
 	if err != nil {
 		return nil, fmt.Errorf("unseal reply (HTTP %d) from %s: %w: %w", resp.StatusCode, host, ErrUnsealedReply, err)
 	}

@@ -334,7 +334,7 @@ func TestNTLMEncryptedBadReplies(t *testing.T) {
 	tests := []struct {
 		mode, want string
 	}{
-		{"sig", "checksum does not match"},
+		{"sig", "checksum mismatch"},
 		{"plain", `HTTP 200 with Content-Type "application/soap+xml;charset=UTF-8"`},
 	}
 	for _, tt := range tests {

@@ -104,6 +104,45 @@ func Wrap(plain []byte, originalType string, seal func([]byte) (sealed, sig []by
 	return Append(out, originalType, len(plain), sig, sealed), nil
 }
 
+// AppendSealed appends the framed body of plain to dst, sealed in place:
+// plain is copied into the frame, and seal then encrypts that copy where
+// it lies and writes the sigLen-byte signature into the frame's slot, so
+// that the message is copied once and no other buffer is allocated.
+func AppendSealed(dst []byte, originalType string, plain []byte, sigLen int, seal func(msg, sig []byte)) []byte {
+	start := len(dst)
+	dst = append(dst, boundaryLine...)
+	dst = append(dst, "\tContent-Type: "+Protocol+"\r\n"...)
+	dst = append(dst, "\tOriginalContent: type="+originalType+";Length="...)
+	dst = strconv.AppendInt(dst, int64(len(plain)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, boundaryLine...)
+	dst = append(dst, octetHeader...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(sigLen))
+	sigAt := len(dst) - start
+	dst = append(dst, make([]byte, sigLen)...)
+	msgAt := len(dst) - start
+	dst = append(dst, plain...)
+	frame := dst[start:]
+	seal(frame[msgAt:msgAt+len(plain)], frame[sigAt:sigAt+sigLen])
+	return append(dst, closingLine...)
+}
+
+// UnwrapInPlace is Unwrap for an unseal that decrypts where the message
+// lies: the plaintext returned is a part of body.
+func UnwrapInPlace(body []byte, unseal func(sealed, sig []byte) error) (plain []byte, originalType string, err error) {
+	p, err := Parse(body)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := unseal(p.Sealed, p.Signature); err != nil {
+		return nil, "", err
+	}
+	if len(p.Sealed) != p.Length {
+		return nil, "", fmt.Errorf("%w: got %d bytes, header says %d", ErrLength, len(p.Sealed), p.Length)
+	}
+	return p.Sealed, p.OriginalType, nil
+}
+
 // Unwrap parses body, unseals it with unseal and checks the plaintext
 // length against OriginalContent. It returns the plaintext and its
 // original content type.

@@ -193,3 +193,57 @@ func BenchmarkWrapUnwrap(b *testing.B) {
 		}
 	}
 }
+
+// TestAppendSealedMatchesAppend: sealing in place produces the frame that
+// sealing into new buffers and Append produce, after whatever dst held,
+// and UnwrapInPlace reads it back as a part of the body.
+func TestAppendSealedMatchesAppend(t *testing.T) {
+	xor := func(msg []byte) {
+		for i := range msg {
+			msg[i] ^= 0x5a
+		}
+	}
+	for _, plain := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("<s:Envelope/>"), 500)} {
+		prefix := []byte("kept")
+		got := AppendSealed(append([]byte(nil), prefix...), SOAPType, plain, len(sig16), func(msg, sig []byte) {
+			if !bytes.Equal(msg, plain) || len(sig) != len(sig16) {
+				t.Fatalf("seal got %q and a %d-byte slot", msg, len(sig))
+			}
+			xor(msg)
+			copy(sig, sig16)
+		})
+		sealed := append([]byte(nil), plain...)
+		xor(sealed)
+		want := Append(append([]byte(nil), prefix...), SOAPType, len(plain), sig16, sealed)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("AppendSealed (-want +got):\n%s", cmp.Diff(string(want), string(got)))
+		}
+		body := got[len(prefix):]
+		back, ctype, err := UnwrapInPlace(body, func(s, sig []byte) error {
+			if !bytes.Equal(sig, sig16) {
+				t.Fatalf("signature %q", sig)
+			}
+			xor(s)
+			return nil
+		})
+		if err != nil || !bytes.Equal(back, plain) || ctype != SOAPType {
+			t.Fatalf("UnwrapInPlace = %q, %q, %v", back, ctype, err)
+		}
+		if len(back) > 0 && &back[0] != &body[bytes.Index(body, sig16)+len(sig16)] {
+			t.Error("UnwrapInPlace copied the plaintext instead of returning it in place")
+		}
+	}
+	t.Run("errors", func(t *testing.T) {
+		body := Append(nil, SOAPType, 5, sig16, []byte("abc"))
+		if _, _, err := UnwrapInPlace(body, func([]byte, []byte) error { return nil }); !errors.Is(err, ErrLength) {
+			t.Errorf("length mismatch: err = %v", err)
+		}
+		boom := errors.New("boom")
+		if _, _, err := UnwrapInPlace(body, func([]byte, []byte) error { return boom }); !errors.Is(err, boom) {
+			t.Errorf("unseal error: err = %v", err)
+		}
+		if _, _, err := UnwrapInPlace([]byte("junk"), func([]byte, []byte) error { return nil }); !errors.Is(err, ErrMalformed) {
+			t.Errorf("junk: err = %v", err)
+		}
+	})
+}
