@@ -125,6 +125,12 @@ func (d *dialer) connect(ctx context.Context, ep endpoint) (*hconn, error) {
 	}
 	addr := ep.addr
 	if proxyURL != nil {
+		if !strings.EqualFold(proxyURL.Scheme, "http") {
+			// net/http also spoke TLS to an https:// proxy and SOCKS5;
+			// this engine speaks only plain HTTP to a proxy, and would
+			// send it bytes it cannot read.
+			return nil, fmt.Errorf("proxy %s for %s: scheme %q is not supported (use an http:// proxy)", proxyURL.Host, ep.hostHeader, proxyURL.Scheme)
+		}
 		addr = proxyAddr(proxyURL)
 	}
 	nc, err := d.dial(ctx, "tcp", addr)
@@ -223,6 +229,8 @@ type hconn struct {
 	// viaProxy and proxyAuth: requests go to a forwarding proxy.
 	viaProxy  bool
 	proxyAuth string
+	// got says a byte of a reply has been read in this exchange.
+	got bool
 }
 
 // readBufSize is the reader's buffer, and so the longest status or
@@ -310,8 +318,19 @@ func (e *responseTimeoutError) Is(target error) bool {
 // errReplyTooLong is a status or header line longer than readBufSize.
 var errReplyTooLong = errors.New("reply header line too long")
 
-// maxHeaderLines bounds the header lines of one reply.
+// maxHeaderLines bounds the header lines of one reply, and its
+// trailer lines.
 const maxHeaderLines = 200
+
+// max1xx bounds the interim (1xx) replies before the real one, as
+// net/http does: a peer sending "100 Continue" without end would
+// otherwise hold the caller until its context ends.
+const max1xx = 5
+
+// maxChunkOverhead bounds the bytes of chunked framing (size lines,
+// extensions, CRLFs) beyond an allowance per chunk, so that a peer
+// cannot stream extensions without data; net/http has the same rule.
+const maxChunkOverhead = 16 << 10
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O
 // return at once.
@@ -361,14 +380,20 @@ func (h *hconn) roundTrip(ctx context.Context, ep endpoint, hdrs []header, conte
 	if h.broken {
 		return nil, &exchangeError{err: errors.New("connection is closed"), reused: reused}
 	}
-	written, answered, reading := false, false, false
+	written, reading := false, false
+	h.got = false
 	stop := h.watch(ctx)
 	defer func() {
-		stop()
+		if stop() && err == nil {
+			// ctx ended as the reply came in: its AfterFunc may set a
+			// past deadline on the connection at any moment from now,
+			// so the connection cannot carry another request.
+			h.close()
+		}
 		if err != nil {
 			h.close()
 			err = connCtxErr(ctx, err)
-			err = &exchangeError{err: err, written: written, answered: answered, reused: reused, reading: reading}
+			err = &exchangeError{err: err, written: written, answered: h.got, reused: reused, reading: reading}
 		}
 	}()
 
@@ -408,10 +433,26 @@ func (h *hconn) roundTrip(ctx context.Context, ep endpoint, hdrs []header, conte
 	}
 	written = n > 0
 	if err != nil {
+		if !written || ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, err
+		}
+		// The host stopped reading before the request was written
+		// whole: it may have answered first (a 413 to a body over
+		// MaxEnvelopeSizekb, a 401 sent early), and that answer, which
+		// net/http used to return, says more than the write's error.
+		if resp, rerr := h.readReply(ctx, limit, respTimeout); rerr == nil {
+			h.close()
+			return resp, nil
+		}
 		return nil, err
 	}
 	reading = true
+	return h.readReply(ctx, limit, respTimeout)
+}
 
+// readReply reads the reply to a request written on h: interim replies
+// skipped, then the status, headers and body.
+func (h *hconn) readReply(ctx context.Context, limit int64, respTimeout time.Duration) (*Response, error) {
 	if respTimeout > 0 {
 		d := time.Now().Add(respTimeout)
 		if cd, ok := ctx.Deadline(); !ok || d.Before(cd) {
@@ -419,24 +460,34 @@ func (h *hconn) roundTrip(ctx context.Context, ep endpoint, hdrs []header, conte
 		} else {
 			respTimeout = 0
 		}
+		// A deadline set after ctx's AfterFunc set a past one undoes
+		// the cancellation: look again.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	var status int
 	var hdr http.Header
-	for {
+	for i := 0; ; i++ {
+		var err error
 		status, hdr, err = h.readHead(false)
-		if h.br.Buffered() > 0 || status != 0 {
-			answered = true
-		}
 		if err != nil {
 			if respTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
 				err = &responseTimeoutError{respTimeout}
 			}
 			return nil, err
 		}
-		if status >= 200 || status < 100 {
+		if status >= 200 {
 			break
 		}
+		if status == http.StatusSwitchingProtocols {
+			// Final for the connection (RFC 9110 15.2.2), and never asked for.
+			return nil, errors.New("unexpected HTTP 101 Switching Protocols")
+		}
 		// 1xx: an interim reply (100 Continue); the real one follows.
+		if i == max1xx {
+			return nil, fmt.Errorf("more than %d interim (1xx) replies", max1xx)
+		}
 	}
 	if respTimeout > 0 {
 		if cd, ok := ctx.Deadline(); ok {
@@ -444,10 +495,18 @@ func (h *hconn) roundTrip(ctx context.Context, ep endpoint, hdrs []header, conte
 		} else {
 			_ = h.nc.SetReadDeadline(time.Time{})
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	respBody, keep, err := h.readBody(hdr, status, limit)
 	if err != nil {
 		return nil, err
+	}
+	if h.br.Buffered() != 0 {
+		// More than the reply announced: its length lied, and what
+		// follows must not pass for the reply to the next request.
+		keep = false
 	}
 	h.exchanges++
 	h.idleSince = time.Now()
@@ -465,7 +524,9 @@ func (h *hconn) readHead(connect bool) (int, http.Header, error) {
 		return 0, nil, err
 	}
 	proto, rest, ok := strings.Cut(line, " ")
-	if !ok || !strings.HasPrefix(proto, "HTTP/1.") {
+	// HTTP-version is "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3); a 1.x
+	// above 1.1 is read as 1.1.
+	if !ok || len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/1.") || proto[7] < '0' || proto[7] > '9' {
 		return 0, nil, fmt.Errorf("malformed HTTP status line %q", truncate(line, 64))
 	}
 	code, _, _ := strings.Cut(rest, " ")
@@ -474,13 +535,14 @@ func (h *hconn) readHead(connect bool) (int, http.Header, error) {
 		return 0, nil, fmt.Errorf("malformed HTTP status code in %q", truncate(line, 64))
 	}
 	hdr := make(http.Header, 6)
+	lastKey := ""
 	for i := 0; ; i++ {
 		if i == maxHeaderLines {
 			return status, nil, fmt.Errorf("reply has more than %d header lines", maxHeaderLines)
 		}
 		kv, err := h.readLineBytes()
 		if err != nil {
-			return status, nil, err
+			return status, nil, unexpected(err)
 		}
 		if len(kv) == 0 {
 			break
@@ -488,17 +550,32 @@ func (h *hconn) readHead(connect bool) (int, http.Header, error) {
 		if connect {
 			continue
 		}
+		if bytes.ContainsAny(kv, "\x00\r") {
+			// Invalid and dangerous (RFC 9110 5.5): a bare CR may end a
+			// line for another parser on the way.
+			return status, nil, fmt.Errorf("malformed HTTP header value in %q", truncate(string(kv), 64))
+		}
+		if (kv[0] == ' ' || kv[0] == '\t') && lastKey != "" {
+			// obs-fold: a continuation of the previous line, to be
+			// replaced with a space (RFC 9112 5.2).
+			vs := hdr[lastKey]
+			vs[len(vs)-1] += " " + string(bytes.Trim(kv, " \t"))
+			continue
+		}
 		colon := bytes.IndexByte(kv, ':')
-		if colon <= 0 {
+		if colon <= 0 || kv[0] == ' ' || kv[0] == '\t' {
 			return status, nil, fmt.Errorf("malformed HTTP header line %q", truncate(string(kv), 64))
 		}
 		key := headerKey(kv[:colon])
 		if key == "" {
 			return status, nil, fmt.Errorf("malformed HTTP header name %q", truncate(string(kv[:colon]), 64))
 		}
-		hdr[key] = append(hdr[key], string(bytes.TrimSpace(kv[colon+1:])))
+		hdr[key] = append(hdr[key], string(bytes.Trim(kv[colon+1:], " \t")))
+		lastKey = key
 	}
-	if proto == "HTTP/1.0" && !connect && !headerHasToken(hdr, "Connection", "keep-alive") {
+	if proto == "HTTP/1.0" && !connect && (!headerHasToken(hdr, "Connection", "keep-alive") || len(hdr["Transfer-Encoding"]) > 0) {
+		// HTTP/1.0 closes unless kept alive; and Transfer-Encoding in an
+		// HTTP/1.0 message is faulty framing (RFC 9112 6.1): close after.
 		hdr["Connection"] = append(hdr["Connection"], "close")
 	}
 	return status, hdr, nil
@@ -512,6 +589,9 @@ func (h *hconn) readLine() (string, error) {
 
 func (h *hconn) readLineBytes() ([]byte, error) {
 	b, err := h.br.ReadSlice('\n')
+	if len(b) > 0 {
+		h.got = true
+	}
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
 			return nil, errReplyTooLong
@@ -545,11 +625,12 @@ var commonHeaders = func() map[string]string {
 func headerKey(b []byte) string {
 	var buf [64]byte
 	if len(b) > len(buf) {
-		s := textproto.CanonicalMIMEHeaderKey(string(b))
-		if strings.ContainsAny(s, " \t:") {
-			return ""
+		for _, c := range b {
+			if c <= ' ' || c >= 0x7f || c == ':' {
+				return ""
+			}
 		}
-		return s
+		return textproto.CanonicalMIMEHeaderKey(string(b))
 	}
 	k := buf[:len(b)]
 	upper := true
@@ -594,6 +675,12 @@ func (h *hconn) readBody(hdr http.Header, status int, limit int64) (body []byte,
 		if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") {
 			return nil, false, fmt.Errorf("unsupported Transfer-Encoding %q", strings.Join(te, ", "))
 		}
+		if len(hdr["Content-Length"]) > 0 {
+			// Chunked overrides the length, but the pair is a sign of
+			// smuggling or splitting (RFC 9112 6.3): read the body,
+			// trust nothing after it.
+			keep = false
+		}
 		body, err = h.readChunked(limit)
 		return body, keep, err
 	}
@@ -603,10 +690,12 @@ func (h *hconn) readBody(hdr http.Header, status int, limit int64) (body []byte,
 				return nil, false, fmt.Errorf("conflicting Content-Length headers %q", cls)
 			}
 		}
-		n, perr := strconv.ParseInt(cls[0], 10, 64)
-		if perr != nil || n < 0 {
+		// 1*DIGIT (RFC 9110 8.6): ParseUint takes no sign.
+		u, perr := strconv.ParseUint(cls[0], 10, 63)
+		if perr != nil {
 			return nil, false, fmt.Errorf("malformed Content-Length %q", cls[0])
 		}
+		n := int64(u)
 		if n > limit {
 			// Refuse before reading: the peer announced more than we accept.
 			return nil, false, &SizeError{Limit: limit}
@@ -629,20 +718,26 @@ func (h *hconn) readBody(hdr http.Header, status int, limit int64) (body []byte,
 // trailers dropped.
 func (h *hconn) readChunked(limit int64) ([]byte, error) {
 	body := []byte{}
+	// overhead is the framing read beyond what the chunks so far allow.
+	var overhead int64
 	for {
 		line, err := h.readLineBytes()
 		if err != nil {
 			return nil, unexpected(err)
 		}
+		overhead += int64(len(line)) + 2
 		if i := bytes.IndexByte(line, ';'); i >= 0 {
 			line = line[:i]
 		}
-		size, perr := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 63)
+		size, perr := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
 		if perr != nil {
 			return nil, fmt.Errorf("malformed chunk size %q", truncate(string(line), 32))
 		}
 		if size == 0 {
-			for {
+			for i := 0; ; i++ {
+				if i == maxHeaderLines {
+					return nil, fmt.Errorf("reply has more than %d trailer lines", maxHeaderLines)
+				}
 				t, err := h.readLineBytes()
 				if err != nil {
 					return nil, unexpected(err)
@@ -652,11 +747,16 @@ func (h *hconn) readChunked(limit int64) ([]byte, error) {
 				}
 			}
 		}
-		if int64(len(body))+int64(size) > limit {
+		if size > uint64(limit-int64(len(body))) {
 			return nil, &SizeError{Limit: limit}
 		}
+		// Each chunk may carry 16 bytes of framing and twice its size.
+		overhead = max(overhead-16-2*int64(size), 0)
+		if overhead > maxChunkOverhead {
+			return nil, errors.New("chunked reply has too much framing for its data")
+		}
 		start := len(body)
-		body = append(body, make([]byte, size)...)
+		body = growTo(body, start+int(size), limit)
 		if _, err := io.ReadFull(h.br, body[start:]); err != nil {
 			return nil, unexpected(err)
 		}
@@ -668,6 +768,18 @@ func (h *hconn) readChunked(limit int64) ([]byte, error) {
 			return nil, errors.New("malformed chunk: no CRLF after the data")
 		}
 	}
+}
+
+// growTo returns b extended to length n (n <= limit), its capacity
+// doubling as append's would but never past limit.
+func growTo(b []byte, n int, limit int64) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	c := int(min(max(int64(2*cap(b)), int64(n)), limit))
+	nb := make([]byte, n, c)
+	copy(nb, b)
+	return nb
 }
 
 func unexpected(err error) error {

@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // peerOpen reports whether the host has not closed an idle connection:
@@ -17,12 +19,14 @@ import (
 // goroutine that waits on every idle connection.
 //
 // On a plain connection, bytes waiting while idle also make it unusable
-// (the stream is out of step); on TLS they may be a session ticket, so
-// only a close counts.
+// (the stream is out of step). On TLS they may be a session ticket or a
+// key update, which leave it usable, or the close_notify alert that a
+// host (Go's server, HTTP.sys) sends before it closes, or data: only
+// crypto/tls can tell, so it reads them (see tlsIdleOpen).
 func peerOpen(c net.Conn) bool {
-	tlsConn := false
-	if tc, ok := c.(*tls.Conn); ok {
-		c, tlsConn = tc.NetConn(), true
+	tc, isTLS := c.(*tls.Conn)
+	if isTLS {
+		c = tc.NetConn()
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -32,7 +36,7 @@ func peerOpen(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	open := true
+	open, waiting := true, false
 	var buf [1]byte
 	err = rc.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -41,9 +45,33 @@ func peerOpen(c net.Conn) bool {
 		case rerr != nil, n == 0:
 			open = false
 		default:
-			open = tlsConn
+			waiting = true
 		}
 		return true
 	})
-	return err == nil && open
+	if err != nil || !open {
+		return false
+	}
+	if waiting {
+		return isTLS && tlsIdleOpen(tc)
+	}
+	return true
+}
+
+// tlsIdleWait bounds how long tlsIdleOpen lets crypto/tls read records
+// already seen waiting; it is spent whole only when they were all
+// post-handshake messages, and then once.
+const tlsIdleWait = 20 * time.Millisecond
+
+// tlsIdleOpen lets crypto/tls read the records waiting on an idle
+// connection. It handles post-handshake messages itself and returns
+// only data, an error, or (the records used up) the deadline: only the
+// last leaves the connection usable. A timeout does not break a
+// tls.Conn (crypto/tls keeps only non-temporary errors).
+func tlsIdleOpen(tc *tls.Conn) bool {
+	_ = tc.SetReadDeadline(time.Now().Add(tlsIdleWait))
+	var b [1]byte
+	n, err := tc.Read(b[:])
+	_ = tc.SetReadDeadline(time.Time{})
+	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -146,15 +146,33 @@ func requestHeaders(dst []header, h http.Header) ([]header, error) {
 		case "Host", "Content-Type", "Content-Length", "Authorization", "Connection", "Transfer-Encoding", "User-Agent", "Proxy-Authorization":
 			continue
 		}
-		if ck == "" || strings.ContainsAny(ck, " \t\r\n:") {
+		if !isToken(ck) {
 			return nil, fmt.Errorf("invalid request header name %q", k)
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n") {
 				return nil, fmt.Errorf("request header %s: value contains a line break", ck)
 			}
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, fmt.Errorf("request header %s: value contains a NUL byte", ck)
+			}
 			dst = append(dst, header{ck, v})
 		}
 	}
 	return dst, nil
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a field
+// name: anything else could split or confuse the header block.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
