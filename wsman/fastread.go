@@ -500,7 +500,7 @@ func (d *fdoc) startTag(s string, i int, parent *frame) (n int32, selfClose bool
 		}
 	}
 	var ns int32
-	if pn := parent.node; pn != 0 && !declares && d.prefix(pn) == pfx {
+	if pn := parent.node; pn != 0 && !declares && int(d.nodes[pn].pfxLen) == len(pfx) && d.prefix(pn) == pfx {
 		// Most elements share their parent's prefix and declare nothing.
 		ns = d.nodes[pn].ns
 	} else {
@@ -771,14 +771,26 @@ const (
 // function does not copy exactly, falls back.
 func decodeText(raw string, kind int) (string, error) {
 	mask := uint8(cText)
+	// b1 and b2 are the bytes besides controls and non-ASCII that need a
+	// look (swarClean).
+	b1, b2 := byte('&'), byte(']')
 	switch kind {
 	case attrValue:
 		mask = cAttr
+		b1, b2 = '&', '<'
 	case cdataText:
 		mask = cCDATA
+		b1, b2 = 0, 0 // controls already
 	}
 	rewrite := false
 	for i := 0; i < len(raw); {
+		// Eight bytes at a time while none needs a look.
+		for i+8 <= len(raw) && swarClean(raw[i:i+8], b1, b2) {
+			i += 8
+		}
+		if i >= len(raw) {
+			break
+		}
 		c := raw[i]
 		if byteClass[c]&mask == 0 {
 			i++
@@ -848,6 +860,28 @@ func decodeText(raw string, kind int) (string, error) {
 		}
 	}
 	return string(b), nil
+}
+
+// Byte-wise constants for swarClean.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// swarClean reports whether none of the 8 bytes of w is a control
+// character (tab and line feed included), non-ASCII, b1 or b2: then
+// decodeText has nothing to look at in them. It may say false for bytes
+// that are fine (a tab); never true for one that is not.
+func swarClean(w string, b1, b2 byte) bool {
+	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	// A byte below 0x20 or from 0x80 up; then a zero byte in x^b1 or
+	// x^b2 (the classic has-zero-byte test: exact about whether any is).
+	bad := (x-swarOnes*0x20)&^x | x
+	y1, y2 := x^(swarOnes*uint64(b1)), x^(swarOnes*uint64(b2))
+	bad |= (y1 - swarOnes) &^ y1
+	bad |= (y2 - swarOnes) &^ y2
+	return bad&swarHigh == 0
 }
 
 // charRef decodes the inside of &#…; (decimal) or &#x…; (hex, lower-case
@@ -1027,25 +1061,34 @@ func (d *fdoc) parseProps(in *Instance, n int32) error {
 	if in.Props == nil && k > 0 {
 		in.Props = d.props(k)
 	}
+	// seen has bit propBit(name) of each name in in.Props: most names are
+	// new, and a clear bit says so without comparing with every earlier
+	// one. It starts empty only when in.Props does.
+	var seen uint64
+	if len(in.Props) > 0 {
+		seen = ^uint64(0)
+	}
 	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
 		name := d.local(c)
 		if name == "Location" && d.ns(c) == NsCIM {
 			continue
 		}
-		v, err := d.parseValue(c)
-		if err != nil {
+		bit := propBit(name)
+		if seen&bit != 0 {
+			if p := findProp(in.Props, name); p != nil {
+				var v Value
+				if err := d.parseValue(c, &v); err != nil {
+					return fmt.Errorf("parse %s.%s: %w", in.ClassName, name, err)
+				}
+				p.Values = append(p.Values, v)
+				continue
+			}
+		}
+		seen |= bit
+		sv := &slab[0]
+		if err := d.parseValue(c, sv); err != nil {
 			return fmt.Errorf("parse %s.%s: %w", in.ClassName, name, err)
 		}
-		if p := findProp(in.Props, name); p != nil {
-			p.Values = append(p.Values, v)
-			continue
-		}
-		// Field by field rather than whole structs: a struct copy into
-		// the heap while the collector runs takes the bulk write barrier,
-		// which walked the type's pointer map for every property and was
-		// a tenth of the time of reading a page.
-		sv := &slab[0]
-		sv.Kind, sv.Text, sv.Object, sv.Ref = v.Kind, v.Text, v.Object, v.Ref
 		if len(in.Props) < cap(in.Props) {
 			in.Props = in.Props[:len(in.Props)+1]
 		} else {
@@ -1058,39 +1101,58 @@ func (d *fdoc) parseProps(in *Instance, n int32) error {
 	return nil
 }
 
-// parseValue is parseValue.
-func (d *fdoc) parseValue(c int32) (Value, error) {
+// propBit is a name's bit in parseProps' seen set.
+func propBit(name string) uint64 {
+	h := uint(len(name))
+	if h > 0 {
+		h += uint(name[len(name)-1])
+	}
+	return 1 << (h & 63)
+}
+
+// parseValue is parseValue, written into sv, a zero Value. Field by
+// field, and straight into the slab, rather than as a whole struct: a
+// struct copy into the heap while the collector runs takes the bulk write
+// barrier, which walked the type's pointer map for every property and was
+// a tenth of the time of reading a page. Nothing is written on failure.
+func (d *fdoc) parseValue(c int32, sv *Value) error {
 	if isTrue(d.xsiAttr(c, "nil")) {
-		return Value{Kind: KindNil}, nil
+		sv.Kind = KindNil
+		return nil
 	}
 	first := d.nodes[c].first
 	if first < 0 {
-		return Value{Kind: KindText, Text: d.textOf(c)}, nil
+		sv.Kind, sv.Text = KindText, d.textOf(c)
+		return nil
 	}
 	only := d.nodes[first].next < 0
 	if only && d.nodes[first].first < 0 {
 		if ns := d.ns(first); ns == NsCIM || ns == "" {
 			switch d.local(first) {
 			case "Datetime":
-				return Value{Kind: KindDatetime, Text: strings.TrimSpace(d.textOf(first))}, nil
+				sv.Kind, sv.Text = KindDatetime, strings.TrimSpace(d.textOf(first))
+				return nil
 			case "Interval":
-				return Value{Kind: KindInterval, Text: strings.TrimSpace(d.textOf(first))}, nil
+				sv.Kind, sv.Text = KindInterval, strings.TrimSpace(d.textOf(first))
+				return nil
 			}
 		}
 	}
 	if d.child(c, NsAddressing, "Address") >= 0 && d.child(c, NsAddressing, "ReferenceParameters") >= 0 {
 		epr, err := d.parseEPR(c)
 		if err != nil {
-			return Value{}, err
+			return err
 		}
-		return Value{Kind: KindReference, Ref: epr}, nil
+		sv.Kind, sv.Ref = KindReference, epr
+		return nil
 	}
 	if only && (d.nodes[first].first >= 0 || strings.HasSuffix(d.xsiAttr(first, "type"), "_Type") || d.isEmptyObject(first)) {
 		obj, err := d.parseInstance(first)
 		if err != nil {
-			return Value{}, err
+			return err
 		}
-		return Value{Kind: KindObject, Object: obj}, nil
+		sv.Kind, sv.Object = KindObject, obj
+		return nil
 	}
 	obj := d.newInstance()
 	obj.ClassName, obj.ResourceURI = d.local(c), d.ns(first)
@@ -1099,9 +1161,10 @@ func (d *fdoc) parseValue(c int32) (Value, error) {
 		obj.ClassName = strings.TrimSuffix(obj.TypeName, "_Type")
 	}
 	if err := d.parseProps(obj, c); err != nil {
-		return Value{}, err
+		return err
 	}
-	return Value{Kind: KindObject, Object: obj}, nil
+	sv.Kind, sv.Object = KindObject, obj
+	return nil
 }
 
 // isEmptyObject is isEmptyObject.

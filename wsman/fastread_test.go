@@ -401,6 +401,7 @@ var fastCases = []struct {
 		`<p:A a="http://example.com/a&amp;b" b="http://example.com/a&#38;b" c="http://example.com/plain/value"/>`+
 		`<p:B a="http://example.com/a&amp;b" b="http://example.com/plain/value" xsi:type="http://example.com/plain/value"/>`+
 		`<p:D xmlns:q="urn:c" xmlns:r="urn:c"><q:E xmlns:p="urn:other"><p:F xsi:nil="true"/></q:E><r:G/></p:D></p:C>`), true},
+	{"arrays with look-alike names", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c" xmlns:xsi="`+NsXSI+`"><p:Ab>1</p:Ab><p:Bb>2</p:Bb><p:Ab xsi:nil="true"/><p:Ab>3</p:Ab><p:A>4</p:A><p:Bb>5</p:Bb><p:Cb/></p:C>`), true},
 	{"long attribute value, then broken", windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A a="http://example.com/a&amp;b"/><p:B a="http://example.com/a&b"/></p:C>`), false},
 	{"indented", strings.ReplaceAll(windowsReply(ActionGetResponse, "uuid:R", `<p:C xmlns:p="urn:c"><p:A>1</p:A></p:C>`), "><", ">\n  <"), true},
 }
