@@ -117,6 +117,7 @@ type fdoc struct {
 	binds     []fbinding
 	frames    []frame
 	root      int32
+	rep       fastReply
 	// rawOK are recent attribute values of 16 bytes or more that read as
 	// themselves: each item of a page declares the same namespaces, and
 	// comparing is cheaper than looking at every byte again.
@@ -952,7 +953,9 @@ func (d *fdoc) reply() (*fastReply, error) {
 	if !d.is(env, NsSOAP, "Envelope") {
 		return nil, fallback()
 	}
-	r := &fastReply{d: d, header: -1, body: -1}
+	// The reply lives in d, and is released with it.
+	r := &d.rep
+	*r = fastReply{d: d, header: -1, body: -1}
 	for c := d.nodes[env].first; c >= 0; c = d.nodes[c].next {
 		if d.ns(c) != NsSOAP {
 			continue

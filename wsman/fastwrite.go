@@ -3,6 +3,7 @@ package wsman
 import (
 	"bytes"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -48,7 +49,9 @@ func (c *Client) appendEnvelope(dst []byte, r *request, bodyXML []byte, extraNS 
 	if timeout <= 0 {
 		timeout = DefaultOperationTimeout
 	}
-	dst = appendTextElem(dst, "w:OperationTimeout", "", FormatDuration(timeout))
+	dst = append(dst, "<w:OperationTimeout>"...)
+	dst = appendDuration(dst, timeout)
+	dst = append(dst, "</w:OperationTimeout>"...)
 	dst = append(dst, `<a:ReplyTo><a:Address s:mustUnderstand="true">`+AddressAnonymous+`</a:Address></a:ReplyTo>`...)
 	dst = appendTextElem(dst, "w:ResourceURI", ` s:mustUnderstand="true"`, r.resourceURI)
 	if c.SessionID != "" {
@@ -89,6 +92,38 @@ func (c *Client) appendEnvelope(dst []byte, r *request, bodyXML []byte, extraNS 
 		dst = append(dst, "<s:Body/>"...)
 	}
 	return append(dst, "</s:Envelope>"...)
+}
+
+// appendDuration appends FormatDuration(d) (never empty, never escaped)
+// without its fmt.Sprintf.
+func appendDuration(dst []byte, d time.Duration) []byte {
+	if d < 0 {
+		dst = append(dst, '-')
+		d = -d
+	}
+	ms := d.Milliseconds()
+	dst = append(dst, "PT"...)
+	dst = strconv.AppendInt(dst, ms/1000, 10)
+	frac := ms % 1000
+	if frac < 0 {
+		// Only for math.MinInt64, whose negation is itself: %03d pads
+		// after the sign.
+		dst = append(dst, '.', '-')
+		frac = -frac
+		if frac < 10 {
+			dst = append(dst, '0')
+		}
+	} else {
+		dst = append(dst, '.')
+		if frac < 100 {
+			dst = append(dst, '0')
+		}
+		if frac < 10 {
+			dst = append(dst, '0')
+		}
+	}
+	dst = strconv.AppendInt(dst, frac, 10)
+	return append(dst, 'S')
 }
 
 // identifyXML is identifyEnvelope rendered.

@@ -1,6 +1,7 @@
 package wsman
 
 import (
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -217,6 +218,18 @@ func TestAppendInstanceMatchesEtree(t *testing.T) {
 		want := string(render(doc))
 		if got := string(appendInstance(nil, in)); got != want {
 			t.Fatalf("case %d: appendInstance differs from etree:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// TestAppendDurationIsFormatDuration: the envelope's OperationTimeout is
+// written exactly as FormatDuration writes it.
+func TestAppendDurationIsFormatDuration(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, time.Millisecond, 9 * time.Millisecond, 10 * time.Millisecond, 99 * time.Millisecond,
+		100 * time.Millisecond, 999 * time.Millisecond, time.Second, DefaultOperationTimeout, 90*time.Second + 5*time.Millisecond,
+		-time.Millisecond, -1500 * time.Millisecond, math.MaxInt64, math.MinInt64, math.MinInt64 + 1, -999999 * time.Microsecond} {
+		if got, want := string(appendDuration([]byte("x"), d)), "x"+FormatDuration(d); got != want {
+			t.Errorf("appendDuration(%d) = %q, want %q", int64(d), got, want)
 		}
 	}
 }
