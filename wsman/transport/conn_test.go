@@ -1170,3 +1170,45 @@ func TestRequestHeaders(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadReply feeds arbitrary bytes to hconn.roundTrip as the reply to
+// a request, with a body limit: it must not panic or hang, a reply it
+// accepts must be within the limit (its buffer at most one byte over,
+// which reading to EOF needs to see the end), a connection kept must
+// hold nothing beyond the reply, and a failure must be an
+// *exchangeError that leaves the connection broken.
+func FuzzReadReply(f *testing.F) {
+	f.Add([]byte(okReply), uint16(4096))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nT: 1\r\n\r\n"), uint16(4096))
+	ep, err := newEndpoint("http://host.example:5985/wsman")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, reply []byte, limit uint16) {
+		fc := newFakeConn(string(reply))
+		h := newHconn(fc)
+		resp, err := h.roundTrip(context.Background(), ep, nil, soapType, []byte("<e/>"), int64(limit), 0)
+		if err != nil {
+			var xe *exchangeError
+			if !errors.As(err, &xe) || !xe.written || !xe.reading {
+				t.Fatalf("error %v (%T): not an *exchangeError after the request was written", err, err)
+			}
+			if !h.broken {
+				t.Fatal("failed exchange left the connection usable")
+			}
+			return
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 999 {
+			t.Errorf("status %d accepted", resp.StatusCode)
+		}
+		if int64(len(resp.Body)) > int64(limit) || int64(cap(resp.Body)) > int64(limit)+1 {
+			t.Errorf("body of %d bytes (capacity %d) over the limit of %d", len(resp.Body), cap(resp.Body), limit)
+		}
+		if resp.Header == nil {
+			t.Error("nil header")
+		}
+		if !h.broken && h.br.Buffered() != 0 {
+			t.Errorf("connection kept with %d bytes beyond the reply", h.br.Buffered())
+		}
+	})
+}
