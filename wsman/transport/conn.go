@@ -80,7 +80,9 @@ func (e endpoint) target(viaProxy bool) string {
 		path = "/"
 	}
 	if e.u.RawQuery != "" {
-		path += "?" + e.u.RawQuery
+		// url.Parse keeps a space in the query (it refuses controls), and
+		// a space would split the request line.
+		path += "?" + strings.ReplaceAll(e.u.RawQuery, " ", "%20")
 	}
 	if viaProxy {
 		return "http://" + e.u.Host + path
@@ -203,7 +205,8 @@ func (h *hconn) tunnel(ctx context.Context, ep endpoint, proxyURL *url.URL) erro
 	if err != nil {
 		return fmt.Errorf("proxy %s: CONNECT %s: %w", proxyURL.Host, ep.addr, ctxErr(ctx, err))
 	}
-	if status != http.StatusOK {
+	if status < 200 || status > 299 {
+		// Any 2xx opens the tunnel (RFC 9110 9.3.6).
 		return fmt.Errorf("proxy %s refused CONNECT %s: HTTP %d", proxyURL.Host, ep.addr, status)
 	}
 	if h.br.Buffered() != 0 {

@@ -694,6 +694,11 @@ func TestRoundTripRequestBytes(t *testing.T) {
 			want: "POST /?PSVersion=5.1 HTTP/1.1\r\nHost: [::1]\r\nUser-Agent: bitsremote\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: 0\r\n\r\n",
 		},
 		{
+			name: "a space in the query is escaped",
+			url:  "http://h/wsman?a b",
+			want: "POST /wsman?a%20b HTTP/1.1\r\nHost: h\r\nUser-Agent: bitsremote\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: 0\r\n\r\n",
+		},
+		{
 			name:     "absolute form to a forwarding proxy",
 			url:      "http://host.example:5985/wsman",
 			viaProxy: true,
@@ -1095,6 +1100,24 @@ func TestForwardingProxy(t *testing.T) {
 		wantReq := "CONNECT winhost.example:5986 HTTP/1.1\r\nHost: winhost.example:5986\r\n" + proxyAuth + "\r\n"
 		if diff := cmp.Diff(wantReq, <-reqs); diff != "" {
 			t.Errorf("CONNECT (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("any 2xx to CONNECT opens the tunnel", func(t *testing.T) {
+		proxy := newRawServer(t, func(c net.Conn, _ int) {
+			defer c.Close()
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			// A tunnel that ends at once: the TLS handshake fails.
+			_, _ = io.WriteString(c, "HTTP/1.1 204 Tunnel open\r\n\r\n")
+		})
+		tr, err := NewBasic(Config{User: "u", Password: "p", Proxy: proxyTo(proxy.addr)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://winhost.example:5986/wsman"})
+		if want := "post to winhost.example:5986: tls handshake with winhost.example:5986: EOF"; err == nil || err.Error() != want || !errors.Is(err, ErrNotSent) {
+			t.Errorf("got %v, want %q marked ErrNotSent", err, want)
 		}
 	})
 	t.Run("proxy unreachable", func(t *testing.T) {
