@@ -384,9 +384,13 @@ type connectProxy struct {
 	wg      sync.WaitGroup
 }
 
-func newConnectProxy(t *testing.T) *connectProxy {
+func newConnectProxy(t *testing.T) *connectProxy { return newConnectProxyTLS(t, nil) }
+
+// newConnectProxyTLS is newConnectProxy spoken to over TLS (an https://
+// proxy) when pki is not nil.
+func newConnectProxyTLS(t *testing.T, pki *testPKI) *connectProxy {
 	p := &connectProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
@@ -410,6 +414,12 @@ func newConnectProxy(t *testing.T) *connectProxy {
 		go func() { defer p.wg.Done(); _, _ = io.Copy(up, brw); up.Close() }()
 		go func() { defer p.wg.Done(); _, _ = io.Copy(down, up); down.Close() }()
 	}))
+	if pki != nil {
+		p.Server.TLS = &tls.Config{Certificates: []tls.Certificate{pki.ServerCert}}
+		p.Server.StartTLS()
+	} else {
+		p.Server.Start()
+	}
 	t.Cleanup(func() {
 		p.Server.Close()
 		p.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -123,21 +124,35 @@ func (d *dialer) connect(ctx context.Context, ep endpoint) (*hconn, error) {
 	defer cancel()
 	proxyURL, err := d.proxy(&http.Request{Method: http.MethodPost, URL: ep.u, Header: http.Header{}, Host: ep.u.Host})
 	if err != nil {
-		return nil, fmt.Errorf("proxy for %s: %w", ep.hostHeader, err)
+		// http.ProxyFromEnvironment quotes a malformed HTTPS_PROXY whole,
+		// credentials included.
+		return nil, fmt.Errorf("proxy for %s: %s", ep.hostHeader, redactURLs(err.Error()))
 	}
 	addr := ep.addr
 	if proxyURL != nil {
-		if !strings.EqualFold(proxyURL.Scheme, "http") {
-			// net/http also spoke TLS to an https:// proxy and SOCKS5;
-			// this engine speaks only plain HTTP to a proxy, and would
-			// send it bytes it cannot read.
-			return nil, fmt.Errorf("proxy %s for %s: scheme %q is not supported (use an http:// proxy)", proxyURL.Host, ep.hostHeader, proxyURL.Scheme)
+		if !strings.EqualFold(proxyURL.Scheme, "http") && !strings.EqualFold(proxyURL.Scheme, "https") {
+			// net/http also spoke SOCKS5; this engine speaks HTTP (or
+			// HTTP over TLS) to a proxy, and would send a SOCKS proxy
+			// bytes it cannot read.
+			return nil, fmt.Errorf("proxy %s for %s: scheme %q is not supported (use an http:// or https:// proxy)", proxyURL.Host, ep.hostHeader, proxyURL.Scheme)
 		}
 		addr = proxyAddr(proxyURL)
 	}
 	nc, err := d.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if proxyURL != nil && strings.EqualFold(proxyURL.Scheme, "https") {
+		// TLS to the proxy itself (and, for https:// endpoints, TLS to the
+		// host inside the CONNECT tunnel), as net/http does.
+		conf := d.tls.Clone()
+		conf.ServerName = proxyURL.Hostname()
+		tc := tls.Client(nc, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("tls handshake with proxy %s: %w", proxyURL.Host, err)
+		}
+		nc = tc
 	}
 	h := newHconn(nc)
 	if proxyURL != nil && !ep.https {
@@ -167,6 +182,13 @@ func (d *dialer) connect(ctx context.Context, ep endpoint) (*hconn, error) {
 	}
 	return h, nil
 }
+
+// userinfoInURL matches the user information of a URL in a text.
+var userinfoInURL = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^@/\s"']*@`)
+
+// redactURLs replaces the user information of every URL in s, so that a
+// proxy's password never reaches an error.
+func redactURLs(s string) string { return userinfoInURL.ReplaceAllString(s, "${1}REDACTED@") }
 
 func proxyAddr(p *url.URL) string {
 	port := p.Port()
