@@ -27,6 +27,9 @@ import (
 	"runtime/pprof"
 )
 
+// hostsProfileEnv carries -hosts-cpuprofile to the hosts process.
+const hostsProfileEnv = "BITSREMOTE_BENCH_HOSTS_CPUPROFILE"
+
 func main() {
 	var o benchOptions
 	role := flag.String("role", "client", "client (the benchmark) or hosts (the simulated hosts; started by client)")
@@ -43,8 +46,17 @@ func main() {
 	files := flag.String("files", "", "directory to serve for downloads (-role hosts)")
 	scale := flag.Float64("time-scale", 1, "BITS timer scale (-role hosts)")
 	cpuProfile := flag.String("cpuprofile", "", "write the client's CPU profile to `FILE`")
+	hostsProfile := flag.String("hosts-cpuprofile", "", "write the hosts process's CPU profile to `FILE`")
 	flag.Parse()
-	if *cpuProfile != "" && *role == "client" {
+	if *hostsProfile != "" {
+		os.Setenv(hostsProfileEnv, *hostsProfile)
+	}
+	if *role == "hosts" {
+		// The hosts' own profile, to see what the simulator costs the
+		// shared cores; set by -hosts-cpuprofile in the client.
+		*cpuProfile = os.Getenv(hostsProfileEnv)
+	}
+	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
