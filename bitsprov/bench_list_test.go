@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,19 +45,29 @@ const listHostEnv = "BITSPROV_E2E_LIST_HOST"
 // PowerShell send: without it a Pull asks for one item (the WS-Enumeration
 // default), so Jobs makes one round trip per job.
 func BenchmarkListJobs1000(b *testing.B) {
-	hosts := map[string]listHosts{"child": startListHostProcess(b), "inproc": startListHosts(b)}
+	// Each set of hosts starts only when a variant needs it: idle
+	// in-process hosts would still count in the child variants'
+	// getrusage(RUSAGE_SELF).
+	hosts := map[string]func() listHosts{
+		"child":  sync.OnceValue(func() listHosts { return startListHostProcess(b) }),
+		"inproc": sync.OnceValue(func() listHosts { return startListHosts(b) }),
+	}
 	for _, where := range []string{"child", "inproc"} {
 		metric := "client-cpu-ms/op"
 		if where == "inproc" {
 			metric = "process-cpu-ms/op"
 		}
 		for _, auth := range []transport.Auth{transport.AuthNTLM, transport.AuthBasic} {
-			url, name := hosts[where].basic, "basic"
+			name := "basic"
 			if auth == transport.AuthNTLM {
-				url, name = hosts[where].ntlm, "ntlm-sealed"
+				name = "ntlm-sealed"
 			}
 			for _, how := range []string{"Jobs", "maxelements"} {
 				b.Run(where+"/"+name+"/"+how, func(b *testing.B) {
+					url := hosts[where]().basic
+					if auth == transport.AuthNTLM {
+						url = hosts[where]().ntlm
+					}
 					benchList(b, url, auth, how == "maxelements", metric)
 				})
 			}
