@@ -130,7 +130,7 @@ func AppendSealed(dst []byte, originalType string, plain []byte, sigLen int, sea
 // UnwrapInPlace is Unwrap for an unseal that decrypts where the message
 // lies: the plaintext returned is a part of body.
 func UnwrapInPlace(body []byte, unseal func(sealed, sig []byte) error) (plain []byte, originalType string, err error) {
-	p, err := Parse(body)
+	p, err := parse(body)
 	if err != nil {
 		return nil, "", err
 	}
@@ -167,94 +167,128 @@ func Unwrap(body []byte, unseal func(sealed, sig []byte) ([]byte, error)) (plain
 // a missing final CRLF. Only one message per body is supported: several
 // part pairs are CredSSP chunking (multipart/x-multi-encrypted).
 func Parse(body []byte) (*Part, error) {
+	p, err := parse(body)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// parse is Parse without allocating: a sealed reply is parsed once per
+// message, and the usual OriginalContent type is returned as SOAPType.
+func parse(body []byte) (Part, error) {
+	p := Part{Length: -1}
 	rest, ok := cutBoundary(body)
 	if !ok {
-		return nil, fmt.Errorf("%w: does not start with the Encrypted Boundary line", ErrMalformed)
+		return p, fmt.Errorf("%w: does not start with the Encrypted Boundary line", ErrMalformed)
 	}
-	p := &Part{Length: -1}
-	var proto string
+	var proto []byte
 	for n := 0; ; n++ {
 		if after, ok := cutBoundary(rest); ok {
 			rest = after
 			break
 		}
 		if n == 8 {
-			return nil, fmt.Errorf("%w: too many header lines in the first part", ErrMalformed)
+			return p, fmt.Errorf("%w: too many header lines in the first part", ErrMalformed)
 		}
-		line, after, ok := bytes.Cut(rest, []byte("\r\n"))
+		line, after, ok := bytes.Cut(rest, crlf)
 		if !ok {
-			return nil, fmt.Errorf("%w: first part ends without a second boundary", ErrMalformed)
+			return p, fmt.Errorf("%w: first part ends without a second boundary", ErrMalformed)
 		}
 		rest = after
-		name, value, ok := strings.Cut(string(line), ":")
+		name, value, ok := bytes.Cut(line, colon)
 		if !ok {
-			return nil, fmt.Errorf("%w: header line %q has no colon", ErrMalformed, trunc(line))
+			return p, fmt.Errorf("%w: header line %q has no colon", ErrMalformed, trunc(line))
 		}
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		name, value = bytes.TrimSpace(name), bytes.TrimSpace(value)
 		switch {
-		case strings.EqualFold(name, "Content-Type"):
+		case bytes.EqualFold(name, contentTypeName):
 			proto = value
-		case strings.EqualFold(name, "OriginalContent"):
+		case bytes.EqualFold(name, originalContentName):
 			if err := p.parseOriginal(value); err != nil {
-				return nil, err
+				return p, err
 			}
 		}
 	}
-	if !strings.EqualFold(proto, Protocol) {
-		return nil, fmt.Errorf("%w: first part Content-Type %q, want %s", ErrMalformed, trunc([]byte(proto)), Protocol)
+	if !bytes.EqualFold(proto, protocolBytes) {
+		return p, fmt.Errorf("%w: first part Content-Type %q, want %s", ErrMalformed, trunc(proto), Protocol)
 	}
 	if p.Length < 0 {
-		return nil, fmt.Errorf("%w: no OriginalContent header with a Length", ErrMalformed)
+		return p, fmt.Errorf("%w: no OriginalContent header with a Length", ErrMalformed)
 	}
 
-	line, rest, ok := bytes.Cut(rest, []byte("\r\n"))
+	line, rest, ok := bytes.Cut(rest, crlf)
 	if !ok {
-		return nil, fmt.Errorf("%w: second part has no header line", ErrMalformed)
+		return p, fmt.Errorf("%w: second part has no header line", ErrMalformed)
 	}
-	name, value, _ := strings.Cut(string(line), ":")
-	if !strings.EqualFold(strings.TrimSpace(name), "Content-Type") || !strings.EqualFold(strings.TrimSpace(value), "application/octet-stream") {
-		return nil, fmt.Errorf("%w: second part header %q, want Content-Type: application/octet-stream", ErrMalformed, trunc(line))
+	name, value, _ := bytes.Cut(line, colon)
+	if !bytes.EqualFold(bytes.TrimSpace(name), contentTypeName) || !bytes.EqualFold(bytes.TrimSpace(value), octetStream) {
+		return p, fmt.Errorf("%w: second part header %q, want Content-Type: application/octet-stream", ErrMalformed, trunc(line))
 	}
 
 	payload, ok := cutClosing(rest)
 	if !ok {
-		return nil, fmt.Errorf("%w: does not end with the closing Encrypted Boundary line", ErrMalformed)
+		return p, fmt.Errorf("%w: does not end with the closing Encrypted Boundary line", ErrMalformed)
 	}
 	if len(payload) < 4 {
-		return nil, fmt.Errorf("%w: payload of %d bytes has no signature length", ErrMalformed, len(payload))
+		return p, fmt.Errorf("%w: payload of %d bytes has no signature length", ErrMalformed, len(payload))
 	}
 	sigLen := binary.LittleEndian.Uint32(payload)
 	if uint64(sigLen) > uint64(len(payload)-4) {
-		return nil, fmt.Errorf("%w: signature length %d exceeds the %d payload bytes", ErrMalformed, sigLen, len(payload)-4)
+		return p, fmt.Errorf("%w: signature length %d exceeds the %d payload bytes", ErrMalformed, sigLen, len(payload)-4)
 	}
 	p.Signature = payload[4 : 4+sigLen]
 	p.Sealed = payload[4+sigLen:]
 	return p, nil
 }
 
-// parseOriginal reads "type=<media type>;Length=<n>".
-func (p *Part) parseOriginal(v string) error {
-	var kept []string
-	for i, param := range strings.Split(v, ";") {
-		k, val, _ := strings.Cut(param, "=")
-		k = strings.TrimSpace(k)
+var (
+	crlf                = []byte("\r\n")
+	colon               = []byte(":")
+	contentTypeName     = []byte("Content-Type")
+	originalContentName = []byte("OriginalContent")
+	protocolBytes       = []byte(Protocol)
+	octetStream         = []byte("application/octet-stream")
+	lengthName          = []byte("Length")
+	typeName            = []byte("type")
+)
+
+// parseOriginal reads "type=<media type>;Length=<n>": the type keeps
+// every parameter but Length.
+func (p *Part) parseOriginal(v []byte) error {
+	var buf [64]byte // room for the usual type, on the stack
+	kept := buf[:0]
+	rest := v
+	for i := 0; ; i++ {
+		param, after, more := bytes.Cut(rest, []byte(";"))
+		rest = after
+		k, val, _ := bytes.Cut(param, []byte("="))
+		k = bytes.TrimSpace(k)
 		switch {
 		case i == 0:
-			if !strings.EqualFold(k, "type") {
-				return fmt.Errorf("%w: OriginalContent %q does not start with type=", ErrMalformed, trunc([]byte(v)))
+			if !bytes.EqualFold(k, typeName) {
+				return fmt.Errorf("%w: OriginalContent %q does not start with type=", ErrMalformed, trunc(v))
 			}
-			kept = append(kept, strings.TrimSpace(val))
-		case strings.EqualFold(k, "Length"):
-			n, err := strconv.Atoi(strings.TrimSpace(val))
+			kept = append(kept, bytes.TrimSpace(val)...)
+		case bytes.EqualFold(k, lengthName):
+			n, err := strconv.Atoi(string(bytes.TrimSpace(val)))
 			if err != nil || n < 0 {
-				return fmt.Errorf("%w: OriginalContent Length %q is not a byte count", ErrMalformed, trunc([]byte(val)))
+				return fmt.Errorf("%w: OriginalContent Length %q is not a byte count", ErrMalformed, trunc(val))
 			}
 			p.Length = n
 		default:
-			kept = append(kept, strings.TrimSpace(param))
+			kept = append(kept, ';')
+			kept = append(kept, bytes.TrimSpace(param)...)
+		}
+		if !more {
+			break
 		}
 	}
-	p.OriginalType = strings.Join(kept, ";")
+	if string(kept) == SOAPType {
+		p.OriginalType = SOAPType
+	} else {
+		p.OriginalType = string(kept)
+	}
 	return nil
 }
 

@@ -247,3 +247,18 @@ func TestAppendSealedMatchesAppend(t *testing.T) {
 		}
 	})
 }
+
+// TestUnwrapInPlaceAllocates nothing for an envelope: it runs on every
+// sealed reply.
+func TestUnwrapInPlaceAllocates(t *testing.T) {
+	body := Append(nil, SOAPType, 3, sig16, []byte("abc"))
+	n := testing.AllocsPerRun(100, func() {
+		plain, ctype, err := UnwrapInPlace(body, func([]byte, []byte) error { return nil })
+		if err != nil || string(plain) != "abc" || ctype != SOAPType {
+			t.Fatalf("UnwrapInPlace = %q, %q, %v", plain, ctype, err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("UnwrapInPlace allocates %v times per reply, want 0", n)
+	}
+}

@@ -277,6 +277,10 @@ type Session struct {
 	outMAC, inMAC hash.Hash
 	out, in       *rc4.Cipher
 	outSeq, inSeq uint32
+	// seqb and sum are scratch for mac (under mu): passed to hash.Hash
+	// methods, locals would escape to the heap on every message.
+	seqb [4]byte
+	sum  [md5.Size]byte
 }
 
 // Magic constants of MS-NLMP 3.4.5.2 and 3.4.5.3.
@@ -361,8 +365,7 @@ func (s *Session) SealInPlace(msg, sig []byte) {
 	defer s.mu.Unlock()
 	// The checksum is over the plaintext; the RC4 stream seals the message
 	// first and then the checksum.
-	var sum [md5.Size]byte
-	s.mac(s.outMAC, s.outSeq, msg, sum[:0])
+	sum := s.mac(s.outMAC, s.outSeq, msg)
 	if s.flags&flagSeal != 0 {
 		s.out.XORKeyStream(msg, msg)
 	}
@@ -403,8 +406,7 @@ func (s *Session) UnsealInPlace(msg, sig []byte) error {
 	if s.flags&flagSeal != 0 {
 		handle.XORKeyStream(msg, msg)
 	}
-	var sum [md5.Size]byte
-	s.mac(s.inMAC, s.inSeq, msg, sum[:0])
+	sum := s.mac(s.inMAC, s.inSeq, msg)
 	var want [16]byte
 	s.putSignature(want[:], &handle, sum[:8], s.inSeq)
 	if !hmac.Equal(sig, want[:]) {
@@ -415,14 +417,14 @@ func (s *Session) UnsealInPlace(msg, sig []byte) error {
 	return nil
 }
 
-// mac appends HMAC_MD5(signKey, seq ‖ msg) to dst.
-func (s *Session) mac(h hash.Hash, seq uint32, msg, dst []byte) []byte {
-	var seqb [4]byte
-	binary.LittleEndian.PutUint32(seqb[:], seq)
+// mac returns HMAC_MD5(signKey, seq ‖ msg), in s's scratch space (valid
+// until the next call; s.mu is held).
+func (s *Session) mac(h hash.Hash, seq uint32, msg []byte) []byte {
+	binary.LittleEndian.PutUint32(s.seqb[:], seq)
 	h.Reset()
-	h.Write(seqb[:])
+	h.Write(s.seqb[:])
 	h.Write(msg)
-	return h.Sum(dst)
+	return h.Sum(s.sum[:0])
 }
 
 // putSignature writes the ESS signature into sig: version 1, the
