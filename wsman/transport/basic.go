@@ -17,8 +17,9 @@ const secprofileMutual = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/
 // unauthenticated requests: they differ only in the Authorization header.
 // Any pooled connection may carry any request.
 type httpPost struct {
-	pool  *connPool
-	limit int64
+	endpoints endpointCache
+	pool      *connPool
+	limit     int64
 	// respTimeout is Config.ResponseTimeout.
 	respTimeout time.Duration
 	// authorization is the Authorization header of requests that are not
@@ -76,7 +77,7 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	ep, err := newEndpoint(req.URL)
+	ep, err := p.endpoints.get(req.URL)
 	if err != nil {
 		return nil, &notSentError{err}
 	}

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,6 +51,10 @@ type endpoint struct {
 	hostHeader string
 	// https says the connection is TLS.
 	https bool
+	// raw is the URL as given; originTarget and proxyTarget are the
+	// request-targets (see target).
+	raw                       string
+	originTarget, proxyTarget string
 }
 
 func newEndpoint(raw string) (endpoint, error) {
@@ -70,12 +75,21 @@ func newEndpoint(raw string) (endpoint, error) {
 	if https {
 		scheme = "https"
 	}
-	return endpoint{u: u, key: scheme + "://" + addr, addr: addr, hostHeader: u.Host, https: https}, nil
+	e := endpoint{u: u, key: scheme + "://" + addr, addr: addr, hostHeader: u.Host, https: https, raw: raw}
+	e.setTargets()
+	return e, nil
 }
 
 // target is the request-target: origin form, or absolute form when the
 // request goes to a forwarding proxy (http:// through a proxy).
 func (e endpoint) target(viaProxy bool) string {
+	if viaProxy {
+		return e.proxyTarget
+	}
+	return e.originTarget
+}
+
+func (e *endpoint) setTargets() {
 	path := e.u.EscapedPath()
 	if path == "" {
 		path = "/"
@@ -85,10 +99,28 @@ func (e endpoint) target(viaProxy bool) string {
 		// a space would split the request line.
 		path += "?" + strings.ReplaceAll(e.u.RawQuery, " ", "%20")
 	}
-	if viaProxy {
-		return "http://" + e.u.Host + path
+	e.originTarget = path
+	e.proxyTarget = "http://" + e.u.Host + path
+}
+
+// endpointCache remembers the last endpoint parsed: a transport serves
+// one host, so every request names the same URL, and parsing it again
+// cost several allocations per request.
+type endpointCache struct {
+	last atomic.Pointer[endpoint]
+}
+
+// get parses raw, or returns the endpoint parsed from it last time.
+func (c *endpointCache) get(raw string) (endpoint, error) {
+	if e := c.last.Load(); e != nil && e.raw == raw {
+		return *e, nil
 	}
-	return path
+	e, err := newEndpoint(raw)
+	if err != nil {
+		return e, err
+	}
+	c.last.Store(&e)
+	return e, nil
 }
 
 // dialer opens connections to endpoints, through a proxy when the

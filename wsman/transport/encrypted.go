@@ -91,7 +91,8 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 }
 
 type ntlmEncrypted struct {
-	d *dialer
+	endpoints endpointCache
+	d         *dialer
 	// anon carries Anonymous requests on connections of their own, so they
 	// never ride on (or disturb) the authenticated one.
 	anon                   *connPool
@@ -124,7 +125,7 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 		return nil, errors.New("nil request")
 	}
 	// parseEndpoint keeps a password written into the URL out of the error.
-	ep, err := newEndpoint(req.URL)
+	ep, err := t.endpoints.get(req.URL)
 	if err != nil {
 		return nil, &notSentError{err}
 	}

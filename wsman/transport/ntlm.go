@@ -73,7 +73,8 @@ func NewNTLM(cfg Config) (Transport, error) {
 // ntlmPlain is the unsealed NTLM transport: one authenticated connection,
 // its exchange redone on a new connection when it is lost between legs.
 type ntlmPlain struct {
-	d *dialer
+	endpoints endpointCache
+	d         *dialer
 	// anon carries Anonymous requests on connections of their own, so they
 	// never ride on (or disturb) the authenticated one.
 	anon           *connPool
@@ -93,7 +94,7 @@ func (p *ntlmPlain) RoundTrip(ctx context.Context, req *Request) (*Response, err
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
-	ep, err := newEndpoint(req.URL)
+	ep, err := p.endpoints.get(req.URL)
 	if err != nil {
 		return nil, &notSentError{err}
 	}
