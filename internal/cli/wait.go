@@ -2,7 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -10,12 +14,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/internal/fleet"
 )
 
 // WaitOptions are the options of "wait".
 type WaitOptions struct {
-	f         *Factory
-	JobID     string
+	f *Factory
+	// JobID is the first of JobIDs.
+	JobID  string
+	JobIDs []string
+	// RunID is --run: wait for the jobs a ledger run recorded.
+	RunID string
+	// Ledger and NoLedger are --ledger and --no-ledger (with --run).
+	Ledger    string
+	NoLedger  bool
 	Interval  time.Duration
 	Timeout   time.Duration
 	Transient string
@@ -89,13 +101,13 @@ func (w *waitFlags) policy(f *Factory) (bitsprov.Policy, error) {
 	return p, nil
 }
 
-// NewCmdWait builds "wait JOBID".
+// NewCmdWait builds "wait JOBID..." and "wait --run RUN_ID".
 func NewCmdWait(f *Factory) *cobra.Command {
 	opts := &WaitOptions{f: f, Unreachable: defaultUnreachable}
 	var wf waitFlags
 	cmd := &cobra.Command{
-		Use:   "wait JOBID",
-		Short: "Wait for a job to finish, showing progress (like gh run watch --exit-status)",
+		Use:   "wait {JOBID... | --run RUN_ID}",
+		Short: "Wait for jobs to finish, showing progress (like gh run watch --exit-status)",
 		Long: `Poll a job until it is Transferred, fails, or the timeout passes, drawing
 progress on stderr when it is a terminal; then print the job and the outcome.
 
@@ -108,6 +120,24 @@ PowerShell loop does, whatever --on-error says. A job in Error is left for
 inspection unless --on-error cancel. A suspended job is waited on until
 someone resumes it.
 
+Several JOBIDs are each waited for on every host, reading each host's queue
+once per poll for all of them; the output then has one record per job (a
+table, or with -o json an array).
+
+--run RUN_ID waits for the jobs a transfer or import-csv run recorded in the
+ledger (see "bitsremote ledger list"; --ledger FILE as for those commands),
+for example after "transfer --async", or a run someone else started. The
+run's hosts are reached with this command line's connection flags (-u,
+--auth, --port, --https, ...); with -H or --inventory only the run's hosts
+among those are waited for (give the run's --inventory when its hosts have
+ansible_host addresses or per-host settings). Jobs already final in the
+ledger are reported as recorded and not polled; the others are followed
+with one enumeration of each host's queue per poll, and each step is
+recorded as it happens (acknowledged, cancelled, gone, left), so a later
+"transfer --resume" or "wait --run" does not touch the finished ones again.
+A job the host no longer has was completed or cancelled by someone else
+(exit 1). When every job of the run is final, the run is marked finished.
+
 While the host does not answer, a note on stderr says so (at the first
 failure, then every 30s). A host on which the job has not been seen once
 since the wait began is given up after --unreachable-timeout (exit 4).
@@ -115,18 +145,57 @@ since the wait began is given up after --unreachable-timeout (exit 4).
 Here --timeout bounds the whole wait, not each request. Exit codes: 0 the job
 was transferred (and completed with --complete); 1 it failed or was
 cancelled, or left the queue without us; 4 the timeout passed (the job is
-left as it is); 3 and 5 as for every command.`,
+left as it is); 3 and 5 as for every command. With several jobs or hosts
+the worst code wins.`,
 		Example: `  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --complete -H server1 -u admin
-  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --timeout 2h --transient cancel --on-error cancel -H server1 -u admin -o json`,
-		Args: exactArgs("JOBID"),
+  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --timeout 2h --transient cancel --on-error cancel -H server1 -u admin -o json
+  bitsremote wait {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} {0C1B3E55-7D2A-4E8F-9A61-2B7C8D9E0F12} --complete -H server1 -H server2 -u admin
+
+  # the jobs of a transfer started with --async
+  bitsremote transfer https://f.example.com/a.msi 'C:\Packages\' --async --inventory hosts.ini -u admin
+  bitsremote ledger list
+  bitsremote wait --run 20261121T101500Z-1a2b3c4d --complete --inventory hosts.ini -u admin -o jsonl`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			run := cmd.Flags().Changed("run")
+			switch {
+			case run && len(args) > 0:
+				return argError("%s: --run RUN_ID and JOBID arguments do not go together: wait for a run's jobs or for the jobs named", cmd.CommandPath())
+			case !run && len(args) == 0:
+				return argError("%s needs a JOBID (or several), or --run RUN_ID", cmd.CommandPath())
+			case run && strings.TrimSpace(opts.RunID) == "":
+				return usageErrorf("%s: --run is empty", cmd.CommandPath())
+			}
+			for _, a := range args {
+				if strings.TrimSpace(a) == "" {
+					return usageErrorf("%s: JOBID is empty", cmd.CommandPath())
+				}
+			}
+			if !run && (cmd.Flags().Changed("ledger") || opts.NoLedger) {
+				return usageErrorf("%s: --ledger and --no-ledger go with --run", cmd.CommandPath())
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.JobID = args[0]
+			opts.JobIDs = args
+			if len(args) > 0 {
+				opts.JobID = args[0]
+			}
 			opts.Interval, opts.Timeout, opts.Transient, opts.OnError, opts.Unreachable = wf.Interval, wf.Timeout, wf.Transient, wf.OnError, wf.Unreachable
+			switch {
+			case opts.RunID != "":
+				return waitLedgerRun(cmd.Context(), opts)
+			case len(args) > 1:
+				return waitManyRun(cmd.Context(), opts)
+			}
 			return waitRun(cmd.Context(), opts)
 		},
 	}
 	wf.add(cmd, "leave")
-	cmd.Flags().BoolVar(&opts.Complete, "complete", false, "complete the job once Transferred (make the files appear)")
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.Complete, "complete", false, "complete the job once Transferred (make the files appear)")
+	fl.StringVar(&opts.RunID, "run", "", "wait for the jobs of the transfer or import-csv run with this `ID` in the ledger (instead of JOBIDs)")
+	fl.StringVar(&opts.Ledger, "ledger", "", "with --run, the ledger `FILE` (default $"+fleet.EnvLedger+", else $XDG_STATE_HOME/bitsremote/ledger.db, else ~/.local/state/bitsremote/ledger.db)")
+	fl.BoolVar(&opts.NoLedger, "no-ledger", false, "refused with --run, which reads and records the run in the ledger")
 	return cmd
 }
 
@@ -303,3 +372,638 @@ type reasonError struct {
 
 func (e *reasonError) Error() string { return e.msg }
 func (e *reasonError) Unwrap() error { return e.err }
+
+// jobsProgress draws the progress of many jobs: on a terminal, one board
+// line per host when there are several hosts, else a bar per job.
+type jobsProgress struct {
+	f     *Factory
+	prog  *progress
+	board *fleet.Board
+}
+
+func newJobsProgress(f *Factory, hosts []string, perHost int) *jobsProgress {
+	if !f.IO.StderrTTY || len(hosts) < 2 {
+		return &jobsProgress{prog: newProgress(f.IO)}
+	}
+	b := fleet.NewBoard(lockedWriter{f.IO, f.IO.ErrOut}, hosts, perHost)
+	b.Width, b.Height = terminalSize()
+	f.board = b
+	return &jobsProgress{f: f, board: b}
+}
+
+func (p *jobsProgress) update(host string, index int, j *bitsprov.Job) {
+	if p.board != nil {
+		p.board.Update(host, index, j)
+		return
+	}
+	p.prog.update(host+" "+j.JobID, j)
+}
+
+// jobDone marks a job finished on the board: done when err is nil (a
+// transferred job left for the caller included), else failed.
+func (p *jobsProgress) jobDone(host string, index int, j *bitsprov.Job, err error) {
+	if p.board == nil {
+		return
+	}
+	step := fleet.StepAcknowledged
+	if err != nil {
+		step = fleet.StepFailed
+	}
+	p.board.JobDone(fleet.JobResult{Host: host, Index: index, Job: j, Step: step, Err: err})
+}
+
+func (p *jobsProgress) hostDone(r fleet.Result) {
+	if p.board != nil {
+		p.board.HostDone(r)
+	}
+}
+
+func (p *jobsProgress) close() {
+	if p.board != nil {
+		p.board.Close()
+		p.f.board = nil
+	}
+}
+
+// waitedJob turns a followed job's result into its record (the one a
+// single wait prints) and its error. The record's Job is nil when the job
+// was never read.
+func waitedJob(ctx context.Context, host string, r fleet.JobResult, elapsed time.Duration) (jobRecord, error) {
+	oc := r.Outcome
+	rec := outcomeJobRecord(host, oc, elapsed)
+	rec.Row = r.Row
+	if oc != nil && oc.Action != 0 && oc.Action != bitsprov.ResultFailed {
+		err := outcomeError(host, r.JobID, oc)
+		if err == nil && r.Err != nil {
+			// The job ended well but its ledger record failed.
+			err = r.Err
+		}
+		return rec, err
+	}
+	err := r.Err
+	if err == nil {
+		return rec, nil
+	}
+	if ctx.Err() != nil {
+		state := "unknown state"
+		if rec.Job != nil {
+			state = rec.Job.State.String()
+		}
+		err = fmt.Errorf("interrupted; job %s is left on the host (%s): %w", r.JobID, state, err)
+	} else if !strings.Contains(err.Error(), r.JobID) {
+		err = fmt.Errorf("job %s: %w", r.JobID, err)
+	}
+	if !strings.HasPrefix(err.Error(), host) {
+		err = fmt.Errorf("%s: %w", host, err)
+	}
+	return rec, err
+}
+
+// waitManyRun is "wait JOBID JOBID...": every job on every host, each
+// host's jobs followed together with one enumeration per poll cycle.
+func waitManyRun(ctx context.Context, opts *WaitOptions) error {
+	f := opts.f
+	var ids []string
+	seen := map[string]bool{}
+	for _, a := range opts.JobIDs {
+		if err := checkJobID(a); err != nil {
+			return err
+		}
+		id := normalizeJobID(a)
+		if k := strings.ToUpper(id); !seen[k] {
+			seen[k] = true
+			ids = append(ids, id)
+		}
+	}
+	pol, err := opts.policy()
+	if err != nil {
+		return err
+	}
+	eps, cfg, err := f.prepare()
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(eps))
+	for i, ep := range eps {
+		names[i] = ep.Name
+	}
+	out := newOutput(f.IO, f.Conn.Output, true)
+	prog := newJobsProgress(f, names, len(ids))
+	notes := newUnreachableNotes(f)
+	err = f.fanOut(ctx, out, eps, cfg, func(ctx context.Context, s *session) error {
+		host := s.Endpoint.Name
+		c := &fleet.Conn{Host: s.Endpoint.host, Name: host, URL: s.Endpoint.URL, WSMan: s.WSMan, Bits: s.Bits}
+		entries := make([]*fleet.Entry, len(ids))
+		for i, id := range ids {
+			entries[i] = &fleet.Entry{Host: host, Index: i, JobID: id, Step: fleet.StepResumed}
+		}
+		start := f.Clock.Now()
+		var mu sync.Mutex
+		ended := make([]time.Duration, len(ids))
+		tr := &fleet.Transfer{Policy: pol,
+			OnProgress: func(host string, index int, j *bitsprov.Job) {
+				notes.answered(host)
+				prog.update(host, index, j)
+			},
+			OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) },
+			OnJob: func(r fleet.JobResult) {
+				mu.Lock()
+				ended[r.Index] = f.Clock.Now().Sub(start)
+				mu.Unlock()
+				_, err := waitedJob(ctx, host, r, 0)
+				prog.jobDone(host, r.Index, r.Job, err)
+			},
+		}
+		res := tr.WaitEntries(ctx, c, entries)
+		return emitJobs(f, out, host, res, func(r fleet.JobResult) (jobRecord, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return waitedJob(ctx, host, r, ended[r.Index])
+		})
+	})
+	prog.close()
+	return flushWith(out, renderWaitJobs, err)
+}
+
+// emitJobs prints a host's job records in order and reports each failed
+// job on stderr; the host's error carries the worst code.
+func emitJobs(f *Factory, out *output, host string, res []fleet.JobResult, record func(fleet.JobResult) (jobRecord, error)) error {
+	var codes []int
+	for _, r := range res {
+		rec, err := record(r)
+		if rec.Job != nil {
+			if eerr := out.emit(host, rec); eerr != nil && err == nil {
+				err = eerr
+			}
+		}
+		if err == nil {
+			continue
+		}
+		f.warnf("bitsremote: %v", err)
+		if rec.Job == nil && out.format != "table" {
+			_ = out.emit(host, failureRecord{Host: host, Row: r.Row, ExitCode: ExitCode(err), Failure: err.Error()})
+		}
+		codes = append(codes, ExitCode(err))
+	}
+	if len(codes) == 0 {
+		return nil
+	}
+	return &exitError{code: worst(codes...), err: fmt.Errorf("%s: %d of %d jobs failed", host, len(codes), len(res))}
+}
+
+// policy validates the polling flags into a poller policy.
+func (o *WaitOptions) policy() (bitsprov.Policy, error) {
+	wf := waitFlags{Interval: o.Interval, Timeout: o.Timeout, Transient: o.Transient, OnError: o.OnError, Unreachable: o.Unreachable}
+	pol, err := wf.policy(o.f)
+	if err != nil {
+		return pol, err
+	}
+	if !o.Complete {
+		pol.OnTransferred = bitsprov.TransferredLeave
+	}
+	return pol, nil
+}
+
+// renderWaitJobs prints one row per job, grouped by host (the records
+// come sorted by host, each host's jobs in order).
+func renderWaitJobs(w io.Writer, recs []record) {
+	tw := newTable(w)
+	rows := false
+	for _, r := range recs {
+		if jr, ok := r.value.(jobRecord); ok && jr.Row > 0 {
+			rows = true
+		}
+	}
+	fmt.Fprint(tw, "HOST\t")
+	if rows {
+		fmt.Fprint(tw, "ROW\t")
+	}
+	fmt.Fprintln(tw, "JOBID\tSTATE\tRESULT\tFILES\tBYTES\tDETAIL")
+	for _, r := range recs {
+		jr, ok := r.value.(jobRecord)
+		if !ok || jr.Job == nil {
+			continue
+		}
+		j := jr.Job
+		fmt.Fprintf(tw, "%s\t", jr.Host)
+		if rows {
+			fmt.Fprintf(tw, "%s\t", map[bool]string{true: fmt.Sprint(jr.Row), false: "-"}[jr.Row > 0])
+		}
+		result, detail := "-", "-"
+		if o := jr.Outcome; o != nil {
+			result = o.Result
+			if o.Detail != "" {
+				detail = o.Detail
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.JobID, j.State, result, j.FilesTransferred, j.FilesTotal,
+			progressText(j.BytesTransferred, j.BytesTotal), detail)
+	}
+	tw.Flush()
+}
+
+// runHost is one host of a ledger run, as wait --run follows it.
+type runHost struct {
+	// name is the host as the ledger records it (the output's host).
+	name string
+	// ep is how this command line reaches it.
+	ep Endpoint
+	// entries are the host's jobs in the run, by index; open are those
+	// with a JobId that are not final, the ones to wait for.
+	entries []*fleet.Entry
+	open    []*fleet.Entry
+}
+
+// jobItem is one job's record and error, ready to print.
+type jobItem struct {
+	rec jobRecord
+	err error
+	// polled is false for a job reported as the ledger has it.
+	polled bool
+}
+
+// runTally counts a wait --run's jobs for its summary.
+type runTally struct {
+	mu                         sync.Mutex
+	jobs, ok, failed, recorded int
+	code                       int
+}
+
+func (t *runTally) add(items []jobItem) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, it := range items {
+		t.jobs++
+		if !it.polled {
+			t.recorded++
+		}
+		if it.err == nil {
+			t.ok++
+			continue
+		}
+		t.failed++
+		t.code = max(t.code, ExitCode(it.err))
+	}
+}
+
+// waitLedgerRun is "wait --run RUN_ID": the run's unfinished jobs, by
+// host, each host's followed with one enumeration per poll cycle and
+// every step recorded in the ledger.
+func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
+	f := opts.f
+	pol, err := opts.policy()
+	if err != nil {
+		return err
+	}
+	if opts.NoLedger {
+		return usageErrorf("--run reads the run from the ledger and records its jobs there; drop --no-ledger")
+	}
+	id := strings.TrimSpace(opts.RunID)
+	led, run, err := openRun(f, opts.Ledger, id)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	entries, err := led.Entries(run.ID)
+	if err != nil {
+		return err
+	}
+	hosts, err := f.runHosts(run.ID, entries)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		f.IO.Warnf("run %s recorded no job; nothing to wait for", run.ID)
+		return nil
+	}
+	cfg, err := f.baseConfig()
+	if err != nil {
+		return err
+	}
+	var poll []Endpoint
+	byPool := map[string]*runHost{}
+	names := make([]string, len(hosts))
+	perHost := len(hosts[0].entries)
+	for i, rh := range hosts {
+		names[i] = rh.ep.Name
+		if len(rh.entries) != perHost {
+			perHost = 0 // the board counts each host's jobs as it sees them
+		}
+		if len(rh.open) > 0 {
+			poll = append(poll, rh.ep)
+			byPool[rh.ep.Name] = rh
+		}
+	}
+	if len(poll) > 0 {
+		// The password is asked for only when a host is to be polled.
+		if cfg.Password, err = f.password(cfg.Auth); err != nil {
+			return err
+		}
+		if f.Conn.InsecureSkipVerify {
+			f.IO.Warnf("warning: --insecure-skip-verify: the hosts' TLS certificates are not checked; anyone on the path can read and change the traffic")
+		}
+	}
+
+	out := newOutput(f.IO, f.Conn.Output, true)
+	out.multiHost = len(hosts) > 1
+	prog := newJobsProgress(f, names, perHost)
+	var tally runTally
+	// Hosts whose jobs are all final (or never created) are reported
+	// from the ledger without a connection.
+	for _, rh := range hosts {
+		for _, e := range rh.entries {
+			if !isOpen(e) {
+				_, err := recordedJob(rh.name, e)
+				prog.jobDone(rh.ep.Name, e.Index, nil, err)
+			}
+		}
+		if len(rh.open) == 0 {
+			items := runItems(rh, nil, nil)
+			tally.add(items)
+			_ = emitItems(f, out, rh.name, items)
+		}
+	}
+
+	var sum fleet.Summary
+	if len(poll) > 0 {
+		pool := f.pool(poll, cfg)
+		defer pool.Close()
+		notes := newUnreachableNotes(f)
+		var mu sync.Mutex
+		var firstErr error
+		fo := f.fleetOptions(out, len(poll), &firstErr, &mu)
+		inner := fo.OnResult
+		fo.OnResult = func(r fleet.Result) { prog.hostDone(r); inner(r) }
+		_, sum = pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
+			rh := byPool[c.Name]
+			start := f.Clock.Now()
+			var emu sync.Mutex
+			ended := map[int]time.Duration{}
+			tr := &fleet.Transfer{Ledger: led, Run: run, Policy: pol, MissingIsGone: true,
+				OnProgress: func(host string, index int, j *bitsprov.Job) {
+					notes.answered(host)
+					prog.update(host, index, j)
+				},
+				OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) },
+				OnJob: func(r fleet.JobResult) {
+					emu.Lock()
+					ended[r.Index] = f.Clock.Now().Sub(start)
+					emu.Unlock()
+					_, err := waitedJob(ctx, rh.name, r, 0)
+					prog.jobDone(c.Name, r.Index, r.Job, err)
+				},
+			}
+			res := tr.WaitEntries(ctx, c, rh.open)
+			emu.Lock()
+			items := runItems(rh, res, func(r fleet.JobResult) (jobRecord, error) { return waitedJob(ctx, rh.name, r, ended[r.Index]) })
+			emu.Unlock()
+			tally.add(items)
+			return explain(c.WSMan, emitItems(f, out, rh.name, items))
+		})
+	}
+	prog.close()
+
+	// Every job of the run final: the run is finished, as a transfer
+	// that waited for its jobs would have left it.
+	finished := false
+	if run.Finished.IsZero() {
+		if all, err := led.Entries(run.ID); err == nil && len(all) > 0 && allFinal(all) {
+			if err := led.FinishRun(run.ID); err != nil {
+				f.IO.Warnf("warning: %v", err)
+			} else {
+				finished = true
+			}
+		}
+	}
+	ferr := out.flush(renderWaitJobs)
+	msg := fmt.Sprintf("summary: run %s: %d jobs on %d hosts: %d ok, %d failed", run.ID, tally.jobs, len(hosts), tally.ok, tally.failed)
+	if tally.recorded > 0 {
+		msg += fmt.Sprintf("; %d as recorded in the ledger, not polled", tally.recorded)
+	}
+	if finished {
+		msg += "; the run is finished"
+	}
+	f.IO.Warnf("%s", msg)
+	code := max(tally.code, sum.Code)
+	if code == ExitOK && sum.Failed > 0 {
+		code = ExitJobFailed
+	}
+	if code != ExitOK {
+		if ctx.Err() != nil {
+			f.IO.Warnf("bitsremote: interrupted; the jobs not final are left on the hosts: follow them again with 'bitsremote wait --run %s'", run.ID)
+		}
+		failed := tally.failed
+		if failed == 0 {
+			return &exitError{code: code, err: fmt.Errorf("run %s: %s", run.ID, sum.Err())}
+		}
+		return &exitError{code: code, err: fmt.Errorf("run %s: %d of %d jobs failed", run.ID, failed, tally.jobs)}
+	}
+	return ferr
+}
+
+// isOpen reports a job wait --run follows: created and not final.
+func isOpen(e *fleet.Entry) bool { return e.JobID != "" && !e.Step.Final() }
+
+func allFinal(entries []fleet.Entry) bool {
+	for _, e := range entries {
+		if !e.Step.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+// runItems are a host's jobs in the run's order: those waited for (res,
+// in rh.open's order) through waited, the others as the ledger has them.
+func runItems(rh *runHost, res []fleet.JobResult, waited func(fleet.JobResult) (jobRecord, error)) []jobItem {
+	byIndex := map[int]fleet.JobResult{}
+	for _, r := range res {
+		byIndex[r.Index] = r
+	}
+	var items []jobItem
+	for _, e := range rh.entries {
+		r, ok := byIndex[e.Index]
+		if !ok {
+			rec, err := recordedJob(rh.name, e)
+			items = append(items, jobItem{rec: rec, err: err})
+			continue
+		}
+		rec, err := waited(r)
+		if rec.Job == nil {
+			// Never read in this wait: the job as the ledger has it.
+			rec.Job = ledgerJob(e)
+		}
+		items = append(items, jobItem{rec: rec, err: err, polled: true})
+	}
+	return items
+}
+
+// emitItems prints a host's job records and reports each failed job on
+// stderr; the host's error carries the worst code.
+func emitItems(f *Factory, out *output, host string, items []jobItem) error {
+	var codes []int
+	for _, it := range items {
+		err := it.err
+		if it.rec.Job != nil {
+			if eerr := out.emit(host, it.rec); eerr != nil && err == nil {
+				err = eerr
+			}
+		}
+		if err == nil {
+			continue
+		}
+		f.warnf("bitsremote: %v", err)
+		if it.rec.Job == nil && out.format != "table" {
+			_ = out.emit(host, failureRecord{Host: host, Row: it.rec.Row, ExitCode: ExitCode(err), Failure: err.Error()})
+		}
+		codes = append(codes, ExitCode(err))
+	}
+	if len(codes) == 0 {
+		return nil
+	}
+	return &exitError{code: worst(codes...), err: fmt.Errorf("%s: %d of %d jobs failed", host, len(codes), len(items))}
+}
+
+// ledgerJob is what the ledger knows of a job: its id, name and last
+// state seen.
+func ledgerJob(e *fleet.Entry) *bitsprov.Job {
+	st, _ := bitsprov.ParseState(e.State)
+	switch e.Step {
+	case fleet.StepAcknowledged:
+		st = bitsprov.StateAcknowledged
+	case fleet.StepCancelled:
+		st = bitsprov.StateCancelled
+	}
+	return &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
+}
+
+// recordedJob reports a job wait --run does not poll: final in the
+// ledger, or never created. Only an acknowledged job is a success.
+func recordedJob(host string, e *fleet.Entry) (jobRecord, error) {
+	rec := jobRecord{Host: host, Row: e.Row}
+	if e.JobID == "" {
+		what := "its create failed"
+		if !e.Step.Final() {
+			what = "its create was interrupted; run the transfer again with --resume to find or create it"
+		}
+		if e.Error != "" {
+			what += ": " + e.Error
+		}
+		return rec, &exitError{code: ExitJobFailed, err: fmt.Errorf("%s: job #%d of the run was never created (%s in the ledger): %s", host, e.Index+1, e.Step, what)}
+	}
+	rec.Job = ledgerJob(e)
+	detail := string(e.Step) + " in the ledger; not polled"
+	rec.Outcome = &outcomeRecord{Result: "AlreadyDone", Detail: detail}
+	if e.Step == fleet.StepAcknowledged {
+		return rec, nil
+	}
+	reason := string(e.Step) + " (as recorded in the ledger)"
+	if e.Error != "" {
+		reason += ": " + e.Error
+		rec.Outcome.Detail += ": " + e.Error
+	}
+	return rec, &JobFailedError{Host: host, JobID: e.JobID, Reason: reason}
+}
+
+// openRun opens the ledger and finds the run; a missing ledger or run is
+// a usage error naming both.
+func openRun(f *Factory, flag, id string) (*fleet.Ledger, *fleet.Run, error) {
+	path, err := ledgerPath(f, flag)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, usageErrorf("no run %s: there is no ledger at %s yet (see 'bitsremote ledger list', or give --ledger FILE)", id, path)
+	}
+	led, err := fleet.OpenLedger(path)
+	if errors.Is(err, fleet.ErrLedgerBusy) {
+		return nil, nil, usageErrorf("%w: try again when it is done", err)
+	}
+	if err != nil {
+		return nil, nil, usageErrorf("%w", err)
+	}
+	run, err := led.Run(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if run == nil {
+		return nil, nil, usageErrorf("no run %s in the ledger %s (see 'bitsremote ledger list')", id, path)
+	}
+	return led, run, nil
+}
+
+// runHosts groups a run's jobs by host and says how to reach each: by
+// its ledger name and this command line's connection flags, or, when
+// -H or --inventory are given, by the matching entry there (only the
+// run's hosts among them are kept).
+func (f *Factory) runHosts(runID string, entries []fleet.Entry) ([]*runHost, error) {
+	c := &f.Conn
+	if c.Port < 0 || c.Port > 65535 {
+		return nil, usageErrorf("--port %d is not a port number", c.Port)
+	}
+	var hosts []*runHost
+	byName := map[string]*runHost{}
+	for i := range entries {
+		e := &entries[i]
+		rh := byName[e.Host]
+		if rh == nil {
+			rh = &runHost{name: e.Host}
+			byName[e.Host] = rh
+			hosts = append(hosts, rh)
+		}
+		rh.entries = append(rh.entries, e)
+		if isOpen(e) {
+			rh.open = append(rh.open, e)
+		}
+	}
+	if len(c.Hosts) == 0 && c.Inventory == "" {
+		if c.Limit != "" {
+			return nil, usageErrorf("--limit selects hosts of an --inventory; with -H name the hosts themselves")
+		}
+		for _, rh := range hosts {
+			h, err := fleet.ParseHost(rh.name)
+			if err != nil {
+				return nil, usageErrorf("run %s: host %q in the ledger: %w", runID, rh.name, err)
+			}
+			name, url := h.Endpoint(c.Port, c.HTTPS)
+			rh.ep = Endpoint{Name: name, URL: url, host: h}
+		}
+		return hosts, nil
+	}
+	eps, err := f.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	given := map[string]Endpoint{}
+	var extra []string
+	for _, ep := range eps {
+		given[ep.Name] = ep
+		if byName[ep.Name] == nil {
+			extra = append(extra, ep.Name)
+		}
+	}
+	var kept []*runHost
+	var left []string
+	for _, rh := range hosts {
+		if ep, ok := given[rh.name]; ok {
+			rh.ep = ep
+			kept = append(kept, rh)
+		} else {
+			left = append(left, rh.name)
+		}
+	}
+	if len(kept) == 0 {
+		var all []string
+		for _, rh := range hosts {
+			all = append(all, rh.name)
+		}
+		return nil, usageErrorf("none of the hosts given is in run %s (its hosts: %s)", runID, strings.Join(all, ", "))
+	}
+	if len(left) > 0 {
+		f.IO.Warnf("wait --run: %d of the %d hosts of run %s are not among the hosts given and are left out: %s", len(left), len(hosts), runID, strings.Join(left, ", "))
+	}
+	if len(extra) > 0 {
+		f.IO.Warnf("wait --run: no job of run %s on %s; not waited for", runID, strings.Join(extra, ", "))
+	}
+	return kept, nil
+}

@@ -320,6 +320,31 @@ func (l *Ledger) UnfinishedRun(command, fingerprint string) (*Run, error) {
 	return nil, nil
 }
 
+// Run returns the run with the given id, or nil when the ledger has none
+// (a typo, or a run pruned since).
+func (l *Ledger) Run(id string) (*Run, error) {
+	var run *Run
+	err := l.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		run = &Run{}
+		if err := json.Unmarshal(v, run); err != nil {
+			return fmt.Errorf("run %s: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", l.path, err)
+	}
+	return run, nil
+}
+
 // FinishRun marks the run finished, so that --resume no longer picks it
 // and prune may remove it.
 func (l *Ledger) FinishRun(id string) error {

@@ -108,6 +108,12 @@ type Transfer struct {
 	OnJob func(JobResult)
 	// Now is the clock of ledger times (nil: time.Now).
 	Now func() time.Time
+	// MissingIsGone makes a recorded job the host does not know at the
+	// first poll a job that left the queue without us (StepGone), not a
+	// not-found error: every recorded job was seen by the run that
+	// created it, so its absence means someone completed or cancelled
+	// it (wait --run).
+	MissingIsGone bool
 }
 
 type hostRun struct {
@@ -423,6 +429,14 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 	if out != nil && out.Job != nil {
 		r.Job = out.Job
 	}
+	if err != nil && t.MissingIsGone && out != nil && out.Job == nil && errors.Is(err, bitsprov.ErrNotFound) {
+		// Never seen in this wait: the job as the ledger last saw it.
+		st, _ := bitsprov.ParseState(e.State)
+		out.Job = &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st}
+		out.Final, out.Action = st, bitsprov.ResultGone
+		out.Reason = "job is no longer on the host (completed or cancelled elsewhere); last recorded state " + e.State
+		r.Job, err = out.Job, nil
+	}
 	if err != nil {
 		r.Err, r.Step = err, e.Step
 		return
@@ -470,6 +484,27 @@ func (t *Transfer) Finish(hosts []string) (bool, error) {
 		}
 	}
 	return true, t.Ledger.FinishRun(t.Run.ID)
+}
+
+// WaitEntries follows a run's recorded jobs on one host until each is
+// final, reading the host's queue once per cycle for all of them, and
+// records every step in t.Ledger as a resumed Transfer does (Completing
+// before Complete, then Acknowledged; Cancelled, Gone, Left). entries
+// must have a JobId and not be final; their results come back in the
+// same order, Index and Row being the entries'. t.Specs is not used.
+func (t *Transfer) WaitEntries(ctx context.Context, c *Conn, entries []*Entry) []JobResult {
+	hr := &hostRun{t: t, c: c, entries: map[int]*Entry{}}
+	results := make([]JobResult, len(entries))
+	idx := make([]int, len(entries))
+	for i, e := range entries {
+		hr.entries[i] = e
+		results[i] = JobResult{Host: c.Name, Index: e.Index, Row: e.Row, JobID: e.JobID, Step: e.Step}
+		idx[i] = i
+	}
+	if len(idx) > 0 {
+		hr.waitAll(ctx, idx, results)
+	}
+	return results
 }
 
 // WaitJobs follows jobs already on a host until each is final, reading
