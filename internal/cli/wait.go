@@ -731,9 +731,19 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 		notes := newUnreachableNotes(f)
 		var mu sync.Mutex
 		var firstErr error
-		fo := f.fleetOptions(out, len(poll), &firstErr, &mu)
-		inner := fo.OnResult
-		fo.OnResult = func(r fleet.Result) { prog.hostDone(r); inner(r) }
+		fo := f.fleetOptions(out, len(poll), &firstErr, &mu) // concurrency, time limit, exit codes
+		fo.OnResult = func(r fleet.Result) {
+			prog.hostDone(r)
+			f.log().Debug("host done", "host", r.Host, "elapsed", r.Elapsed, "exitCode", r.Code)
+			var ee *exitError
+			if r.Err == nil || errors.As(r.Err, &ee) {
+				// Each failed job was reported, with its record.
+				return
+			}
+			// The host could not be worked on at all.
+			f.warnf("bitsremote: %v", r.Err)
+			out.failure(r.Host, r.Code, r.Err)
+		}
 		_, sum = pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
 			rh := byPool[c.Name]
 			start := f.Clock.Now()
@@ -874,7 +884,11 @@ func ledgerJob(e *fleet.Entry) *bitsprov.Job {
 	case fleet.StepCancelled:
 		st = bitsprov.StateCancelled
 	}
-	return &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
+	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
+	for _, fr := range e.Request.Files {
+		j.Files = append(j.Files, bitsprov.File{RemoteURL: fr.RemoteURL, LocalFile: fr.LocalFile})
+	}
+	return j
 }
 
 // recordedJob reports a job wait --run does not poll: final in the
