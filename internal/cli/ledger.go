@@ -38,7 +38,8 @@ mode 0600; never a password): the host, the request, the JobId and each step,
 written before the step is taken. That is what lets "--resume" continue an
 interrupted run without creating a job twice or forgetting one.
 
-"ledger list" shows the runs (with --jobs, every job); "ledger prune" removes
+"ledger list" shows the runs (with --jobs, every job); "wait --run ID" waits
+for a run's unfinished jobs (after "transfer --async"); "ledger prune" removes
 finished runs (with --unfinished, also those never finished: they can then no
 longer be resumed; their jobs stay on the hosts).`,
 		Example: `  bitsremote ledger list
@@ -193,7 +194,7 @@ func renderLedgerRuns(w io.Writer, recs []record) {
 	fmt.Fprintln(tw, "RUN\tCOMMAND\tCREATED\tHOSTS\tJOBS\tDONE\tFAILED\tOPEN\tSTATUS")
 	for _, r := range recs {
 		rr := r.value.(runRecord)
-		status := "unfinished (resume with --resume)"
+		status := "unfinished (resume with --resume, or follow with wait --run)"
 		if rr.Finished != nil {
 			status = "finished"
 		}
