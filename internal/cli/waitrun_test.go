@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -427,5 +429,29 @@ func TestWaitSeveralJobs(t *testing.T) {
 	if r.code != ExitFault || r.stdout != "" || !strings.Contains(r.stderr, ids[0]) || !strings.Contains(r.stderr, ids[1]) ||
 		!strings.HasSuffix(r.stderr, "bitsremote: "+h.hostArg()+": 2 of 2 jobs failed\n") {
 		t.Errorf("wait on completed jobs: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestWaitRunBoard: on a terminal, wait --run over several hosts draws
+// transfer's per-host board, each host's job counted done at the end.
+func TestWaitRunBoard(t *testing.T) {
+	rf := asyncRun(t, 2)
+	ios, _, out, errOut := Test()
+	ios.StderrTTY = true
+	f := NewFactory()
+	f.IO = ios
+	f.Getenv = func(k string) string { return rf.env[k] }
+	code := Execute(context.Background(), f, []string{"wait", "--run", rf.runID, "--complete", "--interval", "20ms", "-u", testUser, "-o", "jsonl"})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	if n := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; n != 2 {
+		t.Errorf("%d records\n%s", n, out.String())
+	}
+	for _, h := range rf.hosts {
+		// The final draw: every host's line, its one job done.
+		if want := "\r\x1b[2K" + fmt.Sprintf("%-22s 1/1 done", h.hostArg()); !strings.Contains(errOut.String(), want) {
+			t.Errorf("board lacks %q:\n%q", want, errOut.String())
+		}
 	}
 }
