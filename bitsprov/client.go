@@ -1108,8 +1108,7 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 		return nil, errors.New("bitsprov: Enumerate: Client has no WSMan connection")
 	}
 	var jobs []*Job
-	err := c.list(ctx, ResourceURI, "Enumerate", func(in *wsman.Instance) error {
-		j, err := JobFromInstance(in)
+	keep := func(j *Job, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: Enumerate: %w", c.host(), err)
 		}
@@ -1117,6 +1116,14 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 			jobs = append(jobs, j)
 		}
 		return nil
+	}
+	// Jobs are decoded from views of the replies (JobFromView), which
+	// gives the same jobs as JobFromInstance without building an
+	// Instance for each.
+	err := c.listWith(ctx, ResourceURI, "Enumerate", func(in *wsman.Instance) error {
+		return keep(JobFromInstance(in))
+	}, func(o wsman.ObjectView) error {
+		return keep(JobFromView(o))
 	}, func() { jobs = nil })
 	if err != nil {
 		return nil, err
@@ -1134,9 +1141,16 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 // RetryPolicy.Attempts, and an Enumerate that failed is never restarted
 // here (wsman has already spent the attempts on it).
 func (c *Client) list(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, reset func()) error {
+	return c.listWith(ctx, resourceURI, op, each, nil, reset)
+}
+
+// listWith is list; when eachView is set the listing reads views
+// (wsman.EnumerateViews): eachView gets the items the views cover and
+// each the others.
+func (c *Client) listWith(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error, reset func()) error {
 	pol := c.WSMan.Retry.WithDefaults()
 	for attempt := 1; ; attempt++ {
-		pulled, err := c.listOnce(ctx, resourceURI, op, each)
+		pulled, err := c.listOnce(ctx, resourceURI, op, each, eachView)
 		if err == nil {
 			return nil
 		}
@@ -1152,8 +1166,26 @@ func (c *Client) list(ctx context.Context, resourceURI, op string, each func(*ws
 
 // listOnce is one enumeration; pulled reports that it failed in a Pull
 // (after the Enumerate succeeded) rather than in the Enumerate.
-func (c *Client) listOnce(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error) (pulled bool, err error) {
+func (c *Client) listOnce(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error) (pulled bool, err error) {
 	items := 0
+	if eachView != nil {
+		for v, err := range c.WSMan.EnumerateViews(ctx, resourceURI, listOptions) {
+			if err != nil {
+				return items > 0 || failedIn(err, "Pull"), c.wrap(op, "", err)
+			}
+			items++
+			switch {
+			case v.Object.Valid():
+				err = eachView(v.Object)
+			case v.Item != nil && v.Item.Instance != nil:
+				err = each(v.Item.Instance)
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}
 	for item, err := range c.WSMan.Enumerate(ctx, resourceURI, listOptions) {
 		if err != nil {
 			return items > 0 || failedIn(err, "Pull"), c.wrap(op, "", err)

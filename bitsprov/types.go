@@ -148,13 +148,27 @@ type props struct {
 }
 
 // fieldIndex holds, for each name of a field list (jobFields,
-// fileFields), the index in in.Props of the first property of that name
-// (-1: absent): looking each name up among a job's properties was the
-// most expensive part of listing jobs once the XML was read quickly, and
-// one pass over the properties finds them all.
+// fileFields), the first property of that name: looking each name up
+// among a job's properties was the most expensive part of listing jobs
+// once the XML was read quickly, and one pass over the properties finds
+// them all. It is filled either from an Instance (index) or from a view
+// of the reply (indexView), and decoding reads only the fields, so that
+// both give the same job and the same errors.
 type fieldIndex struct {
-	props
-	at [len(jobFields)]int32
+	class string // the object's ClassName, for errors
+	f     [len(jobFields)]field
+}
+
+// field is one indexed property as valueOf reads it.
+type field struct {
+	// name is the property's name as sent; "" when absent (no name
+	// matching a field is empty).
+	name  string
+	count int             // how many values it has
+	kind  wsman.ValueKind // of the first value, if any
+	text  string          // of the first value
+	prop  *wsman.Property // the property (index)
+	view  wsman.PropView  // its first element (indexView)
 }
 
 // Indexes in jobFields.
@@ -271,43 +285,111 @@ func fileField(name string) int {
 // spelt as in fields; any other name is compared with each field as
 // props.find compares (sameName, strings.EqualFold).
 func (p *fieldIndex) index(in *wsman.Instance, fields []string, exact func(string) int) {
-	p.in = in
-	at := p.at[:len(fields)]
-	for k := range at {
-		at[k] = -1
-	}
+	p.class = in.ClassName
+	fs := p.f[:len(fields)]
+	clear(fs)
 	for i := range in.Props {
-		name := in.Props[i].Name
-		if k := exact(name); k >= 0 {
-			if at[k] < 0 {
-				at[k] = int32(i)
-			}
+		pr := &in.Props[i]
+		k := exact(pr.Name)
+		if k < 0 {
+			k = foldField(pr.Name, fields)
+		}
+		if k < 0 || fs[k].name != "" {
 			continue
 		}
-		for k, f := range fields {
-			if at[k] < 0 && sameName(name, f) {
-				at[k] = int32(i)
-			}
+		f := &fs[k]
+		f.name, f.count, f.prop = pr.Name, len(pr.Values), pr
+		if f.count > 0 {
+			f.kind, f.text = pr.Values[0].Kind, pr.Values[0].Text
 		}
 	}
 }
 
-// prop is the property indexed for field k, or nil.
-func (p *fieldIndex) prop(k int) *wsman.Property {
-	if i := p.at[k]; i >= 0 {
-		return &p.in.Props[i]
+// foldField is the index of the field name matches as props.find
+// compares names, or -1.
+func foldField(name string, fields []string) int {
+	for k, f := range fields {
+		if sameName(name, f) {
+			return k
+		}
 	}
-	return nil
+	return -1
 }
 
+// indexView is index for an object seen through a view, read as
+// ParseInstance would have built its Instance: a property is every
+// element of one exact name, and the properties are in the order their
+// first elements come. So the first property matching a field is the one
+// of the first element that matches it, and its values are the elements
+// of exactly that element's name.
+func (p *fieldIndex) indexView(o wsman.ObjectView, fields []string, exact func(string) int) {
+	p.class = o.ClassName()
+	fs := p.f[:len(fields)]
+	clear(fs)
+	for v := o.First(); v.Valid(); v = v.Next() {
+		name := v.Name()
+		k := exact(name)
+		if k < 0 {
+			if k = foldField(name, fields); k < 0 {
+				continue
+			}
+		}
+		switch f := &fs[k]; {
+		case f.name == "":
+			f.name, f.count, f.view = name, 1, v
+		case f.name == name:
+			f.count++
+		}
+	}
+	for k := range fs {
+		// Only a lone value is read (valueOf); more are an error
+		// whatever they hold.
+		if f := &fs[k]; f.count == 1 {
+			f.kind, f.text = f.view.Value()
+		}
+	}
+}
+
+// str is the text of field k ("" when absent or nil).
 func (p *fieldIndex) str(k int) (string, error) {
-	s, _, err := p.valueOf(p.prop(k))
+	s, _, err := p.valueOf(&p.f[k])
 	return s, err
+}
+
+// valueOf is props.valueOf for an indexed field.
+func (p *fieldIndex) valueOf(f *field) (string, bool, error) {
+	if f.count == 0 || (f.count == 1 && f.kind == wsman.KindNil) {
+		return "", false, nil
+	}
+	if f.count > 1 {
+		return "", false, fmt.Errorf("%s.%s: %d values where one was expected", p.class, f.name, f.count)
+	}
+	if f.kind != wsman.KindText {
+		return "", false, fmt.Errorf("%s.%s: not a plain value", p.class, f.name)
+	}
+	return f.text, true, nil
 }
 
 // uint is props.uint for the field k named name.
 func (p *fieldIndex) uint(k int, name string, bits int) (uint64, bool, error) {
-	return p.uintOf(p.prop(k), name, bits)
+	s, ok, err := p.valueOf(&p.f[k])
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	n, ok := parseUint(s, bits)
+	if !ok {
+		return 0, false, fmt.Errorf("%s.%s: %q is not a uint%d", p.class, name, s, bits)
+	}
+	return n, true, nil
+}
+
+// bool is props.bool for the field k named name.
+func (p *fieldIndex) bool(k int, name string) (bool, error) {
+	s, ok, err := p.valueOf(&p.f[k])
+	if err != nil || !ok {
+		return false, err
+	}
+	return parseBool(s, p.class, name)
 }
 
 // find returns the first property whose name matches name
@@ -420,6 +502,11 @@ func (p props) boolOf(pr *wsman.Property, name string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
+	return parseBool(s, p.in.ClassName, name)
+}
+
+// parseBool reads a boolean value of class.name as WMI writes them.
+func parseBool(s, class, name string) (bool, error) {
 	switch s {
 	case "true", "1":
 		return true, nil
@@ -432,7 +519,7 @@ func (p props) boolOf(pr *wsman.Property, name string) (bool, error) {
 	case "false", "0":
 		return false, nil
 	}
-	return false, fmt.Errorf("%s.%s: %q is not a boolean", p.in.ClassName, name, s)
+	return false, fmt.Errorf("%s.%s: %q is not a boolean", class, name, s)
 }
 
 // sizeIn decodes a byte count that may be SizeUnknown into *dst.
@@ -460,16 +547,92 @@ func JobFromInstance(in *wsman.Instance) (*Job, error) {
 	if in == nil {
 		return nil, fmt.Errorf("bitsprov: decode job: no instance")
 	}
-	j, err := decodeJob(in)
+	j, err := decodeJobInstance(in)
 	if err != nil {
 		return nil, fmt.Errorf("bitsprov: decode job: %w", err)
 	}
 	return j, nil
 }
 
-func decodeJob(in *wsman.Instance) (*Job, error) {
+// JobFromView decodes a BitsClientJob seen through a view of an
+// enumeration reply (wsman.Client.EnumerateViews) into exactly the Job,
+// or the error, that JobFromInstance gives for the Instance the same
+// element reads as; it keeps no reference to the view.
+func JobFromView(o wsman.ObjectView) (*Job, error) {
+	if !o.Valid() {
+		return nil, fmt.Errorf("bitsprov: decode job: no instance")
+	}
+	var p fieldIndex
+	p.indexView(o, jobFields[:], jobField)
+	blk, err := decodeJob(&p)
+	if err == nil && p.f[jfFiles].name != "" {
+		err = blk.filesFromView(&p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bitsprov: decode job: %w", err)
+	}
+	return &blk.job, nil
+}
+
+// filesFromView decodes the Files property (present) indexed in p from
+// its elements, as decodeJobInstance does from its Values.
+func (blk *jobBlock) filesFromView(p *fieldIndex) error {
+	f := &p.f[jfFiles]
+	for v := f.view; v.Valid(); v = v.Next() {
+		if v.Name() != f.name {
+			continue
+		}
+		if k := v.Kind(); k != wsman.KindNil && k != wsman.KindObject {
+			return fmt.Errorf("%s.%s: not an embedded object", p.class, f.name)
+		}
+	}
+	for v := f.view; v.Valid(); v = v.Next() {
+		if v.Name() != f.name || v.Kind() != wsman.KindObject {
+			continue
+		}
+		var fp fieldIndex
+		fp.indexView(v.Object(), fileFields[:], fileField)
+		if err := blk.addFile(&fp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeJobInstance is JobFromInstance's decoding.
+func decodeJobInstance(in *wsman.Instance) (*Job, error) {
 	var p fieldIndex
 	p.index(in, jobFields[:], jobField)
+	blk, err := decodeJob(&p)
+	if err != nil {
+		return nil, err
+	}
+	f := &p.f[jfFiles]
+	if f.name == "" {
+		return &blk.job, nil
+	}
+	// The embedded objects of Files, as props.objectsOf reads them.
+	for _, v := range f.prop.Values {
+		if v.Kind != wsman.KindNil && v.Kind != wsman.KindObject {
+			return nil, fmt.Errorf("%s.%s: not an embedded object", p.class, f.name)
+		}
+	}
+	for _, v := range f.prop.Values {
+		if v.Kind != wsman.KindObject || v.Object == nil {
+			continue
+		}
+		var fp fieldIndex
+		fp.index(v.Object, fileFields[:], fileField)
+		if err := blk.addFile(&fp); err != nil {
+			return nil, err
+		}
+	}
+	return &blk.job, nil
+}
+
+// decodeJob decodes the job indexed in p but for its Files, which the
+// caller decodes into the block with addFile.
+func decodeJob(p *fieldIndex) (*jobBlock, error) {
 	blk := &jobBlock{}
 	j := &blk.job
 	var err error
@@ -477,7 +640,7 @@ func decodeJob(in *wsman.Instance) (*Job, error) {
 		return nil, err
 	}
 	if j.JobID == "" {
-		return nil, fmt.Errorf("%s has no JobId", in.ClassName)
+		return nil, fmt.Errorf("%s has no JobId", p.class)
 	}
 	if j.DisplayName, err = p.str(jfDisplayName); err != nil {
 		return nil, err
@@ -549,41 +712,27 @@ func decodeJob(in *wsman.Instance) (*Job, error) {
 		}
 		*f.dst = time.Duration(n) * time.Second
 	}
-	// The embedded objects of Files, as props.objectsOf reads them.
-	pr := p.prop(jfFiles)
-	if pr == nil {
-		return j, nil
-	}
-	for _, v := range pr.Values {
-		if v.Kind != wsman.KindNil && v.Kind != wsman.KindObject {
-			return nil, fmt.Errorf("%s.%s: not an embedded object", in.ClassName, pr.Name)
-		}
-	}
-	for _, v := range pr.Values {
-		if v.Kind != wsman.KindObject || v.Object == nil {
-			continue
-		}
-		if j.Files == nil {
-			j.Files = blk.file[:0:1]
-		}
-		j.Files = append(j.Files, File{})
-		f := &j.Files[len(j.Files)-1]
-		size := &blk.sizes[1]
-		if len(j.Files) > 1 {
-			size = new(uint64)
-		}
-		if err := fileFromInstance(v.Object, f, size); err != nil {
-			return nil, err
-		}
-	}
-	return j, nil
+	return blk, nil
 }
 
-// fileFromInstance decodes a BitsClientFile into f; size holds its
-// BytesTotal when known.
-func fileFromInstance(in *wsman.Instance, f *File, size *uint64) error {
-	var p fieldIndex
-	p.index(in, fileFields[:], fileField)
+// addFile decodes the file indexed in p and appends it to the job.
+func (blk *jobBlock) addFile(p *fieldIndex) error {
+	j := &blk.job
+	if j.Files == nil {
+		j.Files = blk.file[:0:1]
+	}
+	j.Files = append(j.Files, File{})
+	f := &j.Files[len(j.Files)-1]
+	size := &blk.sizes[1]
+	if len(j.Files) > 1 {
+		size = new(uint64)
+	}
+	return decodeFile(p, f, size)
+}
+
+// decodeFile decodes the BitsClientFile indexed in p into f; size holds
+// its BytesTotal when known.
+func decodeFile(p *fieldIndex, f *File, size *uint64) error {
 	var err error
 	if f.RemoteURL, err = p.str(ffRemoteURL); err != nil {
 		return err
@@ -599,7 +748,7 @@ func fileFromInstance(in *wsman.Instance, f *File, size *uint64) error {
 	if f.BytesTransferred, _, err = p.uint(ffBytesTransferred, "BytesTransferred", 64); err != nil {
 		return err
 	}
-	if f.Completed, err = p.boolOf(p.prop(ffCompleted), "Completed"); err != nil {
+	if f.Completed, err = p.bool(ffCompleted, "Completed"); err != nil {
 		return err
 	}
 	return nil

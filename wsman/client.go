@@ -477,7 +477,7 @@ type Item struct {
 func (c *Client) Enumerate(ctx context.Context, resourceURI string, opts EnumerateOptions) iter.Seq2[*Item, error] {
 	return func(yield func(*Item, error) bool) {
 		e := &enumeration{c: c, ctx: ctx, opts: &opts}
-		e.run(resourceURI, yield)
+		e.run(resourceURI, func(v ItemView, err error) bool { return yield(v.Item, err) })
 	}
 }
 
@@ -501,12 +501,26 @@ type enumeration struct {
 	ctx  context.Context
 	opts *EnumerateOptions
 	uri  string
+	// views: EnumerateViews (parseViewPage) rather than Enumerate.
+	views bool
 }
 
-func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
+// parse reads the page of an Enumerate or Pull reply and releases the
+// reply (a viewed page takes its document instead; see page.free).
+func (e *enumeration) parse(rep *reply, want string) (*page, error) {
+	parse := parsePage
+	if e.views {
+		parse = parseViewPage
+	}
+	p, err := parse(rep, want)
+	rep.release()
+	return p, err
+}
+
+func (e *enumeration) run(resourceURI string, yield func(ItemView, error) bool) {
 	uri, err := ResolveResourceURI(resourceURI)
 	if err != nil {
-		yield(nil, e.c.opError("Enumerate", resourceURI, err))
+		yield(ItemView{}, e.c.opError("Enumerate", resourceURI, err))
 		return
 	}
 	e.uri = uri
@@ -515,34 +529,42 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		err = checkSelectorNames("selector filter", e.opts.SelectorFilter)
 	}
 	if err != nil {
-		yield(nil, e.c.opError("Enumerate", uri, err))
+		yield(ItemView{}, e.c.opError("Enumerate", uri, err))
 		return
 	}
 	r := &request{action: ActionEnumerate, resourceURI: uri, messageID: e.c.messageID(), opts: &e.opts.Options, bodyXML: appendEnumerateBody(nil, e.opts)}
 	rep, err := e.c.call(e.ctx, "Enumerate", r, retryIdempotent, ActionEnumerateResp, "n", NsEnumeration)
 	if err != nil {
-		yield(nil, err)
+		yield(ItemView{}, err)
 		return
 	}
-	page, err := parsePage(rep, "EnumerateResponse")
-	rep.release()
+	page, err := e.parse(rep, "EnumerateResponse")
 	if err != nil {
-		yield(nil, e.c.opError("Enumerate", uri, err))
+		yield(ItemView{}, e.c.opError("Enumerate", uri, err))
 		return
 	}
+	defer func() { page.free() }()
 	for empty := 0; ; {
-		if len(page.items) == 0 {
+		if len(page.items) == 0 && len(page.views) == 0 {
 			empty++
 		} else {
 			empty = 0
 		}
 		if empty > maxEmptyPages && !page.done {
-			yield(nil, e.c.opError("Pull", uri, fmt.Errorf("%w: %d answers in a row without items or end of sequence", ErrProtocol, empty)))
+			yield(ItemView{}, e.c.opError("Pull", uri, fmt.Errorf("%w: %d answers in a row without items or end of sequence", ErrProtocol, empty)))
 			e.release(page.context)
 			return
 		}
 		for _, it := range page.items {
-			if !yield(it, nil) {
+			if !yield(ItemView{Item: it}, nil) {
+				if !page.done {
+					e.release(page.context)
+				}
+				return
+			}
+		}
+		for _, n := range page.views {
+			if !yield(ItemView{Object: ObjectView{d: page.doc, n: n}}, nil) {
 				if !page.done {
 					e.release(page.context)
 				}
@@ -552,6 +574,8 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 		if page.done {
 			return
 		}
+		// The views are done with: the next reply may reuse the tables.
+		page.free()
 		next, err := e.pull(page.context)
 		if err != nil {
 			// Release before the caller sees the error: one that starts
@@ -560,7 +584,7 @@ func (e *enumeration) run(resourceURI string, yield func(*Item, error) bool) {
 			if holdsContext(err) {
 				e.release(page.context)
 			}
-			yield(nil, err)
+			yield(ItemView{}, err)
 			return
 		}
 		page = next
@@ -606,8 +630,7 @@ func (e *enumeration) pull(enumCtx string) (*page, error) {
 			}
 			return nil, err
 		}
-		p, err := parsePage(rep, "PullResponse")
-		rep.release()
+		p, err := e.parse(rep, "PullResponse")
 		if err != nil {
 			return nil, e.c.opError("Pull", e.uri, err)
 		}
@@ -646,6 +669,19 @@ type page struct {
 	context string
 	items   []*Item
 	done    bool
+	// A page of EnumerateViews holds the items' elements in doc, the
+	// reply's parsed document, instead of items (parseViewPage).
+	doc   *fdoc
+	views []int32
+}
+
+// free releases the page's document, if it holds one; its views must not
+// be read afterwards.
+func (p *page) free() {
+	if p != nil && p.doc != nil {
+		p.doc.release()
+		p.doc, p.views = nil, nil
+	}
 }
 
 // parsePage reads an EnumerateResponse or PullResponse. Items and

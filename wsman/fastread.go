@@ -1113,60 +1113,95 @@ func propBit(name string) uint64 {
 	return 1 << (h & 63)
 }
 
-// parseValue is parseValue, written into sv, a zero Value. Field by
-// field, and straight into the slab, rather than as a whole struct: a
-// struct copy into the heap while the collector runs takes the bulk write
-// barrier, which walked the type's pointer map for every property and was
-// a tenth of the time of reading a page. Nothing is written on failure.
-func (d *fdoc) parseValue(c int32, sv *Value) error {
+// Shapes of a property element, as parseValue reads it (valueShape).
+const (
+	shapeText = iota
+	shapeNil
+	shapeDatetime // the text of the one child, cim:Datetime
+	shapeInterval // the text of the one child, cim:Interval
+	shapeRef
+	shapeChild // an embedded object: the one child element holds its properties
+	shapeSelf  // an embedded object: the property element holds its properties
+)
+
+// valueShape is how parseValue reads the property element c. ObjectView
+// and PropView read values through it too, so that a value seen through a
+// view is the Value that ParseInstance would have built.
+func (d *fdoc) valueShape(c int32) int {
 	if isTrue(d.xsiAttr(c, "nil")) {
-		sv.Kind = KindNil
-		return nil
+		return shapeNil
 	}
 	first := d.nodes[c].first
 	if first < 0 {
-		sv.Kind, sv.Text = KindText, d.textOf(c)
-		return nil
+		return shapeText
 	}
 	only := d.nodes[first].next < 0
 	if only && d.nodes[first].first < 0 {
 		if ns := d.ns(first); ns == NsCIM || ns == "" {
 			switch d.local(first) {
 			case "Datetime":
-				sv.Kind, sv.Text = KindDatetime, strings.TrimSpace(d.textOf(first))
-				return nil
+				return shapeDatetime
 			case "Interval":
-				sv.Kind, sv.Text = KindInterval, strings.TrimSpace(d.textOf(first))
-				return nil
+				return shapeInterval
 			}
 		}
 	}
 	if d.child(c, NsAddressing, "Address") >= 0 && d.child(c, NsAddressing, "ReferenceParameters") >= 0 {
+		return shapeRef
+	}
+	if only && (d.nodes[first].first >= 0 || strings.HasSuffix(d.xsiAttr(first, "type"), "_Type") || d.isEmptyObject(first)) {
+		return shapeChild
+	}
+	return shapeSelf
+}
+
+// selfClass is the class name of the embedded object that the property
+// element c itself holds (shapeSelf), as parseValue names it; typeName is
+// the local part of c's xsi:type.
+func (d *fdoc) selfClass(c int32) (class, typeName string) {
+	if t := d.xsiAttr(c, "type"); t != "" {
+		typeName = localPart(t)
+		return strings.TrimSuffix(typeName, "_Type"), typeName
+	}
+	return d.local(c), ""
+}
+
+// parseValue is parseValue, written into sv, a zero Value. Field by
+// field, and straight into the slab, rather than as a whole struct: a
+// struct copy into the heap while the collector runs takes the bulk write
+// barrier, which walked the type's pointer map for every property and was
+// a tenth of the time of reading a page. Nothing is written on failure.
+func (d *fdoc) parseValue(c int32, sv *Value) error {
+	switch d.valueShape(c) {
+	case shapeNil:
+		sv.Kind = KindNil
+	case shapeText:
+		sv.Kind, sv.Text = KindText, d.textOf(c)
+	case shapeDatetime:
+		sv.Kind, sv.Text = KindDatetime, strings.TrimSpace(d.textOf(d.nodes[c].first))
+	case shapeInterval:
+		sv.Kind, sv.Text = KindInterval, strings.TrimSpace(d.textOf(d.nodes[c].first))
+	case shapeRef:
 		epr, err := d.parseEPR(c)
 		if err != nil {
 			return err
 		}
 		sv.Kind, sv.Ref = KindReference, epr
-		return nil
-	}
-	if only && (d.nodes[first].first >= 0 || strings.HasSuffix(d.xsiAttr(first, "type"), "_Type") || d.isEmptyObject(first)) {
-		obj, err := d.parseInstance(first)
+	case shapeChild:
+		obj, err := d.parseInstance(d.nodes[c].first)
 		if err != nil {
 			return err
 		}
 		sv.Kind, sv.Object = KindObject, obj
-		return nil
+	default:
+		obj := d.newInstance()
+		obj.ClassName, obj.TypeName = d.selfClass(c)
+		obj.ResourceURI = d.ns(d.nodes[c].first)
+		if err := d.parseProps(obj, c); err != nil {
+			return err
+		}
+		sv.Kind, sv.Object = KindObject, obj
 	}
-	obj := d.newInstance()
-	obj.ClassName, obj.ResourceURI = d.local(c), d.ns(first)
-	if t := d.xsiAttr(c, "type"); t != "" {
-		obj.TypeName = localPart(t)
-		obj.ClassName = strings.TrimSuffix(obj.TypeName, "_Type")
-	}
-	if err := d.parseProps(obj, c); err != nil {
-		return err
-	}
-	sv.Kind, sv.Object = KindObject, obj
 	return nil
 }
 

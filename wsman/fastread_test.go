@@ -258,6 +258,9 @@ func compareReaders(t testing.TB, b []byte) bool {
 		diff := cmp.Diff(ev, fv)
 		t.Fatalf("readers differ (-etree +fast):\n%s\ninput: %q", diff, b)
 	}
+	// What the fast reader reads, its views must read the same
+	// (fastview.go).
+	checkViews(t, b)
 	return true
 }
 
