@@ -323,6 +323,9 @@ func fleetTransfer(ctx context.Context, f *Factory, command string, lf *ledgerFl
 	if err != nil && ctx.Err() != nil && led != nil {
 		f.IO.Warnf("bitsremote: interrupted; run the same command with --resume to continue (jobs already created are not created again)")
 	}
+	if st.Async && led != nil && run != nil && ctx.Err() == nil && sum.OK > 0 {
+		f.IO.Warnf("bitsremote: follow these jobs with: bitsremote wait --run %s --complete", run.ID)
+	}
 	return err
 }
 
@@ -342,6 +345,11 @@ func jobResultRecord(r fleet.JobResult, elapsed time.Duration) (jobRecord, error
 		}
 		if r.JobID == "" {
 			rec.Job = nil
+		}
+		if r.Err == nil {
+			// A job cancelled (or gone) in an earlier run whose entry
+			// carries no error text.
+			return rec, fmt.Errorf("%s in an earlier run", r.Step)
 		}
 		return rec, fmt.Errorf("%s in an earlier run: %w", r.Step, r.Err)
 	case r.Outcome != nil && r.Outcome.Action != 0:

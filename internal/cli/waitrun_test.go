@@ -49,6 +49,10 @@ func asyncRun(t *testing.T, n int) *runFixture {
 		t.Fatalf("ledger after transfer --async: %+v", runs)
 	}
 	rf.runID = runs[0].ID
+	// The run's id is offered on stderr for the wait to come.
+	if want := "bitsremote: follow these jobs with: bitsremote wait --run " + rf.runID + " --complete\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("transfer --async stderr %q does not end with %q", r.stderr, want)
+	}
 	return rf
 }
 
