@@ -578,6 +578,18 @@ func JobFromView(o wsman.ObjectView) (*Job, error) {
 // its elements, as decodeJobInstance does from its Values.
 func (blk *jobBlock) filesFromView(p *fieldIndex) error {
 	f := &p.f[jfFiles]
+	var fp fieldIndex
+	if f.count == 1 {
+		// The usual case, whose value indexView has read.
+		switch f.kind {
+		case wsman.KindNil:
+			return nil
+		case wsman.KindObject:
+			fp.indexView(f.view.Object(), fileFields[:], fileField)
+			return blk.addFile(&fp)
+		}
+		return fmt.Errorf("%s.%s: not an embedded object", p.class, f.name)
+	}
 	for v := f.view; v.Valid(); v = v.Next() {
 		if v.Name() != f.name {
 			continue
@@ -590,7 +602,6 @@ func (blk *jobBlock) filesFromView(p *fieldIndex) error {
 		if v.Name() != f.name || v.Kind() != wsman.KindObject {
 			continue
 		}
-		var fp fieldIndex
 		fp.indexView(v.Object(), fileFields[:], fileField)
 		if err := blk.addFile(&fp); err != nil {
 			return err

@@ -1128,10 +1128,11 @@ const (
 // and PropView read values through it too, so that a value seen through a
 // view is the Value that ParseInstance would have built.
 func (d *fdoc) valueShape(c int32) int {
-	if isTrue(d.xsiAttr(c, "nil")) {
+	nd := &d.nodes[c]
+	if nd.nattr != 0 && isTrue(d.xsiAttr(c, "nil")) {
 		return shapeNil
 	}
-	first := d.nodes[c].first
+	first := nd.first
 	if first < 0 {
 		return shapeText
 	}
