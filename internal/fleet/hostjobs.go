@@ -18,17 +18,25 @@ const enumerateBatch = 256
 
 // EnumerateJobs reads every job in the host's queue with one optimized
 // enumeration (and Pulls if the queue is longer than a batch), keyed by
-// upper-case JobId.
+// upper-case JobId. Jobs are decoded straight from the reply
+// (EnumerateViews, JobFromView) rather than through an Instance each: the
+// fleet's poll cycle runs this once per host, and the Instances were half
+// of what it allocated.
 func EnumerateJobs(ctx context.Context, w *wsman.Client) (map[string]*bitsprov.Job, error) {
 	jobs := map[string]*bitsprov.Job{}
-	for item, err := range w.Enumerate(ctx, bitsprov.ResourceURI, wsman.EnumerateOptions{Optimize: true, MaxElements: enumerateBatch}) {
+	for v, err := range w.EnumerateViews(ctx, bitsprov.ResourceURI, wsman.EnumerateOptions{Optimize: true, MaxElements: enumerateBatch}) {
 		if err != nil {
 			return nil, fmt.Errorf("enumerate jobs: %w", err)
 		}
-		if item == nil || item.Instance == nil {
+		var j *bitsprov.Job
+		switch {
+		case v.Object.Valid():
+			j, err = bitsprov.JobFromView(v.Object)
+		case v.Item != nil && v.Item.Instance != nil:
+			j, err = bitsprov.JobFromInstance(v.Item.Instance)
+		default:
 			continue
 		}
-		j, err := bitsprov.JobFromInstance(item.Instance)
 		if err != nil {
 			return nil, fmt.Errorf("%s: enumerate jobs: %w", w.Host, err)
 		}
