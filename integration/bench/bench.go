@@ -60,6 +60,8 @@ func (g *goals) print() {
 
 type benchOptions struct {
 	Hosts, Jobs, Cycles, Concurrency int
+	// GetCycles also measures the poll cycle with one Get per job.
+	GetCycles bool
 	TransferHosts                    int
 	PeerRequests                     int
 	Peer                             bool
@@ -301,6 +303,9 @@ func runBench(o benchOptions) error {
 		name   string
 		useGet bool
 	}{{"enumerate (one request per host, as fleet wait polls)", false}, {"get (one request per job)", true}} {
+		if mode.useGet && !o.GetCycles {
+			continue
+		}
 		var ms []measurement
 		for range o.Cycles {
 			m, err := measure(&reqs, cycle(mode.useGet))

@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&o.Hosts, "hosts", 1000, "simulated hosts for the poll cycle")
 	flag.IntVar(&o.Jobs, "jobs", 10, "jobs per host")
 	flag.IntVar(&o.Cycles, "cycles", 5, "measured poll cycles (the best and the median are printed)")
+	flag.BoolVar(&o.GetCycles, "get-cycles", true, "also measure poll cycles that read each job with its own Get")
 	flag.IntVar(&o.Concurrency, "concurrency", 32, "hosts worked on at once (the fleet default)")
 	flag.IntVar(&o.TransferHosts, "transfer-hosts", 100, "hosts for the create → wait → complete run (0: skip)")
 	flag.IntVar(&o.PeerRequests, "peer-requests", 2000, "Gets in each Get-loop comparison")
