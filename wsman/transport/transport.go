@@ -47,7 +47,10 @@ type Response struct {
 	// ContentType is the media type of Body after any decryption: a
 	// decrypted multipart/encrypted reply reports its OriginalContent type.
 	ContentType string
-	// Body is the plaintext reply body.
+	// Body is the plaintext reply body. It belongs to the caller: no
+	// transport keeps, reuses or changes it after returning it, so package
+	// wsman reads it in place and lets parsed strings point into it.
+	// Transports that wrap another one must keep this promise too.
 	Body []byte
 	// Encrypted reports whether the reply arrived sealed.
 	Encrypted bool
