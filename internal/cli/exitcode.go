@@ -112,8 +112,11 @@ func ExitCode(err error) int {
 	if errors.As(err, &jf) {
 		return ExitJobFailed
 	}
-	if errors.Is(err, wsman.ErrAuth) || errors.Is(err, transport.ErrAuthentication) {
+	if errors.Is(err, wsman.ErrAuth) || errors.Is(err, transport.ErrAuthentication) || errors.Is(err, transport.ErrProxyAuthentication) {
 		return ExitAuth
+	}
+	if errors.Is(err, transport.ErrProxyRefused) {
+		return ExitConnection
 	}
 	var f *wsman.Fault
 	if errors.As(err, &f) {
@@ -131,7 +134,8 @@ func ExitCode(err error) int {
 	var he *wsman.HTTPError
 	if errors.As(err, &he) {
 		switch he.StatusCode {
-		case 403:
+		case 403, 407:
+			// 407: a forwarding proxy wants credentials of its own.
 			return ExitAuth
 		case 502, 503, 504:
 			// A gateway or a host that is not serving yet: the

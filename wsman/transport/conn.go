@@ -215,6 +215,24 @@ func (d *dialer) connect(ctx context.Context, ep endpoint) (*hconn, error) {
 	return h, nil
 }
 
+// ErrProxyAuthentication is a proxy refusing our CONNECT with 407: its
+// credentials (in the proxy URL's user information) are missing or wrong.
+var ErrProxyAuthentication = errors.New("the proxy requires authentication")
+
+// ErrProxyRefused is a proxy refusing our CONNECT with any other status:
+// the host could not be reached through it.
+var ErrProxyRefused = errors.New("the proxy refused the tunnel")
+
+// proxyError is a refused CONNECT: its text is the cause's, and it
+// matches its kind.
+type proxyError struct {
+	err  error
+	kind error
+}
+
+func (e *proxyError) Error() string   { return e.err.Error() }
+func (e *proxyError) Unwrap() []error { return []error{e.err, e.kind} }
+
 // userinfoInURL matches the user information of a URL in a text.
 var userinfoInURL = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^@/\s"']*@`)
 
@@ -261,7 +279,11 @@ func (h *hconn) tunnel(ctx context.Context, ep endpoint, proxyURL *url.URL) erro
 	}
 	if status < 200 || status > 299 {
 		// Any 2xx opens the tunnel (RFC 9110 9.3.6).
-		return fmt.Errorf("proxy %s refused CONNECT %s: HTTP %d", proxyURL.Host, ep.addr, status)
+		kind := ErrProxyRefused
+		if status == http.StatusProxyAuthRequired {
+			kind = ErrProxyAuthentication
+		}
+		return &proxyError{fmt.Errorf("proxy %s refused CONNECT %s: HTTP %d", proxyURL.Host, ep.addr, status), kind}
 	}
 	if h.br.Buffered() != 0 {
 		return fmt.Errorf("proxy %s: CONNECT %s: data after the 200", proxyURL.Host, ep.addr)

@@ -1095,8 +1095,8 @@ func TestForwardingProxy(t *testing.T) {
 		}
 		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://winhost.example:5986/wsman"})
 		want := "post to winhost.example:5986: proxy " + proxy.addr + " refused CONNECT winhost.example:5986: HTTP 407"
-		if err == nil || err.Error() != want || !errors.Is(err, ErrNotSent) {
-			t.Errorf("got %v, want %q marked ErrNotSent", err, want)
+		if err == nil || err.Error() != want || !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrProxyAuthentication) || errors.Is(err, ErrProxyRefused) {
+			t.Errorf("got %v, want %q marked ErrNotSent and ErrProxyAuthentication", err, want)
 		}
 		secretFree(t, err.Error())
 		wantReq := "CONNECT winhost.example:5986 HTTP/1.1\r\nHost: winhost.example:5986\r\n" + proxyAuth + "\r\n"
