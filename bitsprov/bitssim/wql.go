@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,28 +18,54 @@ type wqlCond struct {
 }
 
 var (
-	wqlSelect = regexp.MustCompile(`(?is)^\s*select\s+\*\s+from\s+(\w+)\s*(?:where\s+(.+?))?\s*$`)
+	wqlSelect = regexp.MustCompile(`(?is)^\s*select\s+(\*|\w+(?:\s*,\s*\w+)*)\s+from\s+(\w+)\s*(?:where\s+(.+?))?\s*$`)
+	wqlComma  = regexp.MustCompile(`\s*,\s*`)
 	wqlTerm   = regexp.MustCompile(`(?is)^\s*(\w+)\s*(=|<>|!=|<=|>=|<|>)\s*('[^']*'|"[^"]*"|\d+|true|false)\s*$`)
 	wqlAnd    = regexp.MustCompile(`(?i)\s+and\s+`)
 )
 
+// jobProperties are BitsClientJob's properties, as job.instance renders
+// them: the names a WQL property list may use.
+var jobProperties = []string{
+	"BytesTotal", "BytesTransferred", "Description", "DisplayName", "Files",
+	"FilesTotal", "FilesTransferred", "JobCompletionTime", "JobCreationTime",
+	"JobId", "JobLastModificationTime", "MinimumRetryDelay", "NoProgressTimeout",
+	"Owner", "Priority", "State", "TransientErrorCount",
+}
+
+// errInvalidQuery marks a query WMI refuses as WBEM_E_INVALID_QUERY
+// (0x80041017): a property list naming a property the class does not
+// have. (ExecQuery of "SELECT Foo FROM Win32_Service" fails so; WMI
+// checks the select list against the class before asking the provider.)
+var errInvalidQuery = errors.New("invalid query")
+
 // parseWQL understands the queries people send for BITS jobs:
-// SELECT * FROM BitsClientJob [WHERE term [AND term]...], where a term
-// compares a property with a number or a quoted string. Anything else is
-// refused rather than answered wrongly.
+// SELECT * | prop[, prop…] FROM BitsClientJob [WHERE term [AND term]...],
+// where a term compares a property with a number or a quoted string.
+// Anything else is refused rather than answered wrongly. A property list
+// is only checked here: the server (wsmantest) turns each instance into
+// the w:XmlFragment of those properties, in the query's order, as WinRM
+// answers such a query.
 func parseWQL(q string) ([]wqlCond, error) {
 	m := wqlSelect.FindStringSubmatch(q)
 	if m == nil {
-		return nil, errors.New("only SELECT * FROM BitsClientJob [WHERE ...] is supported")
+		return nil, errors.New("only SELECT * | prop[, prop...] FROM BitsClientJob [WHERE ...] is supported")
 	}
-	if !strings.EqualFold(m[1], "BitsClientJob") {
-		return nil, fmt.Errorf("class %q does not exist in root\\microsoft\\bits", m[1])
+	if !strings.EqualFold(m[2], "BitsClientJob") {
+		return nil, fmt.Errorf("class %q does not exist in root\\microsoft\\bits", m[2])
 	}
-	if m[2] == "" {
+	if m[1] != "*" {
+		for _, name := range wqlComma.Split(m[1], -1) {
+			if !slices.ContainsFunc(jobProperties, func(p string) bool { return strings.EqualFold(p, name) }) {
+				return nil, fmt.Errorf("%w: BitsClientJob has no property %q", errInvalidQuery, name)
+			}
+		}
+	}
+	if m[3] == "" {
 		return nil, nil
 	}
 	var conds []wqlCond
-	for _, t := range wqlAnd.Split(m[2], -1) {
+	for _, t := range wqlAnd.Split(m[3], -1) {
 		tm := wqlTerm.FindStringSubmatch(t)
 		if tm == nil {
 			return nil, fmt.Errorf("cannot parse the condition %q", t)
@@ -96,13 +123,31 @@ func matchWQL(in *wsman.Instance, conds []wqlCond) bool {
 	return true
 }
 
+// wbemInvalidQuery is WBEM_E_INVALID_QUERY.
+const wbemInvalidQuery uint32 = 0x80041017
+
+// textInvalidQuery is WinRM's message for a WQL query WMI refused, as
+// wsmantest words it.
+const textInvalidQuery = "The WS-Management service cannot process the request. The WQL query is invalid. "
+
 // faultCannotProcessFilter is n:CannotProcessFilter (code 2150858778), as
 // in fixture fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml:
 // the WMI plug-in's provider fault and an __ExtendedStatus from WinMgmt
 // naming the query.
+//
+// A query WMI itself refuses as invalid (errInvalidQuery) gets the same
+// fault with the WMI status WBEM_E_INVALID_QUERY (0x80041017) in the
+// __ExtendedStatus and WinRM's text for an invalid WQL query, as
+// wsmantest answers a query it cannot parse.
 func faultCannotProcessFilter(machine, query string, err error) *wsman.Fault {
 	const reason = "The data source could not process the filter. The filter might be missing or it might be invalid. Change the filter and try the request again.  "
-	ext := extendedStatus("ExecQuery", query, 0)
+	var status uint32
+	text := err.Error()
+	if errors.Is(err, errInvalidQuery) {
+		status = wbemInvalidQuery
+		text = textInvalidQuery
+	}
+	ext := extendedStatus("ExecQuery", query, status)
 	ext.Props[3] = textProp("ProviderName", "WinMgmt")
 	return &wsman.Fault{
 		HTTPStatus: 500,
@@ -115,7 +160,7 @@ func faultCannotProcessFilter(machine, query string, err error) *wsman.Fault {
 		ProviderFault: &wsman.ProviderFault{
 			Provider:  "WMI Provider",
 			Path:      `%systemroot%\system32\WsmWmiPl.dll`,
-			Text:      err.Error(),
+			Text:      text,
 			WSManCode: wsmantest.CodeCannotProcessFilter,
 		},
 		WMIError: ext,
