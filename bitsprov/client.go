@@ -1148,9 +1148,14 @@ func (c *Client) list(ctx context.Context, resourceURI, op string, each func(*ws
 // (wsman.EnumerateViews): eachView gets the items the views cover and
 // each the others.
 func (c *Client) listWith(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error, reset func()) error {
+	return c.listOpts(ctx, resourceURI, op, listOptions, each, eachView, reset)
+}
+
+// listOpts is listWith with the enumeration's options (a WQL filter).
+func (c *Client) listOpts(ctx context.Context, resourceURI, op string, opts wsman.EnumerateOptions, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error, reset func()) error {
 	pol := c.WSMan.Retry.WithDefaults()
 	for attempt := 1; ; attempt++ {
-		pulled, err := c.listOnce(ctx, resourceURI, op, each, eachView)
+		pulled, err := c.listOnce(ctx, resourceURI, op, opts, each, eachView)
 		if err == nil {
 			return nil
 		}
@@ -1166,10 +1171,10 @@ func (c *Client) listWith(ctx context.Context, resourceURI, op string, each func
 
 // listOnce is one enumeration; pulled reports that it failed in a Pull
 // (after the Enumerate succeeded) rather than in the Enumerate.
-func (c *Client) listOnce(ctx context.Context, resourceURI, op string, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error) (pulled bool, err error) {
+func (c *Client) listOnce(ctx context.Context, resourceURI, op string, opts wsman.EnumerateOptions, each func(*wsman.Instance) error, eachView func(wsman.ObjectView) error) (pulled bool, err error) {
 	items := 0
 	if eachView != nil {
-		for v, err := range c.WSMan.EnumerateViews(ctx, resourceURI, listOptions) {
+		for v, err := range c.WSMan.EnumerateViews(ctx, resourceURI, opts) {
 			if err != nil {
 				return items > 0 || failedIn(err, "Pull"), c.wrap(op, "", err)
 			}
@@ -1186,7 +1191,7 @@ func (c *Client) listOnce(ctx context.Context, resourceURI, op string, each func
 		}
 		return false, nil
 	}
-	for item, err := range c.WSMan.Enumerate(ctx, resourceURI, listOptions) {
+	for item, err := range c.WSMan.Enumerate(ctx, resourceURI, opts) {
 		if err != nil {
 			return items > 0 || failedIn(err, "Pull"), c.wrap(op, "", err)
 		}
