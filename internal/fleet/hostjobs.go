@@ -16,13 +16,29 @@ import (
 // job on the host.
 const enumerateBatch = 256
 
-// EnumerateJobs reads every job in the host's queue with one optimized
-// enumeration (and Pulls if the queue is longer than a batch), keyed by
-// upper-case JobId. Jobs are decoded straight from the reply
-// (EnumerateViews, JobFromView) rather than through an Instance each: the
-// fleet's poll cycle runs this once per host, and the Instances were half
-// of what it allocated.
-func EnumerateJobs(ctx context.Context, w *wsman.Client) (map[string]*bitsprov.Job, error) {
+// EnumerateJobs reads the progress of every job in the host's queue
+// (bitsprov.Client.EnumerateProgress: one WQL enumeration of just the
+// properties a poll needs), keyed by upper-case JobId. This is the
+// fleet's poll cycle, run once per host; the jobs are partial, fit to
+// show progress and to see that a job is still in progress, not to act
+// on or to report.
+func EnumerateJobs(ctx context.Context, w *wsman.Client) (map[string]*bitsprov.PartialJob, error) {
+	jobs, err := bitsprov.NewClient(w).EnumerateProgress(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("enumerate jobs: %w", err)
+	}
+	out := make(map[string]*bitsprov.PartialJob, len(jobs))
+	for _, j := range jobs {
+		out[strings.ToUpper(j.Job.JobID)] = j
+	}
+	return out, nil
+}
+
+// enumerateFullJobs reads every job in the host's queue whole with one
+// optimized enumeration (and Pulls if the queue is longer than a batch),
+// keyed by upper-case JobId. Jobs are decoded straight from the reply
+// (EnumerateViews, JobFromView) rather than through an Instance each.
+func enumerateFullJobs(ctx context.Context, w *wsman.Client) (map[string]*bitsprov.Job, error) {
 	jobs := map[string]*bitsprov.Job{}
 	for v, err := range w.EnumerateViews(ctx, bitsprov.ResourceURI, wsman.EnumerateOptions{Optimize: true, MaxElements: enumerateBatch}) {
 		if err != nil {
@@ -45,12 +61,24 @@ func EnumerateJobs(ctx context.Context, w *wsman.Client) (map[string]*bitsprov.J
 	return jobs, nil
 }
 
+// settleTimeout bounds the Get that reads a job whole when a wait ended
+// on a partial one (Settle); the wait's own context may have ended.
+const settleTimeout = 10 * time.Second
+
 // HostJobs is a bitsprov.JobSource for many jobs on one host. While two
 // or more jobs are followed, a Job call is answered from one enumeration
 // of the host's queue shared by every waiter and refreshed when older
-// than MaxAge; so a poll cycle over ten jobs is one request, not ten. A
-// job missing from the enumeration is read with Get, which tells a job
-// that left the queue (not found) from a passing error.
+// than MaxAge; so a poll cycle over ten jobs is one request, not ten.
+//
+// The first enumeration reads the jobs whole; later ones read only their
+// progress (EnumerateJobs), about a tenth of the bytes. A job whose
+// progress shows it still in progress (PartialJob.Pending) is answered
+// with that partial job, which the poller only shows and keeps waiting
+// on. In any other state (Transferred, Error, TransientError, gone), and
+// for a job missing from the enumeration, the job is read whole with
+// Get, so that the poller acts on, and reports, the whole job; Get also
+// tells a job that left the queue (not found) from a passing error. A
+// wait that ends on a partial job is settled with Settle.
 type HostJobs struct {
 	Bits *bitsprov.Client
 	// MaxAge is how long an enumeration answers for (default: half a
@@ -61,10 +89,23 @@ type HostJobs struct {
 
 	mu       sync.Mutex
 	active   int
-	snap     map[string]*bitsprov.Job
+	snap     map[string]*bitsprov.PartialJob
+	snapFull bool // snap holds whole jobs (the first enumeration)
 	at       time.Time
 	fetching chan struct{}
 	err      error
+	// full is the last whole read of each job; partial the last partial
+	// job handed out for it, while it is the last one handed out.
+	full    map[string]*bitsprov.Job
+	partial map[string]handedOut
+	// acted is the job read whole just before a Complete or Cancel of a
+	// job last seen partial (a wait that timed out and cancels).
+	acted map[string]*bitsprov.Job
+}
+
+type handedOut struct {
+	job  *bitsprov.Job
+	from *bitsprov.PartialJob
 }
 
 // NewHostJobs returns a source over c; ctx bounds the shared
@@ -73,7 +114,8 @@ func NewHostJobs(ctx context.Context, c *bitsprov.Client, maxAge time.Duration) 
 	if maxAge <= 0 {
 		maxAge = 500 * time.Millisecond
 	}
-	return &HostJobs{Bits: c, MaxAge: maxAge, ctx: ctx}
+	return &HostJobs{Bits: c, MaxAge: maxAge, ctx: ctx,
+		full: map[string]*bitsprov.Job{}, partial: map[string]handedOut{}, acted: map[string]*bitsprov.Job{}}
 }
 
 // Follow counts a job being waited for; the returned func stops counting.
@@ -91,23 +133,53 @@ func (h *HostJobs) Follow() (done func()) {
 	}
 }
 
+// get reads one job whole and remembers it.
+func (h *HostJobs) get(ctx context.Context, jobID string) (*bitsprov.Job, error) {
+	j, err := h.Bits.Job(ctx, jobID)
+	if err == nil {
+		h.mu.Lock()
+		h.wholeLocked(strings.ToUpper(jobID), j)
+		h.mu.Unlock()
+	}
+	return j, err
+}
+
+// wholeLocked notes j, read whole, as the last job handed out for key.
+func (h *HostJobs) wholeLocked(key string, j *bitsprov.Job) {
+	cp := *j
+	h.full[key] = &cp
+	delete(h.partial, key)
+}
+
 // Job reads one job, from the shared enumeration when it is worth it.
 func (h *HostJobs) Job(ctx context.Context, jobID string) (*bitsprov.Job, error) {
 	key := strings.ToUpper(jobID)
+	// fresh: an enumeration finished while this call waited, so its
+	// snapshot answers whatever MaxAge says (a MaxAge shorter than an
+	// enumeration would otherwise enumerate for ever).
+	fresh := false
 	for {
 		h.mu.Lock()
 		if h.active < 2 {
 			h.mu.Unlock()
-			return h.Bits.Job(ctx, jobID)
+			return h.get(ctx, jobID)
 		}
-		if h.fetching == nil && h.snap != nil && time.Since(h.at) < h.MaxAge {
-			j, ok := h.snap[key]
-			h.mu.Unlock()
-			if ok {
-				cp := *j
+		if h.fetching == nil && h.snap != nil && (fresh || time.Since(h.at) < h.MaxAge) {
+			p, ok := h.snap[key]
+			switch {
+			case ok && h.snapFull:
+				cp := p.Job
+				h.wholeLocked(key, &cp)
+				h.mu.Unlock()
+				return &cp, nil
+			case ok && p.Pending():
+				cp := p.Job
+				h.partial[key] = handedOut{job: &cp, from: p}
+				h.mu.Unlock()
 				return &cp, nil
 			}
-			return h.Bits.Job(ctx, jobID)
+			h.mu.Unlock()
+			return h.get(ctx, jobID)
 		}
 		if h.fetching != nil {
 			ch := h.fetching
@@ -123,24 +195,79 @@ func (h *HostJobs) Job(ctx context.Context, jobID string) (*bitsprov.Job, error)
 			if err != nil {
 				return nil, err
 			}
+			fresh = true
 			continue
 		}
 		ch := make(chan struct{})
 		h.fetching = ch
+		first := h.snap == nil
 		h.mu.Unlock()
-		snap, err := EnumerateJobs(h.ctx, h.Bits.WSMan)
+		snap, err := h.enumerate(first)
 		h.mu.Lock()
 		h.fetching = nil
 		h.err = err
 		if err == nil {
-			h.snap, h.at = snap, time.Now()
+			h.snap, h.snapFull, h.at = snap, first, time.Now()
 		}
 		h.mu.Unlock()
 		close(ch)
 		if err != nil {
 			return nil, err
 		}
+		fresh = true
 	}
+}
+
+// enumerate reads the host's queue: whole the first time, so that every
+// job followed has a whole read to fall back on (Settle), then only the
+// progress.
+func (h *HostJobs) enumerate(whole bool) (map[string]*bitsprov.PartialJob, error) {
+	if !whole {
+		return EnumerateJobs(h.ctx, h.Bits.WSMan)
+	}
+	jobs, err := enumerateFullJobs(h.ctx, h.Bits.WSMan)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*bitsprov.PartialJob, len(jobs))
+	for k, j := range jobs {
+		out[k] = &bitsprov.PartialJob{Job: *j}
+	}
+	return out, nil
+}
+
+// Settle returns the whole job for j, the last job a wait for jobID
+// read: j itself when it was read whole; else the job as read whole
+// just before the wait's Complete or Cancel, or else as a Get reads it
+// now (under ctx without its cancellation, so that an interrupted wait
+// still reports the whole job, for at most settleTimeout). When that Get
+// fails (the host is down, the job left the queue), it is the last
+// whole read of the job with j's progress laid over it; j only if the
+// job was never read whole.
+func (h *HostJobs) Settle(ctx context.Context, jobID string, j *bitsprov.Job) *bitsprov.Job {
+	if j == nil {
+		return nil
+	}
+	key := strings.ToUpper(jobID)
+	h.mu.Lock()
+	p, ok := h.partial[key]
+	acted, base := h.acted[key], h.full[key]
+	h.mu.Unlock()
+	if !ok || p.job != j {
+		return j
+	}
+	if acted != nil {
+		return acted
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if full, err := h.get(gctx, jobID); err == nil {
+		return full
+	}
+	if base != nil {
+		return p.from.Apply(base)
+	}
+	return j
 }
 
 // forget drops a job from the snapshot after it was acted on, so the next
@@ -151,9 +278,22 @@ func (h *HostJobs) forget(jobID string) {
 	h.mu.Unlock()
 }
 
-// SetJobState forwards to the host.
+// SetJobState forwards to the host. A job last handed out partial (a
+// wait that timed out and cancels) is read whole first, for Settle: the
+// Complete or Cancel takes it out of the queue.
 func (h *HostJobs) SetJobState(ctx context.Context, jobID string, a bitsprov.JobAction) (bitsprov.Code, error) {
 	defer h.forget(jobID)
+	key := strings.ToUpper(jobID)
+	h.mu.Lock()
+	_, partial := h.partial[key]
+	h.mu.Unlock()
+	if partial {
+		if j, err := h.Bits.Job(ctx, jobID); err == nil {
+			h.mu.Lock()
+			h.acted[key] = j
+			h.mu.Unlock()
+		}
+	}
 	return h.Bits.SetJobState(ctx, jobID, a)
 }
 

@@ -146,7 +146,7 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 	var byMarker map[string]*bitsprov.Job
 	for i := range t.Specs {
 		if e := hr.entries[i]; e != nil && e.Step == StepIntent {
-			jobs, err := EnumerateJobs(ctx, c.WSMan)
+			jobs, err := enumerateFullJobs(ctx, c.WSMan)
 			if err != nil {
 				return nil, fmt.Errorf("look for jobs of an interrupted run: %w", err)
 			}
@@ -427,6 +427,9 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 	out, err := bitsprov.Wait(ctx, &ledgerSource{HostJobs: src, hr: hr, e: e}, e.JobID, p)
 	r.Outcome = out
 	if out != nil && out.Job != nil {
+		// The wait may have ended (timed out, interrupted) on a job read
+		// partially: what is recorded and reported is the whole job.
+		out.Job = src.Settle(ctx, e.JobID, out.Job)
 		r.Job = out.Job
 	}
 	if err != nil && t.MissingIsGone && out != nil && out.Job == nil && errors.Is(err, bitsprov.ErrNotFound) {
