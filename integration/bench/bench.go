@@ -61,11 +61,11 @@ func (g *goals) print() {
 type benchOptions struct {
 	Hosts, Jobs, Cycles, Concurrency int
 	// GetCycles also measures the poll cycle with one Get per job.
-	GetCycles bool
-	TransferHosts                    int
-	PeerRequests                     int
-	Peer                             bool
-	PeerScript, Python               string
+	GetCycles          bool
+	TransferHosts      int
+	PeerRequests       int
+	Peer               bool
+	PeerScript, Python string
 }
 
 // cpuSeconds is this process's user+system CPU time.
