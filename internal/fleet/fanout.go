@@ -157,13 +157,15 @@ func (p *Pool) Conn(i int) (*Conn, error) {
 	return c, nil
 }
 
-// Close drops every kept-alive connection.
+// Close drops every kept-alive connection, and the pool's hold on them
+// (a later Conn connects again). It may be called more than once.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.conns {
+	for i, c := range p.conns {
 		if c != nil {
 			c.Close()
+			p.conns[i] = nil
 		}
 	}
 }
