@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -238,12 +239,14 @@ func (h *HostJobs) enumerate(whole bool) (map[string]*bitsprov.PartialJob, error
 
 // Settle returns the whole job for j, the last job a wait for jobID
 // read: j itself when it was read whole; else the job as read whole
-// just before the wait's Complete or Cancel, or else as a Get reads it
-// now (under ctx without its cancellation, so that an interrupted wait
-// still reports the whole job, for at most settleTimeout). When that Get
-// fails (the host is down, the job left the queue), it is the last
-// whole read of the job with j's progress laid over it; j only if the
-// job was never read whole.
+// just before the wait's Complete or Cancel; else, when the wait was
+// interrupted (ctx cancelled), the last whole read of the job with j's
+// progress laid over it, without another request; else the job as a Get
+// reads it now (under ctx without its cancellation, for at most
+// settleTimeout, so that a wait that timed out still reports the whole
+// job). When that Get fails (the host is down, the job left the queue),
+// it is the last whole read with j's progress laid over it; j only if
+// the job was never read whole.
 func (h *HostJobs) Settle(ctx context.Context, jobID string, j *bitsprov.Job) *bitsprov.Job {
 	if j == nil {
 		return nil
@@ -258,6 +261,12 @@ func (h *HostJobs) Settle(ctx context.Context, jobID string, j *bitsprov.Job) *b
 	}
 	if acted != nil {
 		return acted
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && base != nil {
+		// Interrupted (Ctrl-C): the user wants out now, not after a Get
+		// to each host, unreachable ones included; the last whole read
+		// with the newest progress is the record.
+		return p.from.Apply(base)
 	}
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()

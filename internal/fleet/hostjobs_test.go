@@ -216,6 +216,11 @@ func TestWaitRecordsWholeJobs(t *testing.T) {
 			}
 			checkWhole(t, r, names[i])
 		}
+		// Interrupted, the records come from the whole read taken at the
+		// start with the newest progress: no Get holds up the exit.
+		if n := f.countRequests(0, "Get "+bitsprov.ResourceURI); n != 0 {
+			t.Errorf("%d Gets after the interrupt: %v", n, f.requests(0))
+		}
 	})
 
 	t.Run("cancel on timeout", func(t *testing.T) {
