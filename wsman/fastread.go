@@ -1278,6 +1278,23 @@ func (r *fastReply) parsePage(want string) (*page, error) {
 	if resp < 0 {
 		return nil, fmt.Errorf("%w: no n:%s in the body", ErrProtocol, want)
 	}
+	var buf [2]int32
+	p, its := d.scanPage(resp, buf[:0])
+	for _, n := range its {
+		items, err := d.parseItems(n)
+		if err != nil {
+			return nil, err
+		}
+		p.items = append(p.items, items...)
+	}
+	return p, nil
+}
+
+// scanPage reads the enumeration context and end-of-sequence marker of
+// the page element resp (a missing or empty context also ends the
+// enumeration) and appends its Items elements to its: what parsePage and
+// parseViewPage share before they read the items their own way.
+func (d *fdoc) scanPage(resp int32, its []int32) (*page, []int32) {
 	p := &page{}
 	hasContext := false
 	for c := d.nodes[resp].first; c >= 0; c = d.nodes[c].next {
@@ -1292,17 +1309,13 @@ func (r *fastReply) parsePage(want string) (*page, error) {
 		case "EndOfSequence":
 			p.done = true
 		case "Items":
-			items, err := d.parseItems(c)
-			if err != nil {
-				return nil, err
-			}
-			p.items = append(p.items, items...)
+			its = append(its, c)
 		}
 	}
 	if !hasContext || p.context == "" {
 		p.done = true
 	}
-	return p, nil
+	return p, its
 }
 
 // parseItems is parseItems.

@@ -250,29 +250,9 @@ func parseViewPage(rep *reply, want string) (*page, error) {
 		return parsePage(rep, want)
 	}
 	var buf [2]int32
-	its := buf[:0]
-	p := &page{}
-	hasContext := false
-	for c := d.nodes[resp].first; c >= 0; c = d.nodes[c].next {
-		ns := d.ns(c)
-		if ns != NsEnumeration && ns != NsWSMan {
-			continue
-		}
-		switch d.local(c) {
-		case "EnumerationContext":
-			hasContext = true
-			p.context = strings.TrimSpace(d.textOf(c))
-		case "EndOfSequence":
-			p.done = true
-		case "Items":
-			its = append(its, c)
-		}
-	}
+	p, its := d.scanPage(resp, buf[:0])
 	if !d.viewable(its) {
 		return parsePage(rep, want)
-	}
-	if !hasContext || p.context == "" {
-		p.done = true
 	}
 	k := 0
 	for _, n := range its {
