@@ -74,20 +74,13 @@ func NewCertificate(cfg Config) (Transport, error) {
 
 // RoundTrip posts req.Body and returns the reply whatever its status.
 func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
-	if req == nil {
-		return nil, errors.New("nil request")
-	}
-	ep, err := p.endpoints.get(req.URL)
+	var buf [4]header
+	ep, hdrs, err := p.endpoints.prepare(req, buf[:0])
 	if err != nil {
-		return nil, &notSentError{err}
+		return nil, err
 	}
 	if p.httpsOnly && !ep.https {
 		return nil, &notSentError{fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, ep.hostHeader)}
-	}
-	var buf [4]header
-	hdrs, err := requestHeaders(buf[:0], req.Header)
-	if err != nil {
-		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
 	}
 	if !req.Anonymous && p.authorization != "" {
 		hdrs = append(hdrs, header{"Authorization", p.authorization})

@@ -110,6 +110,25 @@ type endpointCache struct {
 	last atomic.Pointer[endpoint]
 }
 
+// prepare is what every transport does before sending req: refuse a nil
+// request, parse its endpoint (an error never repeats a password written
+// into the URL) and turn its extra headers into header lines appended to
+// dst. Its errors are marked ErrNotSent.
+func (c *endpointCache) prepare(req *Request, dst []header) (endpoint, []header, error) {
+	if req == nil {
+		return endpoint{}, nil, errors.New("nil request")
+	}
+	ep, err := c.get(req.URL)
+	if err != nil {
+		return ep, nil, &notSentError{err}
+	}
+	hdrs, err := requestHeaders(dst, req.Header)
+	if err != nil {
+		return ep, nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
+	}
+	return ep, hdrs, nil
+}
+
 // get parses raw, or returns the endpoint parsed from it last time.
 func (c *endpointCache) get(raw string) (endpoint, error) {
 	if e := c.last.Load(); e != nil && e.raw == raw {

@@ -121,18 +121,10 @@ type ntlmEncrypted struct {
 // RoundTrip sends req.Body, sealed when the mode and scheme call for it, and
 // returns the reply (unsealed) whatever its status.
 func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
-	if req == nil {
-		return nil, errors.New("nil request")
-	}
-	// parseEndpoint keeps a password written into the URL out of the error.
-	ep, err := t.endpoints.get(req.URL)
-	if err != nil {
-		return nil, &notSentError{err}
-	}
 	var buf [4]header
-	hdrs, err := requestHeaders(buf[:0], req.Header)
+	ep, hdrs, err := t.endpoints.prepare(req, buf[:0])
 	if err != nil {
-		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
+		return nil, err
 	}
 	if req.Anonymous {
 		return t.anon.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, t.limit, t.respTimeout)

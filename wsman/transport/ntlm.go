@@ -91,17 +91,10 @@ type ntlmPlain struct {
 
 // RoundTrip posts req.Body and returns the reply whatever its status.
 func (p *ntlmPlain) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
-	if req == nil {
-		return nil, errors.New("nil request")
-	}
-	ep, err := p.endpoints.get(req.URL)
-	if err != nil {
-		return nil, &notSentError{err}
-	}
 	var buf [4]header
-	hdrs, err := requestHeaders(buf[:0], req.Header)
+	ep, hdrs, err := p.endpoints.prepare(req, buf[:0])
 	if err != nil {
-		return nil, &notSentError{fmt.Errorf("post to %s: %w", ep.hostHeader, err)}
+		return nil, err
 	}
 	if req.Anonymous {
 		return p.anon.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
