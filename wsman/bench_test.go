@@ -102,17 +102,7 @@ func BenchmarkGetSmall(b *testing.B) {
 }
 
 func BenchmarkParsePull50(b *testing.B) {
-	var data []byte
-	_, file, _, _ := runtime.Caller(0)
-	if d, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "shared", "wire", "wmi-pull-response-mid-sequence_Win32_Service_2012.xml")); err == nil {
-		data = d
-	} else {
-		var items strings.Builder
-		for i := range 50 {
-			items.WriteString(svc(fmt.Sprintf("svc%d", i)))
-		}
-		data = []byte(windowsReply(ActionPullResponse, "x", `<n:PullResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><n:Items>`+items.String()+`</n:Items></n:PullResponse>`))
-	}
+	data := pull50Reply()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -125,4 +115,18 @@ func BenchmarkParsePull50(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// pull50Reply is a PullResponse of 50 Win32_Service instances: the real
+// capture when ../shared/wire is present, else one built like it.
+func pull50Reply() []byte {
+	_, file, _, _ := runtime.Caller(0)
+	if d, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "shared", "wire", "wmi-pull-response-mid-sequence_Win32_Service_2012.xml")); err == nil {
+		return d
+	}
+	var items strings.Builder
+	for i := range 50 {
+		items.WriteString(svc(fmt.Sprintf("svc%d", i)))
+	}
+	return []byte(windowsReply(ActionPullResponse, "x", `<n:PullResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><n:Items>`+items.String()+`</n:Items></n:PullResponse>`))
 }

@@ -494,17 +494,7 @@ func BenchmarkParseGetFast(b *testing.B) {
 }
 
 func BenchmarkParsePull50Fast(b *testing.B) {
-	var data []byte
-	_, file, _, _ := runtime.Caller(0)
-	if d, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "shared", "wire", "wmi-pull-response-mid-sequence_Win32_Service_2012.xml")); err == nil {
-		data = d
-	} else {
-		var items strings.Builder
-		for i := range 50 {
-			items.WriteString(svc(fmt.Sprintf("svc%d", i)))
-		}
-		data = []byte(windowsReply(ActionPullResponse, "x", `<n:PullResponse><n:EnumerationContext>uuid:C</n:EnumerationContext><n:Items>`+items.String()+`</n:Items></n:PullResponse>`))
-	}
+	data := pull50Reply()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
