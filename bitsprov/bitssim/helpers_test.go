@@ -15,6 +15,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -207,3 +208,24 @@ func fault(t *testing.T, err error, subcode string, code uint32) *wsman.Fault {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// newBasicHost starts a simulated host with cfg, user admin/pw added to
+// its server (Machine SIM01 unless set), and a client that reaches it
+// with Basic over HTTP.
+func newBasicHost(t *testing.T, cfg HostConfig) (*Host, *wsman.Client) {
+	t.Helper()
+	cfg.Server.Users = map[string]string{"admin": "pw"}
+	if cfg.Server.Machine == "" {
+		cfg.Server.Machine = "SIM01"
+	}
+	h, err := NewHost(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: "admin", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, wsman.NewClient(h.URL, tr)
+}

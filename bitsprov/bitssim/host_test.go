@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/bitsremote/bitsremote/wsman"
-	"github.com/bitsremote/bitsremote/wsman/transport"
-	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
 // TestHostOverTheWire drives the provider through the real WS-Man client
@@ -18,21 +16,7 @@ func TestHostOverTheWire(t *testing.T) {
 	files, dst, up := t.TempDir(), t.TempDir(), t.TempDir()
 	data := randomBytes(t, 70000)
 	writeFile(t, filepath.Join(files, "payload.bin"), data)
-	h, err := NewHost(HostConfig{
-		Server:    wsmantest.Config{Users: map[string]string{"admin": "pw"}, Machine: "SIM01"},
-		Provider:  Config{TimeScale: 0.001},
-		FilesDir:  files,
-		UploadDir: up,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: "admin", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := wsman.NewClient(h.URL, tr)
+	h, c := newBasicHost(t, HostConfig{Provider: Config{TimeScale: 0.001}, FilesDir: files, UploadDir: up})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

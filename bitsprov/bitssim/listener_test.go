@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bitsremote/bitsremote/wsman"
-	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -29,16 +28,7 @@ func listenerProps(t *testing.T, in *wsman.Instance) []string {
 // the quickconfig listener, Create, AlreadyExists, Get, Put, Enumerate,
 // Delete, and the faults for a missing listener and bad selectors.
 func TestListeners(t *testing.T) {
-	h, err := NewHost(HostConfig{Server: wsmantest.Config{Users: map[string]string{"admin": "pw"}, Machine: "SIM01"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: "admin", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := wsman.NewClient(h.URL, tr)
+	h, c := newBasicHost(t, HostConfig{})
 	c.Retry = wsman.NoRetry
 	ctx := context.Background()
 	key := func(addr, tp string) wsman.Options {

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bitsremote/bitsremote/wsman"
-	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -96,19 +95,7 @@ func TestEnumerateUnknownProperty(t *testing.T) {
 // order, SELECT * as the typed instances of a plain enumeration, and an
 // unknown property as n:CannotProcessFilter.
 func TestWQLProjectionOverTheWire(t *testing.T) {
-	h, err := NewHost(HostConfig{
-		Server:   wsmantest.Config{Users: map[string]string{"admin": "pw"}, Machine: "SIM01"},
-		Provider: Config{TimeScale: 0.001},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	tr, err := transport.NewBasic(transport.Config{Auth: transport.AuthBasic, User: "admin", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := wsman.NewClient(h.URL, tr)
+	_, c := newBasicHost(t, HostConfig{Provider: Config{TimeScale: 0.001}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var ids []string
