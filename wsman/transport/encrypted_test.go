@@ -740,6 +740,17 @@ var (
 	fullHandshake = []exchange{negotiateOK, authOK}
 )
 
+// closeFirst is a lossy server's policy: action on the first connection's
+// request of the given kind, the others kept open.
+func closeFirst(action closeAction, kind string) func(string, int, int) closeAction {
+	return func(k string, conn, _ int) closeAction {
+		if conn == 1 && k == kind {
+			return action
+		}
+		return keepOpen
+	}
+}
+
 // TestNTLMEncryptedConnectionLostBetweenLegs: the host's NTLM state is
 // bound to the connection, so when the connection that carried the
 // NEGOTIATE (or the session) is gone, the transport starts over from
@@ -747,19 +758,11 @@ var (
 // sealed message on a connection that never saw the NEGOTIATE (which the
 // host answers with 401, reported as wrong credentials).
 func TestNTLMEncryptedConnectionLostBetweenLegs(t *testing.T) {
-	first := func(action closeAction, kind string) func(string, int, int) closeAction {
-		return func(k string, conn, _ int) closeAction {
-			if conn == 1 && k == kind {
-				return action
-			}
-			return keepOpen
-		}
-	}
+	first := closeFirst
 	for _, tc := range []struct {
 		name string
-		// policy closes connections on the server; clientDrop closes the
-		// client's idle connection between the legs, as net/http does
-		// when it declines to reuse one.
+		// policy closes connections on the server; clientDrop has the
+		// client close its connection between the legs.
 		policy     func(string, int, int) closeAction
 		clientDrop bool
 		// idempotent marks the second message; the first is a warm-up.
