@@ -38,10 +38,11 @@ const ntlmSignatureLen = 16
 // NewNTLMEncrypted returns a Transport that authenticates with NTLMv2 and
 // seals every message with the NTLM session (MS-WSMV 2.2.9.1 HTTP message
 // encryption), which is what a default Windows host (AllowUnencrypted=false)
-// requires over http://. It is built on bodgit/ntlmssp's client and
-// security session, with our own framing; its http helper and
-// masterzen/winrm's Encryption are avoided for their bugs (go-deps.md §1.6,
-// §5).
+// requires over http://. bodgit/ntlmssp's client builds the handshake;
+// the messages are sealed in place by ntlmauth.ClientSession, derived
+// from the same AUTHENTICATE (bodgit keeps its session key to itself),
+// with our own framing. bodgit's http helper and masterzen/winrm's
+// Encryption are avoided for their bugs (go-deps.md §1.6, §5).
 //
 // One handshake runs per connection (an empty-body POST carrying NEGOTIATE
 // and then AUTHENTICATE); later messages go sealed, without Authorization,
