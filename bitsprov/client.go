@@ -949,23 +949,45 @@ func jobSelector(jobID string) wsman.Options {
 // not there (never was, or completed/cancelled and so left the queue)
 // gives an error matching ErrNotFound.
 func (c *Client) Job(ctx context.Context, jobID string) (*Job, error) {
-	in, err := c.getJob(ctx, jobID)
-	if err != nil {
+	if err := c.canGet(jobID); err != nil {
 		return nil, err
 	}
-	j, err := JobFromInstance(in)
+	// The job is decoded from a view of the reply (JobFromView), which
+	// gives the same job as JobFromInstance without building an Instance:
+	// pollers Get jobs over and over.
+	var j *Job
+	var derr error
+	err := c.WSMan.GetView(ctx, ResourceURI, jobSelector(jobID), func(v wsman.ItemView) error {
+		if v.Item != nil {
+			j, derr = JobFromInstance(v.Item.Instance)
+		} else {
+			j, derr = JobFromView(v.Object)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: Get %s: %w", c.host(), jobID, err)
+		return nil, c.wrap("Get", jobID, err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("%s: Get %s: %w", c.host(), jobID, derr)
 	}
 	return j, nil
 }
 
-func (c *Client) getJob(ctx context.Context, jobID string) (*wsman.Instance, error) {
+// canGet checks what a Get of jobID needs before anything is sent.
+func (c *Client) canGet(jobID string) error {
 	if jobID == "" {
-		return nil, errors.New("bitsprov: Get: empty JobId")
+		return errors.New("bitsprov: Get: empty JobId")
 	}
 	if c.WSMan == nil {
-		return nil, fmt.Errorf("bitsprov: Get %s: Client has no WSMan connection", jobID)
+		return fmt.Errorf("bitsprov: Get %s: Client has no WSMan connection", jobID)
+	}
+	return nil
+}
+
+func (c *Client) getJob(ctx context.Context, jobID string) (*wsman.Instance, error) {
+	if err := c.canGet(jobID); err != nil {
+		return nil, err
 	}
 	in, err := c.WSMan.Get(ctx, ResourceURI, jobSelector(jobID))
 	if err != nil {

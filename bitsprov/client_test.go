@@ -444,6 +444,43 @@ func TestJobGet(t *testing.T) {
 	}
 }
 
+// TestJobGetPaths: Job decodes a GetResponse through a view of the reply
+// (JobFromView) or, for a reply the views do not cover, through the
+// Instance (JobFromInstance); both give the same job and the same errors.
+// A property with a non-ASCII name sends the reply to the etree reader.
+func TestJobGetPaths(t *testing.T) {
+	etreeOnly := func(x string) string {
+		return strings.Replace(x, "<p:BytesTotal>", "<p:Ünknown>1</p:Ünknown><p:BytesTotal>", 1)
+	}
+	get := func(body string) (*Job, error) {
+		h := &fakeHost{reply: func(call) (int, string, string) { return 200, wsman.ActionGetResponse, body }}
+		return h.client().Job(context.Background(), testJobID)
+	}
+	for _, tc := range []struct {
+		name, body, err string
+	}{
+		{name: "job", body: jobXML("3", "2")},
+		{name: "bad state", body: jobXML("x", "2"),
+			err: `srv1:5985: Get ` + testJobID + `: bitsprov: decode job: BitsClientJob.State: "x" is not a uint16`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			viewed, verr := get(tc.body)
+			whole, werr := get(etreeOnly(tc.body))
+			for _, err := range []error{verr, werr} {
+				if got := fmt.Sprint(err); tc.err == "" && err != nil || tc.err != "" && got != tc.err {
+					t.Errorf("error %q, want %q", got, tc.err)
+				}
+			}
+			if diff := cmp.Diff(whole, viewed); diff != "" {
+				t.Errorf("job differs (-etree +view):\n%s", diff)
+			}
+			if tc.err == "" && (viewed == nil || viewed.State != StateSuspended || len(viewed.Files) != 1) {
+				t.Errorf("job %+v, want a Suspended one with a file", viewed)
+			}
+		})
+	}
+}
+
 func TestGetError(t *testing.T) {
 	h := okHost()
 	h.reply = func(c call) (int, string, string) {

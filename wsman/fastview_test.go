@@ -3,6 +3,7 @@ package wsman
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -226,5 +227,95 @@ func TestViewsOfWireCaptures(t *testing.T) {
 	}
 	if viewed < 10 {
 		t.Errorf("only %d captures viewed", viewed)
+	}
+}
+
+// TestGetView checks GetView against Get over the same replies: the same
+// request, a view that reads as Get's instance when the reply is viewable,
+// Get's Instance as Item when it is not (an EPR in the instance, a reply
+// left to etree), Get's errors exactly (decode then not called), and
+// decode's own error returned as it is.
+func TestGetView(t *testing.T) {
+	const uri = "http://r/C"
+	epr := `<p:BitsClientJob xmlns:p="` + bitsJobURI + `"><p:JobId>J</p:JobId><p:Ref><a:Address>http://h/wsman</a:Address>` +
+		`<a:ReferenceParameters><w:ResourceURI>` + bitsJobURI + `</w:ResourceURI><w:SelectorSet><w:Selector Name="JobId">K</w:Selector></w:SelectorSet></a:ReferenceParameters></p:Ref></p:BitsClientJob>`
+	errDecode := errors.New("decode refused")
+	for _, tc := range []struct {
+		name   string
+		body   string // the GetResponse's body
+		status int
+		viewed bool
+		// decodeErr is what decode returns.
+		decodeErr error
+	}{
+		{name: "instance", body: instance40(), viewed: true},
+		{name: "embedded object", body: `<p:BitsClientJob xmlns:p="` + bitsJobURI + `" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><p:Files><p:BitsFile xsi:type="p:BitsFile_Type"><p:RemoteName>http://x/a</p:RemoteName></p:BitsFile></p:Files><p:Files xsi:nil="true"/></p:BitsClientJob>`, viewed: true},
+		{name: "EPR property", body: epr},
+		{name: "left to etree", body: `<p:BitsClientJob xmlns:p="` + bitsJobURI + `"><p:Näme>x</p:Näme></p:BitsClientJob>`},
+		{name: "empty body", body: ``},
+		{name: "fault", status: 500, body: `<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">The selectors are not valid.</s:Text></s:Reason></s:Fault>`},
+		{name: "decode error", body: instance40(), viewed: true, decodeErr: errDecode},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			serve := func(reqs *[]string) transport.Transport {
+				return transport.Func(func(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+					r, err := parseEnvelope(req.Body)
+					if err != nil {
+						return nil, err
+					}
+					id := r.headerText(NsAddressing, "MessageID")
+					*reqs = append(*reqs, strings.Replace(string(req.Body), id, "ID", 1))
+					status, action := 200, ActionGetResponse
+					if tc.status != 0 {
+						status, action = tc.status, ActionFaultWSMan
+					}
+					return &transport.Response{StatusCode: status, ContentType: "application/soap+xml;charset=UTF-8", Body: []byte(windowsReply(action, id, tc.body))}, nil
+				})
+			}
+			opts := Options{Selectors: []Selector{{Name: "JobId", Value: "J"}}}
+			var wantReqs, gotReqs []string
+			want, werr := NewClient("http://h:5985/wsman", serve(&wantReqs)).Get(context.Background(), uri, opts)
+			calls := 0
+			var got *Instance
+			var view ItemView
+			gerr := NewClient("http://h:5985/wsman", serve(&gotReqs)).GetView(context.Background(), uri, opts, func(v ItemView) error {
+				calls++
+				view = v
+				if v.Item != nil {
+					got = v.Item.Instance
+				} else {
+					got = viewInstance(v.Object)
+				}
+				return tc.decodeErr
+			})
+			if diff := cmp.Diff(wantReqs, gotReqs); diff != "" {
+				t.Errorf("requests differ (-Get +GetView):\n%s", diff)
+			}
+			if werr != nil {
+				if gerr == nil || gerr.Error() != werr.Error() || calls != 0 {
+					t.Fatalf("GetView: %v after %d decodes; Get: %v", gerr, calls, werr)
+				}
+				if f := (*Fault)(nil); tc.status != 0 && !errors.As(gerr, &f) {
+					t.Errorf("GetView's error %v is not a *Fault", gerr)
+				}
+				return
+			}
+			if tc.decodeErr != nil {
+				if gerr != tc.decodeErr {
+					t.Fatalf("GetView returned %v, want decode's error as it is", gerr)
+				}
+			} else if gerr != nil {
+				t.Fatal(gerr)
+			}
+			if calls != 1 || view.Object.Valid() == (view.Item != nil) || view.Object.Valid() != tc.viewed {
+				t.Fatalf("%d decodes; last with Object valid %v and Item %v; want 1 with a view %v", calls, view.Object.Valid(), view.Item, tc.viewed)
+			}
+			if tc.viewed {
+				want = viewable(want)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("instance differs (-Get +GetView):\n%s", diff)
+			}
+		})
 	}
 }
