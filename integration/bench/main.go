@@ -14,8 +14,8 @@
 //  2. create → wait → complete of -transfer-hosts × -jobs download jobs
 //     through the fleet transfer engine and its ledger;
 //  3. the same Get loop through pywinrm (integration/peer/getloop.py) and
-//     through our client, Basic and NTLM-encrypted, and the ratio of
-//     requests per client CPU-second.
+//     through our client, Basic and NTLM-encrypted, in alternating
+//     slices, and the ratio of requests per client CPU-second.
 //
 // Client CPU is getrusage(RUSAGE_SELF) user+system; peak RSS is Maxrss.
 package main

@@ -11,6 +11,12 @@ seconds (this process only; the simulated host runs elsewhere), and CPU
 seconds spent before the loop (imports and the first, authenticating
 request).
 
+With N given as "-", it authenticates and then runs slices on demand: each
+line read from stdin holds a count of Gets to send, and each slice prints
+one such JSON object (setupCpu 0 after the first) on a line of its own.
+It ends at the end of its input. The benchmark alternates these slices with
+its own, so that a burst of machine noise falls on both clients alike.
+
 The password comes from $BITSREMOTE_PASSWORD. Run with Debian's
 /usr/bin/python3 (python3-winrm), OPENSSL_CONF enabling the legacy provider
 for MD4, and without REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (peers.md 1.1).
@@ -47,7 +53,8 @@ def main():
         sys.exit(__doc__)
     url, user, transport, encryption, n = sys.argv[1:6]
     jobs = sys.argv[6:]
-    n = int(n)
+    if n != "-":
+        int(n)  # a usage error before any request
     password = os.environ.get("BITSREMOTE_PASSWORD", "")
     p = Protocol(url, transport=transport, username=user, password=password,
                  message_encryption=encryption, read_timeout_sec=70,
@@ -63,12 +70,23 @@ def main():
 
     get(0)  # authenticate once, outside the measurement
     warm = time.process_time()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(n):
-        get(i)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"client": "pywinrm", "transport": transport, "encryption": encryption,
-                      "requests": n, "wall": wall, "cpu": cpu, "setupCpu": warm}))
+    done = 0
+
+    def loop(count, setup):
+        nonlocal done
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(done, done + count):
+            get(i)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        done += count
+        print(json.dumps({"client": "pywinrm", "transport": transport, "encryption": encryption,
+                          "requests": count, "wall": wall, "cpu": cpu, "setupCpu": setup}), flush=True)
+
+    if n != "-":
+        loop(int(n), warm)
+        return
+    for line in sys.stdin:
+        loop(int(line), warm if done == 0 else 0)
 
 
 if __name__ == "__main__":
