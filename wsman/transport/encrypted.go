@@ -132,9 +132,7 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 	}
 	seal := t.mode == EncryptionAlways || (t.mode == EncryptionAuto && !ep.https)
 
-	select {
-	case t.serial <- struct{}{}:
-	case <-ctx.Done():
+	if !take(ctx, t.serial) {
 		return nil, &notSentError{fmt.Errorf("post to %s: waiting for the connection: %w", ep.hostHeader, ctx.Err())}
 	}
 	defer func() { <-t.serial }()

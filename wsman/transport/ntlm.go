@@ -99,9 +99,7 @@ func (p *ntlmPlain) RoundTrip(ctx context.Context, req *Request) (*Response, err
 	if req.Anonymous {
 		return p.anon.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
 	}
-	select {
-	case p.serial <- struct{}{}:
-	case <-ctx.Done():
+	if !take(ctx, p.serial) {
 		return nil, &notSentError{fmt.Errorf("post to %s: waiting for the connection: %w", ep.hostHeader, ctx.Err())}
 	}
 	defer func() { <-p.serial }()
