@@ -71,10 +71,14 @@ network), run the same command again with --resume: jobs already created
 are found again by the marker in their Description and not created twice,
 and finished ones are left alone. After --async, the same command with
 --resume (without --async) waits for the recorded jobs and completes them.
+A recorded job the host no longer has was completed or cancelled by someone
+else: it is recorded as gone (exit 1, as wait --run does) and not touched by
+later runs.
 
 On wait and transfer --timeout bounds the whole wait, not each request. Exit
-codes: 0 transferred and completed; 1 the job failed or was cancelled; 4 the
-timeout passed (the job is left); 2, 3, 5 as for every command.`,
+codes: 0 transferred and completed; 1 the job failed or was cancelled, or
+left the queue without us; 4 the timeout passed (the job is left); 2, 3, 5
+as for every command.`,
 		Example: `  bitsremote transfer https://files.example.com/a.iso 'C:\Data\a.iso' -H server1 -u admin
   bitsremote transfer https://f.example.com/a.msi https://f.example.com/b.msi 'C:\Packages\' --priority normal --inventory hosts.txt -u admin
   bitsremote transfer 'C:\Logs\today.zip' https://upload.example.com/bits/today.zip --type upload -H server1 -u admin

@@ -749,7 +749,7 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 			start := f.Clock.Now()
 			var emu sync.Mutex
 			ended := map[int]time.Duration{}
-			tr := &fleet.Transfer{Ledger: led, Run: run, Policy: pol, MissingIsGone: true,
+			tr := &fleet.Transfer{Ledger: led, Run: run, Policy: pol,
 				OnProgress: func(host string, index int, j *bitsprov.Job) {
 					notes.answered(host)
 					prog.update(host, index, j)

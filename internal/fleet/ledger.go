@@ -95,7 +95,9 @@ type Entry struct {
 	Index int `json:"index"`
 	Row   int `json:"row,omitempty"`
 	// Marker is put in the job's Description so that the job can be
-	// found when the create's reply was lost.
+	// found when the create's reply was lost. Every entry a run records
+	// has one; a job with a marker and a JobId was seen by its run (see
+	// seenByRun).
 	Marker  string    `json:"marker"`
 	JobID   string    `json:"jobId,omitempty"`
 	Step    Step      `json:"step"`

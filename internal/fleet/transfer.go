@@ -71,7 +71,8 @@ type JobResult struct {
 	JobID string
 	// Job is the last state read, if any.
 	Job *bitsprov.Job
-	// Outcome is the wait's, when there was one.
+	// Outcome is the wait's, when there was one; a job the host no
+	// longer has has a Gone outcome even when it was not waited for.
 	Outcome *bitsprov.Outcome
 	// Step is where the ledger leaves the job.
 	Step Step
@@ -108,13 +109,12 @@ type Transfer struct {
 	OnJob func(JobResult)
 	// Now is the clock of ledger times (nil: time.Now).
 	Now func() time.Time
-	// MissingIsGone makes a recorded job the host does not know at the
-	// first poll a job that left the queue without us (StepGone), not a
-	// not-found error: every recorded job was seen by the run that
-	// created it, so its absence means someone completed or cancelled
-	// it (wait --run).
-	MissingIsGone bool
 }
+
+// GoneReason begins the reason recorded for a job of a run that its host
+// no longer has when we look for it; the job's last recorded state
+// follows.
+const GoneReason = "job is no longer on the host (completed or cancelled elsewhere); last recorded state "
 
 type hostRun struct {
 	t       *Transfer
@@ -122,6 +122,19 @@ type hostRun struct {
 	entries map[int]*Entry
 	mu      sync.Mutex
 }
+
+// seenByRun reports that e is a job of a run: one with a marker, which
+// the run created (CreateJob returned its id) or found by the marker in
+// its Description. Such a job existed, so a host that no longer has it
+// lost it to someone else (StepGone, the job did not succeed). A job id
+// a user typed (WaitJobs, wait JOBID...; entries without a marker) may
+// simply be wrong, and its absence stays a not-found error.
+//
+// This replaced Transfer.MissingIsGone: only wait --run set the flag,
+// so transfer --resume reported such a job as a not-found fault and left
+// it open, failing again at every resume. Whether a job was seen is a
+// fact of its entry, not a choice of the caller.
+func seenByRun(e *Entry) bool { return e.Marker != "" }
 
 func (t *Transfer) put(e *Entry) error {
 	if t.Ledger == nil {
@@ -290,6 +303,14 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 			// The options were refused before anything was sent.
 			return fmt.Errorf("job %s set up: %w", e.JobID, err)
 		}
+		if errors.Is(se.Err, bitsprov.ErrNotFound) && seenByRun(e) {
+			// The host answered that the job we created (or a resume
+			// found in the ledger as created) does not exist: someone
+			// cancelled or completed it. Final, so that a resume does
+			// not fail on it again; there is nothing to cancel.
+			hr.gone(e, r, nil)
+			return r.Err
+		}
 		if spec.Opts.CancelOnSetupFailure && definite(se.Err) {
 			e.Step = StepCancelling
 			_ = t.put(e)
@@ -371,23 +392,7 @@ func (hr *hostRun) waitAll(ctx context.Context, idx []int, results []JobResult) 
 func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobResult) {
 	t, c := hr.t, hr.c
 	r.JobID = e.JobID
-	// setStep records the step; the BITS state is st, or the last one
-	// read when st is "".
-	setStep := func(s Step, st, errText string) {
-		hr.mu.Lock()
-		e.Step, e.Error = s, errText
-		switch {
-		case st != "":
-			e.State = st
-		case r.Job != nil:
-			e.State = r.Job.State.String()
-		}
-		if err := t.put(e); err != nil && r.Err == nil {
-			r.Err = err
-		}
-		hr.mu.Unlock()
-		r.Step = s
-	}
+	setStep := func(s Step, st, errText string) { hr.setStep(e, r, s, st, errText) }
 	// After a kill between recording Complete (or Cancel) and hearing
 	// back, a job no longer in the queue was acknowledged (cancelled) by
 	// us.
@@ -432,13 +437,10 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 		out.Job = src.Settle(ctx, e.JobID, out.Job)
 		r.Job = out.Job
 	}
-	if err != nil && t.MissingIsGone && out != nil && out.Job == nil && errors.Is(err, bitsprov.ErrNotFound) {
-		// Never seen in this wait: the job as the ledger last saw it.
-		st, _ := bitsprov.ParseState(e.State)
-		out.Job = &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st}
-		out.Final, out.Action = st, bitsprov.ResultGone
-		out.Reason = "job is no longer on the host (completed or cancelled elsewhere); last recorded state " + e.State
-		r.Job, err = out.Job, nil
+	if err != nil && seenByRun(e) && out != nil && out.Job == nil && errors.Is(err, bitsprov.ErrNotFound) {
+		// Never seen in this wait (once seen, Wait itself says Gone).
+		hr.gone(e, r, out)
+		return
 	}
 	if err != nil {
 		r.Err, r.Step = err, e.Step
@@ -461,6 +463,47 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 			r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
 		}
 	}
+}
+
+// setStep records e's step; the BITS state is st, or the last one read
+// (r.Job) when st is "".
+func (hr *hostRun) setStep(e *Entry, r *JobResult, s Step, st, errText string) {
+	hr.mu.Lock()
+	e.Step, e.Error = s, errText
+	switch {
+	case st != "":
+		e.State = st
+	case r.Job != nil:
+		e.State = r.Job.State.String()
+	}
+	if err := hr.t.put(e); err != nil && r.Err == nil {
+		r.Err = err
+	}
+	hr.mu.Unlock()
+	r.Step = s
+}
+
+// gone records a job of the run that the host does not know as
+// StepGone, with the job as the ledger last saw it (state, name, files),
+// and reports it failed. out is the wait's outcome, if there was a wait.
+func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
+	if out == nil {
+		out = &bitsprov.Outcome{}
+	}
+	st, _ := bitsprov.ParseState(e.State)
+	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
+	if p, err := bitsprov.ParsePriority(e.Request.Priority); err == nil {
+		j.Priority = p
+	}
+	for _, f := range e.Request.Files {
+		j.Files = append(j.Files, bitsprov.File{RemoteURL: f.RemoteURL, LocalFile: f.LocalFile})
+	}
+	out.Job = j
+	out.Final, out.Action = st, bitsprov.ResultGone
+	out.Reason = GoneReason + e.State
+	r.Job, r.Outcome = out.Job, out
+	hr.setStep(e, r, StepGone, "", out.Reason)
+	r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
 }
 
 // Finish marks the run finished in the ledger when every job on every
@@ -494,7 +537,9 @@ func (t *Transfer) Finish(hosts []string) (bool, error) {
 // records every step in t.Ledger as a resumed Transfer does (Completing
 // before Complete, then Acknowledged; Cancelled, Gone, Left). entries
 // must have a JobId and not be final; their results come back in the
-// same order, Index and Row being the entries'. t.Specs is not used.
+// same order, Index and Row being the entries'. A job the host does not
+// know is Gone when its entry has a Marker (a run's job) and a not-found
+// error when it has none (an id a user named). t.Specs is not used.
 func (t *Transfer) WaitEntries(ctx context.Context, c *Conn, entries []*Entry) []JobResult {
 	hr := &hostRun{t: t, c: c, entries: map[int]*Entry{}}
 	results := make([]JobResult, len(entries))

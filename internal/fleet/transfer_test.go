@@ -655,3 +655,134 @@ func TestTransferAsyncThenResume(t *testing.T) {
 		t.Errorf("%d CreateJob calls, want 6", n)
 	}
 }
+
+// TestTransferResumeVanishedJob: a resumed run finds a recorded job
+// (with its JobId) gone from its host, cancelled there by someone else.
+// From created (setup unfinished), resumed or left it is recorded
+// StepGone with the job as last recorded, a Gone outcome and the reason
+// that names the last state, and fails; nothing is created or cancelled.
+// An intent (no JobId) is still looked for by its marker and, not found,
+// created. A job id a user names (WaitJobs: an entry without a marker)
+// that the host does not know stays a not-found error.
+func TestTransferResumeVanishedJob(t *testing.T) {
+	f := newSimFleet(t, 1)
+	p := f.pool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := p.Conn(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		step  Step
+		state string
+	}{
+		{StepCreated, "Suspended"},
+		{StepResumed, "Transferring"},
+		{StepLeft, "Error"},
+	} {
+		t.Run(string(tc.step), func(t *testing.T) {
+			led, _ := openTestLedger(t)
+			specs := testSpecs(f, t.TempDir())[1:2] // two files
+			run, err := led.BeginRun("transfer", "fp", "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := specs[0].Opts
+			o.Suspended = true
+			id, err := c.Bits.CreateJob(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Bits.Cancel(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			e := &Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: tc.step, State: tc.state, Request: requestOf(specs[0].Opts)}
+			if err := led.Put(e); err != nil {
+				t.Fatal(err)
+			}
+			creates, states := f.count(createAction), f.count(stateAction)
+			tr := &Transfer{Specs: specs, Ledger: led, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
+			res, err := tr.Host(ctx, c)
+			reason := GoneReason + tc.state
+			wantErr := "job " + id + ": " + reason
+			if err == nil || err.Error() != wantErr || len(res) != 1 {
+				t.Fatalf("Host: %v, %+v; want error %q", err, res, wantErr)
+			}
+			r := res[0]
+			wantJob := &bitsprov.Job{JobID: id, DisplayName: "two", State: mustState(t, tc.state), FilesTotal: 2,
+				Files: []bitsprov.File{{RemoteURL: o.RemoteURL, LocalFile: o.LocalFile}, {RemoteURL: o.ExtraFiles[0].RemoteURL, LocalFile: o.ExtraFiles[0].LocalFile}}}
+			if d := cmp.Diff(wantJob, r.Job); d != "" {
+				t.Errorf("job (-want +got):\n%s", d)
+			}
+			if r.Step != StepGone || r.JobID != id || r.Done || r.Outcome == nil || r.Outcome.Action != bitsprov.ResultGone ||
+				r.Outcome.Reason != reason || r.Outcome.Final != wantJob.State || r.Outcome.Job != r.Job || r.Err.Error() != wantErr {
+				t.Errorf("result %+v, outcome %+v", r, r.Outcome)
+			}
+			got, err := led.HostEntries(run.ID, c.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := got[0]; g.Step != StepGone || g.Error != reason || g.State != tc.state || g.JobID != id {
+				t.Errorf("ledger entry %+v", g)
+			}
+			if n := f.count(createAction) - creates; n != 0 {
+				t.Errorf("%d CreateJob calls", n)
+			}
+			if tc.step != StepCreated {
+				// Created: the setup's Resume is what found it missing.
+				if n := f.count(stateAction) - states; n != 0 {
+					t.Errorf("%d SetJobState calls", n)
+				}
+			}
+			// Finished: resuming again does not touch it.
+			if ok, err := tr.Finish([]string{c.Name}); !ok || err != nil {
+				t.Fatalf("Finish: %v, %v", ok, err)
+			}
+			before := f.reqs.Load()
+			res, _ = tr.Host(ctx, c)
+			if r := res[0]; !r.Done || r.Step != StepGone || r.Err == nil || r.Err.Error() != reason || f.reqs.Load() != before {
+				t.Errorf("again: %+v, %d requests", r, f.reqs.Load()-before)
+			}
+		})
+	}
+
+	t.Run("intent", func(t *testing.T) {
+		led, _ := openTestLedger(t)
+		specs := testSpecs(f, t.TempDir())[2:]
+		run, err := led.BeginRun("transfer", "fp", "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := led.Put(&Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), Step: StepIntent, Request: requestOf(specs[0].Opts)}); err != nil {
+			t.Fatal(err)
+		}
+		creates := f.count(createAction)
+		tr := &Transfer{Specs: specs, Ledger: led, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
+		res, err := tr.Host(ctx, c)
+		if err != nil || res[0].Step != StepAcknowledged || res[0].Adopted {
+			t.Fatalf("Host: %v, %+v", err, res)
+		}
+		if n := f.count(createAction) - creates; n != 1 {
+			t.Errorf("%d CreateJob calls, want 1", n)
+		}
+	})
+
+	t.Run("id a user named", func(t *testing.T) {
+		const id = "{0BADC0DE-0000-4000-8000-000000000001}"
+		res := WaitJobs(ctx, c, []string{id}, bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}, nil, nil)
+		r := res[0]
+		if !errors.Is(r.Err, bitsprov.ErrNotFound) || r.Step == StepGone || (r.Outcome != nil && r.Outcome.Action == bitsprov.ResultGone) {
+			t.Errorf("result %+v, outcome %+v: want a not-found error", r, r.Outcome)
+		}
+	})
+}
+
+func mustState(t *testing.T, s string) bitsprov.State {
+	t.Helper()
+	st, err := bitsprov.ParseState(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
