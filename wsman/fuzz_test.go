@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/bitsremote/bitsremote/wsman/transport"
+	"github.com/google/go-cmp/cmp"
 )
 
 // addWire adds the real captures whose names start with one of prefixes
@@ -182,8 +184,26 @@ func FuzzClientReply(f *testing.F) {
 		c.Retry = NoRetry
 		c.newID = func() string { return "uuid:FUZZ" }
 		ctx := context.Background()
-		if in, err := c.Get(ctx, bitsJobURI, Options{}); err == nil && in != nil {
+		in, gerr := c.Get(ctx, bitsJobURI, Options{})
+		if gerr == nil && in != nil {
 			exerciseInstance(in)
+		}
+		// GetView: Get's outcome, through a view or Get's Instance.
+		var got *Instance
+		verr := c.GetView(ctx, bitsJobURI, Options{}, func(v ItemView) error {
+			if v.Item != nil {
+				got = v.Item.Instance
+			} else {
+				got = viewInstance(v.Object)
+				in = viewable(in)
+			}
+			return nil
+		})
+		if (gerr == nil) != (verr == nil) || gerr != nil && gerr.Error() != verr.Error() {
+			t.Fatalf("Get: %v; GetView: %v", gerr, verr)
+		}
+		if gerr == nil && !reflect.DeepEqual(in, got) {
+			t.Fatalf("GetView read (-Get +GetView):\n%s", cmp.Diff(in, got))
 		}
 		if out, err := c.Invoke(ctx, bitsJobURI, "CreateJob", Options{}, nil); err == nil && out != nil {
 			exerciseInstance(out)
