@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +112,86 @@ func TestWaitRunAfterAsyncTransfer(t *testing.T) {
 	for _, j := range decodeLines[jobJSON](t, res) {
 		if j.JobID != created[j.Host] || j.State != "Acknowledged" || j.Outcome == nil || j.Outcome.Result != "AlreadyDone" || j.Outcome.Polls != 0 {
 			t.Errorf("second wait --run record %+v", j)
+		}
+	}
+}
+
+// TestWaitRunInventoryHostWithoutInventory: "transfer --async" over an
+// Ansible INI inventory whose host web1 is at ansible_host 127.0.0.2 on
+// the simulated host's own port, with its auth transport and encryption
+// (the command line asks for Basic without encryption, which the host
+// refuses); "wait --run RUN_ID" without --inventory reaches it the way
+// the run did and completes the job, and the ledger holds no password.
+func TestWaitRunInventoryHostWithoutInventory(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simOptions{ip: "127.0.0.2"})
+	fs := newFileServer(t)
+	u, content := fs.addRandom("inv.bin", 30_000)
+	_, port, err := net.SplitHostPort(s.hosts[0].Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	ini := "[windows]\nweb1 ansible_host=127.0.0.2 ansible_port=" + port + " ansible_winrm_transport=ntlm ansible_winrm_message_encryption=always\n"
+	if err := os.WriteFile(inv, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ledger := filepath.Join(dir, "ledger.db")
+	env := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + ledger}
+	bitsremote := func(args ...string) result {
+		t.Helper()
+		return run(t, runSpec{args: args, env: env, secrets: s.secrets()})
+	}
+	flags := []string{"-u", "admin", "--auth", "basic", "--encryption", "never"}
+	dest := filepath.Join(dir, "inv.bin")
+	res := bitsremote(append([]string{"transfer", u, dest, "--async", "--inventory", inv, "-o", "jsonl"}, flags...)...)
+	wantCode(t, res, 0)
+	name := "web1:" + port
+	jobs := decodeLines[jobJSON](t, res)
+	if len(jobs) != 1 || jobs[0].Host != name || jobs[0].JobID == "" {
+		t.Fatalf("transfer --async records %+v", jobs)
+	}
+	var runs []struct {
+		ID string `json:"id"`
+	}
+	res = bitsremote("ledger", "list", "-o", "json")
+	if err := json.Unmarshal([]byte(res.Stdout), &runs); err != nil || len(runs) != 1 {
+		t.Fatalf("runs %+v, %v\n%s", runs, err, res)
+	}
+
+	res = bitsremote(append([]string{"wait", "--run", runs[0].ID, "--complete", "--interval", "50ms", "--timeout", "60s", "-o", "jsonl"}, flags...)...)
+	wantCode(t, res, 0)
+	got := decodeLines[jobJSON](t, res)
+	if len(got) != 1 || got[0].Host != name || got[0].JobID != jobs[0].JobID || got[0].State != "Acknowledged" ||
+		got[0].Outcome == nil || got[0].Outcome.Result != "Completed" {
+		t.Errorf("wait --run records %+v", got)
+	}
+	sameBytes(t, "the transferred file", readFile(t, dest), content)
+	var entries []struct {
+		Host     string `json:"host"`
+		Step     string `json:"step"`
+		Endpoint struct {
+			URL        string `json:"url"`
+			Auth       string `json:"auth"`
+			Encryption string `json:"encryption"`
+		} `json:"endpoint"`
+	}
+	res = bitsremote("ledger", "list", "--jobs", "--run", runs[0].ID, "-o", "json")
+	if err := json.Unmarshal([]byte(res.Stdout), &entries); err != nil {
+		t.Fatalf("ledger list --jobs: %v\n%s", err, res)
+	}
+	if len(entries) != 1 || entries[0].Host != name || entries[0].Step != "acknowledged" ||
+		entries[0].Endpoint.URL != "http://127.0.0.2:"+port+"/wsman" || entries[0].Endpoint.Auth != "ntlm" || entries[0].Endpoint.Encryption != "always" {
+		t.Errorf("ledger jobs %+v", entries)
+	}
+	b, err := os.ReadFile(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range s.secrets() {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("the ledger holds a secret")
 		}
 	}
 }

@@ -126,15 +126,20 @@ table, or with -o json an array).
 
 --run RUN_ID waits for the jobs a transfer or import-csv run recorded in the
 ledger (see "bitsremote ledger list"; --ledger FILE as for those commands),
-for example after "transfer --async", or a run someone else started. The
-run's hosts are reached with this command line's connection flags (-u,
---auth, --port, --https, ...); with -H or --inventory only the run's hosts
-among those are waited for (give the run's --inventory when its hosts have
-ansible_host addresses or per-host settings). Jobs already final in the
-ledger are reported as recorded and not polled; the others are followed
-with one enumeration of each host's queue per poll, and each step is
-recorded as it happens (acknowledged, cancelled, gone, left), so a later
-"transfer --resume" or "wait --run" does not touch the finished ones again.
+for example after "transfer --async", or a run someone else started. Each
+host is reached the way the run reached it, without the run's inventory:
+the ledger records its endpoint (address, port, scheme, path) and the
+settings the host had of its own (ansible_user, ansible_winrm_transport,
+ansible_winrm_message_encryption), never a password. The password, and -u,
+--auth and --encryption for hosts that set none, come from this command
+line; --port and --https apply only to hosts recorded by a bitsremote too
+old to record endpoints. With -H or --inventory only the run's hosts among
+those are waited for, and they are reached as given there, not as recorded
+(for a host that has moved). Jobs already final in the ledger are reported
+as recorded and not polled; the others are followed with one enumeration of
+each host's queue per poll, and each step is recorded as it happens
+(acknowledged, cancelled, gone, left), so a later "transfer --resume" or
+"wait --run" does not touch the finished ones again.
 A job the host no longer has was completed or cancelled by someone else
 (exit 1). When every job of the run is final, the run is marked finished.
 
@@ -154,7 +159,7 @@ the worst code wins.`,
   # the jobs of a transfer started with --async
   bitsremote transfer https://f.example.com/a.msi 'C:\Packages\' --async --inventory hosts.ini -u admin
   bitsremote ledger list
-  bitsremote wait --run 20261121T101500Z-1a2b3c4d --complete --inventory hosts.ini -u admin -o jsonl`,
+  bitsremote wait --run 20261121T101500Z-1a2b3c4d --complete -u admin -o jsonl`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			run := cmd.Flags().Changed("run")
 			switch {
@@ -946,10 +951,33 @@ func openRun(f *Factory, flag, id string) (*fleet.Ledger, *fleet.Run, error) {
 	return led, run, nil
 }
 
-// runHosts groups a run's jobs by host and says how to reach each: by
-// its ledger name and this command line's connection flags, or, when
-// -H or --inventory are given, by the matching entry there (only the
-// run's hosts among them are kept).
+// ledgerHost is how the ledger says to reach the host: the endpoint and
+// own settings recorded with its most recently updated job, or, for
+// entries recorded before bitsremote kept them, its name (with this
+// command line's --port and --https, as before).
+func (rh *runHost) ledgerHost() (fleet.Host, error) {
+	var latest *fleet.Entry
+	for _, e := range rh.entries {
+		if e.Endpoint != nil && (latest == nil || e.Updated.After(latest.Updated)) {
+			latest = e
+		}
+	}
+	if latest != nil {
+		return latest.Endpoint.Host(rh.name)
+	}
+	h, err := fleet.ParseHost(rh.name)
+	if err != nil {
+		return h, fmt.Errorf("host %q in the ledger: %w", rh.name, err)
+	}
+	return h, nil
+}
+
+// runHosts groups a run's jobs by host and says how to reach each: as
+// the ledger recorded it (ledgerHost) with this command line's
+// connection flags for what the host did not set, or, when -H or
+// --inventory are given, by the matching entry there: hosts given
+// explicitly win over the ledger, so that a host that moved can be
+// reached (only the run's hosts among them are kept).
 func (f *Factory) runHosts(runID string, entries []fleet.Entry) ([]*runHost, error) {
 	c := &f.Conn
 	if c.Port < 0 || c.Port > 65535 {
@@ -975,9 +1003,9 @@ func (f *Factory) runHosts(runID string, entries []fleet.Entry) ([]*runHost, err
 			return nil, usageErrorf("--limit selects hosts of an --inventory; with -H name the hosts themselves")
 		}
 		for _, rh := range hosts {
-			h, err := fleet.ParseHost(rh.name)
+			h, err := rh.ledgerHost()
 			if err != nil {
-				return nil, usageErrorf("run %s: host %q in the ledger: %w", runID, rh.name, err)
+				return nil, usageErrorf("run %s: %w", runID, err)
 			}
 			name, url := h.Endpoint(c.Port, c.HTTPS)
 			rh.ep = Endpoint{Name: name, URL: url, host: h}

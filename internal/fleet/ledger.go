@@ -16,6 +16,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // EnvLedger overrides the ledger's path (as --ledger does).
@@ -98,14 +100,67 @@ type Entry struct {
 	// found when the create's reply was lost. Every entry a run records
 	// has one; a job with a marker and a JobId was seen by its run (see
 	// seenByRun).
-	Marker  string    `json:"marker"`
-	JobID   string    `json:"jobId,omitempty"`
-	Step    Step      `json:"step"`
-	State   string    `json:"state,omitempty"` // last BITS state seen
-	Request Request   `json:"request"`
-	Error   string    `json:"error,omitempty"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	Marker  string  `json:"marker"`
+	JobID   string  `json:"jobId,omitempty"`
+	Step    Step    `json:"step"`
+	State   string  `json:"state,omitempty"` // last BITS state seen
+	Request Request `json:"request"`
+	Error   string  `json:"error,omitempty"`
+	// Endpoint is how the run reached the job's host, so that wait --run
+	// reaches it the same way without the run's inventory. It is set
+	// with the intent to create, when the job is found by its marker or
+	// set up, and with Complete and Cancel: each time the host is about
+	// to create the job or has just answered for it that way; never when
+	// a wait gives up on a host it did not reach, so a wrong way tried
+	// once does not replace the one that worked. It is nil in entries
+	// recorded before bitsremote kept it: those hosts are reached by
+	// their name and the command line's flags, as they always were.
+	Endpoint *HostRecord `json:"endpoint,omitempty"`
+	Created  time.Time   `json:"created"`
+	Updated  time.Time   `json:"updated"`
+}
+
+// HostRecord is how a host was reached: its WS-Management endpoint and
+// the settings the host had of its own (from an inventory). The
+// command line's settings (--user, --auth, --encryption) are not
+// recorded: they are given again. It never holds a password.
+type HostRecord struct {
+	// URL is the endpoint: scheme, address, port and path.
+	URL string `json:"url"`
+	// User, Auth and Encryption are the host's own ansible_user,
+	// ansible_winrm_transport and ansible_winrm_message_encryption;
+	// empty when the command line's applied.
+	User       string `json:"user,omitempty"`
+	Auth       string `json:"auth,omitempty"`
+	Encryption string `json:"encryption,omitempty"`
+}
+
+// Record is how c reaches its host, for the ledger.
+func (c *Conn) Record() *HostRecord {
+	return &HostRecord{URL: c.URL, User: c.Host.User, Auth: c.Host.Auth, Encryption: c.Host.Encryption}
+}
+
+// Host turns the record back into the Host it came from, named name (the
+// ledger's name for it, which output and the ledger go on using). Its
+// scheme and port are the recorded ones, so a command line's --port and
+// --https do not apply to it.
+func (r *HostRecord) Host(name string) (Host, error) {
+	h, err := ParseHost(r.URL)
+	if err != nil {
+		return Host{}, fmt.Errorf("host %s: recorded endpoint: %w", name, err)
+	}
+	if r.Auth != "" {
+		if _, err := transport.ParseAuth(r.Auth); err != nil {
+			return Host{}, fmt.Errorf("host %s: recorded auth: %w", name, err)
+		}
+	}
+	if r.Encryption != "" {
+		if _, err := transport.ParseEncryption(r.Encryption); err != nil {
+			return Host{}, fmt.Errorf("host %s: recorded encryption: %w", name, err)
+		}
+	}
+	h.Name, h.User, h.Auth, h.Encryption = name, r.User, r.Auth, r.Encryption
+	return h, nil
 }
 
 // Run is one fleet command: a transfer or import-csv over some hosts.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 func TestDefaultLedgerPath(t *testing.T) {
@@ -247,5 +250,114 @@ func TestLedgerReadOnly(t *testing.T) {
 	runs, err := ro2.Runs()
 	if err != nil || len(runs) != 1 || runs[0].ID != r.ID {
 		t.Fatalf("runs = %+v, %v", runs, err)
+	}
+}
+
+// TestHostRecord: what a connection records of its host comes back, by
+// the ledger's name for it, as a Host that reaches the same endpoint with
+// the same own settings whatever another command line's --port and
+// --https say; a damaged record is an error naming the host.
+func TestHostRecord(t *testing.T) {
+	cn := &Connector{Base: transport.Config{Auth: transport.AuthNTLM, User: "admin", Password: "pw"}}
+	for _, tc := range []struct {
+		name string
+		host Host
+		want HostRecord
+		json string
+	}{
+		{"inventory host", Host{Name: "web1:15985", Address: "127.0.0.2", Port: 15985, User: "svc", Auth: "ntlm", Encryption: "always", Groups: []string{"all", "web"}},
+			HostRecord{URL: "http://127.0.0.2:15985/wsman", User: "svc", Auth: "ntlm", Encryption: "always"},
+			`{"url":"http://127.0.0.2:15985/wsman","user":"svc","auth":"ntlm","encryption":"always"}`},
+		{"https and a path", Host{Name: "web2", Address: "10.0.0.5", Scheme: "https", Path: "/custom", Auth: "basic"},
+			HostRecord{URL: "https://10.0.0.5:5986/custom", Auth: "basic"},
+			`{"url":"https://10.0.0.5:5986/custom","auth":"basic"}`},
+		{"https on another port", Host{Name: "web3:8443", Address: "web3.example.com", Port: 8443, Scheme: "https"},
+			HostRecord{URL: "https://web3.example.com:8443/wsman"},
+			`{"url":"https://web3.example.com:8443/wsman"}`},
+		{"-H host:port", mustHost(t, "server1:5985"), HostRecord{URL: "http://server1:5985/wsman"}, `{"url":"http://server1:5985/wsman"}`},
+		{"IPv6", mustHost(t, "[::1]:5986"), HostRecord{URL: "https://[::1]:5986/wsman"}, `{"url":"https://[::1]:5986/wsman"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := cn.Connect(tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := c.Record()
+			if d := cmp.Diff(&tc.want, rec); d != "" {
+				t.Errorf("record (-want +got):\n%s", d)
+			}
+			if b, err := json.Marshal(rec); err != nil || string(b) != tc.json {
+				t.Errorf("JSON %s, %v; want %s", b, err, tc.json)
+			}
+			h, err := rec.Host(c.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []struct {
+				port  int
+				https bool
+			}{{0, false}, {1234, true}, {5985, false}} {
+				if name, url := h.Endpoint(d.port, d.https); name != c.Name || url != c.URL {
+					t.Errorf("--port %d --https=%v: %s %s, want %s %s", d.port, d.https, name, url, c.Name, c.URL)
+				}
+			}
+			if h.User != tc.host.User || h.Auth != tc.host.Auth || h.Encryption != tc.host.Encryption {
+				t.Errorf("own settings %+v, want those of %+v", h, tc.host)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		rec  HostRecord
+		want string
+	}{
+		{HostRecord{URL: "ftp://web1/wsman"}, `host web1:5985: recorded endpoint: host "ftp://web1/wsman": scheme must be http or https`},
+		{HostRecord{URL: "http://web1:5985/wsman", Auth: "credssp"}, `host web1:5985: recorded auth: unknown auth method "credssp" (want basic, ntlm, certificate or kerberos)`},
+		{HostRecord{URL: "http://web1:5985/wsman", Encryption: "sometimes"}, `host web1:5985: recorded encryption: unknown encryption mode "sometimes" (want auto, always or never)`},
+	} {
+		if _, err := tc.rec.Host("web1:5985"); err == nil || err.Error() != tc.want {
+			t.Errorf("%+v: %v, want %q", tc.rec, err, tc.want)
+		}
+	}
+}
+
+func mustHost(t *testing.T, s string) Host {
+	t.Helper()
+	h, err := ParseHost(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestLedgerOldEntry: an entry written before entries recorded their
+// host's endpoint (no "endpoint" field) reads back without one, so that
+// wait --run reaches its host by name as before.
+func TestLedgerOldEntry(t *testing.T) {
+	l, p := openTestLedger(t)
+	const old = `{"runId":"20261101T000000Z-0ld0ld00","host":"web1:15985","index":0,"marker":"m1","jobId":"{11111111-2222-4333-8444-555555555555}",` +
+		`"step":"resumed","state":"Transferring","request":{"displayName":"BITS Transfer","type":"Download","files":[{"remoteUrl":"http://f/a","localFile":"C:\\a"}]},` +
+		`"created":"2026-11-01T00:00:00Z","updated":"2026-11-01T00:00:01Z"}`
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).Put(entryKey("20261101T000000Z-0ld0ld00", "web1:15985", 0), []byte(old))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Entries("20261101T000000Z-0ld0ld00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{{RunID: "20261101T000000Z-0ld0ld00", Host: "web1:15985", Marker: "m1", JobID: "{11111111-2222-4333-8444-555555555555}",
+		Step: StepResumed, State: "Transferring", Request: Request{DisplayName: "BITS Transfer", Type: "Download", Files: []FileRecord{{RemoteURL: "http://f/a", LocalFile: `C:\a`}}},
+		Created: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Updated: time.Date(2026, 11, 1, 0, 0, 1, 0, time.UTC)}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("old entry (-want +got):\n%s", d)
 	}
 }

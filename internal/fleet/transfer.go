@@ -200,6 +200,7 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 		if e.Step == StepIntent {
 			if j := byMarker[e.Marker]; j != nil {
 				e.JobID, e.Step, e.State = j.JobID, StepCreated, j.State.String()
+				e.Endpoint = c.Record()
 				r.Adopted = true
 				if err := t.put(e); err != nil {
 					r.Err = err
@@ -264,6 +265,7 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 	resuming := false
 	switch e.Step {
 	case StepIntent:
+		e.Endpoint = c.Record()
 		if err := t.put(e); err != nil {
 			return err
 		}
@@ -335,7 +337,7 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 			e.State = j.State.String()
 		}
 	}
-	e.Step = StepResumed
+	e.Step, e.Endpoint = StepResumed, c.Record()
 	return t.put(e)
 }
 
@@ -358,7 +360,7 @@ func (s *ledgerSource) SetJobState(ctx context.Context, jobID string, a bitsprov
 	}
 	if step != s.e.Step {
 		s.hr.mu.Lock()
-		s.e.Step = step
+		s.e.Step, s.e.Endpoint = step, s.hr.c.Record()
 		err := s.hr.t.put(s.e)
 		s.hr.mu.Unlock()
 		if err != nil {

@@ -637,6 +637,20 @@ func TestTransferAsyncThenResume(t *testing.T) {
 	if ok, _ := tr.Finish(p.Names()); ok {
 		t.Fatal("an async run was marked finished")
 	}
+	// Every job records how its host was reached, for wait --run.
+	entries, err := led.Entries(run.ID)
+	if err != nil || len(entries) != 6 {
+		t.Fatalf("%d entries, %v", len(entries), err)
+	}
+	urls := map[string]string{}
+	for _, h := range f.hosts {
+		urls[strings.TrimSuffix(strings.TrimPrefix(h.URL, "http://"), "/wsman")] = h.URL
+	}
+	for _, e := range entries {
+		if d := cmp.Diff(&HostRecord{URL: urls[e.Host]}, e.Endpoint); d != "" || urls[e.Host] == "" {
+			t.Errorf("%s job %d: endpoint (-want +got):\n%s", e.Host, e.Index, d)
+		}
+	}
 	if run, err = led.BeginRun("transfer", fp, "", true); err != nil {
 		t.Fatal(err)
 	}
