@@ -13,7 +13,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Execute(ctx, cli.NewFactory(), os.Args[1:])
+	f := cli.NewFactory()
+	f.Procs = cli.LimitProcs
+	code := cli.Execute(ctx, f, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -37,6 +37,11 @@ type Factory struct {
 	Getenv func(string) string
 	// NewTransport builds the transport for one host from its settings.
 	NewTransport func(transport.Config) (transport.Transport, error)
+	// Procs, if set, is called with the number of hosts a command is
+	// about to work on and its --concurrency before it connects, and
+	// returns the GOMAXPROCS it leaves (LimitProcs in the bitsremote
+	// command).
+	Procs func(hosts, concurrency int) int
 
 	// Conn holds the connection flags, filled by cobra.
 	Conn ConnOptions

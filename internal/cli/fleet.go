@@ -87,6 +87,10 @@ func (f *Factory) pool(eps []Endpoint, cfg transport.Config) *fleet.Pool {
 			hosts[i], _ = fleet.ParseHost(ep.URL)
 		}
 	}
+	if f.Procs != nil {
+		procs := f.Procs(len(hosts), f.Conn.Concurrency)
+		f.log().Debug("procs", "hosts", len(hosts), "concurrency", f.Conn.Concurrency, "GOMAXPROCS", procs)
+	}
 	return fleet.NewPool(hosts, f.connector(cfg))
 }
 

@@ -6,9 +6,10 @@ import (
 )
 
 // LimitProcs lowers GOMAXPROCS to what a command about to work on hosts
-// hosts, at most concurrency at a time, can use (procsFor). It is the
-// command's Factory.Procs; a GOMAXPROCS set in the environment is left as
-// it is.
+// hosts, at most concurrency at a time, can use (procsFor), and returns
+// the GOMAXPROCS it leaves. It is the bitsremote command's Factory.Procs
+// (tests, whose simulated hosts share the process, keep every P); a
+// GOMAXPROCS set in the environment is left as it is.
 //
 // A command against one host does one exchange at a time and spends most
 // of its time waiting for the host. With a second P idle, the Go
@@ -17,13 +18,16 @@ import (
 // for nothing: measured here, one Get cost 52–54 µs of CPU with two Ps
 // and 44–46 µs with one (BenchmarkGetRoundTripBasic/child, -cpu 1,2).
 // Fleets keep every P their hosts can use.
-func LimitProcs(hosts, concurrency int) {
+func LimitProcs(hosts, concurrency int) int {
+	procs := runtime.GOMAXPROCS(0)
 	if os.Getenv("GOMAXPROCS") != "" {
-		return
+		return procs
 	}
-	if n := procsFor(hosts, concurrency, runtime.GOMAXPROCS(0)); n < runtime.GOMAXPROCS(0) {
+	if n := procsFor(hosts, concurrency, procs); n < procs {
 		runtime.GOMAXPROCS(n)
+		return n
 	}
+	return procs
 }
 
 // procsFor is the number of Ps worth running for hosts hosts handled

@@ -27,14 +27,12 @@ func TestLimitProcs(t *testing.T) {
 	procs := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 	t.Setenv("GOMAXPROCS", "")
-	LimitProcs(1, 32)
-	if got := runtime.GOMAXPROCS(0); got != 1 {
-		t.Errorf("GOMAXPROCS %d after LimitProcs(1, 32), want 1", got)
+	if got, now := LimitProcs(1, 32), runtime.GOMAXPROCS(0); got != 1 || now != 1 {
+		t.Errorf("LimitProcs(1, 32) = %d with GOMAXPROCS %d after, want 1 and 1", got, now)
 	}
 	runtime.GOMAXPROCS(procs)
 	t.Setenv("GOMAXPROCS", fmt.Sprint(procs))
-	LimitProcs(1, 32)
-	if got := runtime.GOMAXPROCS(0); got != procs {
+	if got := LimitProcs(1, 32); got != procs || runtime.GOMAXPROCS(0) != procs {
 		t.Errorf("GOMAXPROCS %d after LimitProcs with GOMAXPROCS=%d set, want it kept", got, procs)
 	}
 }
