@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bitsremote/bitsremote/bitsprov"
+	"github.com/bitsremote/bitsremote/internal/cli"
 	"github.com/bitsremote/bitsremote/internal/fleet"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 )
@@ -460,11 +461,28 @@ const getLoopSlices = 10
 
 // benchGetLoop runs the same sequential Get loop through our client and
 // pywinrm against one host, Basic and NTLM-encrypted, in alternating
-// slices (getLoopSlices).
+// slices (getLoopSlices). The ratio goal is judged on our client as the
+// bitsremote command runs it for one host.
 func benchGetLoop(ctx context.Context, o benchOptions, hp *hostsProc, reqs *atomic.Int64, g *goals) error {
 	env, why := peerEnv(o)
 	if why != "" {
 		fmt.Printf("pywinrm comparison skipped: %s\n", why)
+	}
+	// Our loop runs as the bitsremote command runs against one host
+	// (cli.LimitProcs: one P unless GOMAXPROCS is set), and, when that
+	// differs, with every P as well, for comparison.
+	defaultProcs := runtime.GOMAXPROCS(0)
+	cli.LimitProcs(1, fleet.DefaultConcurrency)
+	oneHost := runtime.GOMAXPROCS(defaultProcs)
+	variants := []struct {
+		what  string
+		procs int
+	}{{fmt.Sprintf("GOMAXPROCS %d, as the command runs for one host", oneHost), oneHost}}
+	if oneHost != defaultProcs {
+		variants = append(variants, struct {
+			what  string
+			procs int
+		}{fmt.Sprintf("GOMAXPROCS %d", defaultProcs), defaultProcs})
 	}
 	for _, tc := range []struct {
 		name, url    string
@@ -504,7 +522,9 @@ func benchGetLoop(ctx context.Context, o benchOptions, hp *hostsProc, reqs *atom
 			}
 		}
 		next := 0
-		oursSlice := func(n int) (measurement, error) {
+		oursSlice := func(procs, n int) (measurement, error) {
+			runtime.GOMAXPROCS(procs)
+			defer runtime.GOMAXPROCS(defaultProcs)
 			r0, c0, t0 := reqs.Load(), cpuSeconds(), time.Now()
 			var err error
 			for range n {
@@ -515,24 +535,31 @@ func benchGetLoop(ctx context.Context, o benchOptions, hp *hostsProc, reqs *atom
 			}
 			return measurement{Wall: time.Since(t0).Seconds(), CPU: cpuSeconds() - c0, Requests: reqs.Load() - r0}, err
 		}
-		var ours, theirs measurement
-		var sliceRatios []float64
+		// The clients of each slice, in an order that rotates: ours with
+		// each P count, then pywinrm.
+		clients := len(variants)
+		if py != nil {
+			clients++
+		}
+		ours := make([]measurement, len(variants))
+		var theirs measurement
+		sliceRatios := make([][]float64, len(variants))
 		runtime.GC()
 		for s := range getLoopSlices {
 			n := o.PeerRequests / getLoopSlices
 			if s < o.PeerRequests%getLoopSlices {
 				n++
 			}
-			var mo, mt measurement
-			for k := range 2 {
-				if (k+s)%2 == 0 {
-					if mo, err = oursSlice(n); err != nil {
+			mo := make([]measurement, len(variants))
+			var mt measurement
+			for k := range clients {
+				who := (k + s) % clients
+				if who < len(variants) {
+					if mo[who], err = oursSlice(variants[who].procs, n); err != nil {
 						err = fmt.Errorf("%s Get loop: %w", tc.name, err)
 					}
-				} else if py != nil {
-					if mt, err = py.slice(n); err != nil {
-						err = fmt.Errorf("pywinrm %s: %w", tc.name, err)
-					}
+				} else if mt, err = py.slice(n); err != nil {
+					err = fmt.Errorf("pywinrm %s: %w", tc.name, err)
 				}
 				if err != nil {
 					c.Close()
@@ -542,26 +569,35 @@ func benchGetLoop(ctx context.Context, o benchOptions, hp *hostsProc, reqs *atom
 					return err
 				}
 			}
-			ours = ours.add(mo)
-			if py != nil {
-				theirs = theirs.add(mt)
-				sliceRatios = append(sliceRatios, mo.perCPU()/mt.perCPU())
+			for v := range variants {
+				ours[v] = ours[v].add(mo[v])
+				if py != nil {
+					sliceRatios[v] = append(sliceRatios[v], mo[v].perCPU()/mt.perCPU())
+				}
 			}
+			theirs = theirs.add(mt)
 		}
 		c.Close()
-		fmt.Printf("Get loop, %s, bitsremote: %v\n", tc.name, ours)
+		for v, vr := range variants {
+			fmt.Printf("Get loop, %s, bitsremote (%s): %v\n", tc.name, vr.what, ours[v])
+		}
 		if py == nil {
 			continue
 		}
 		if err := py.stop(); err != nil {
 			return fmt.Errorf("pywinrm %s: %w", tc.name, err)
 		}
-		fmt.Printf("Get loop, %s, pywinrm:    %v\n", tc.name, theirs)
-		ratio := ours.perCPU() / theirs.perCPU()
-		fmt.Printf("ratio, %s: bitsremote does %.1f× pywinrm's requests per client CPU-second (%.1f× its requests per second); %d alternating slices each, their ratios %.1f× to %.1f×\n",
-			tc.name, ratio, ours.rps()/theirs.rps(), getLoopSlices, slices.Min(sliceRatios), slices.Max(sliceRatios))
-		g.ratios = append(g.ratios, fmt.Sprintf("%s %.1f×", tc.name, ratio))
-		g.ratioOK = g.ratioOK && ratio >= 10
+		fmt.Printf("Get loop, %s, pywinrm: %v\n", tc.name, theirs)
+		for v, vr := range variants {
+			ratio := ours[v].perCPU() / theirs.perCPU()
+			fmt.Printf("ratio, %s, %s: bitsremote does %.1f× pywinrm's requests per client CPU-second (%.1f× its requests per second); over %d alternating slices, %.1f× to %.1f×\n",
+				tc.name, vr.what, ratio, ours[v].rps()/theirs.rps(), getLoopSlices, slices.Min(sliceRatios[v]), slices.Max(sliceRatios[v]))
+			if v == 0 {
+				// The goal is judged as the command runs.
+				g.ratios = append(g.ratios, fmt.Sprintf("%s %.1f×", tc.name, ratio))
+				g.ratioOK = g.ratioOK && ratio >= 10
+			}
+		}
 	}
 	return nil
 }
