@@ -74,7 +74,7 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 			ereq.WQL = strings.TrimSpace(filter.Text())
 			q, err := parseWQL(ereq.WQL)
 			if err != nil {
-				return nil, faultCannotProcessFilter(nsURI, textInvalidQuery+err.Error()+" ", ereq.WQL, 0x80041017)
+				return nil, faultInvalidQuery(nsURI, ereq.WQL)
 			}
 			query = q
 			if wildcard {
@@ -115,6 +115,13 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 		}
 		return nil, faultResourceNotFound()
 	}
+	var qenv *wqlEnv
+	if query != nil {
+		qenv = s.wqlEnv(rt, nsURI)
+		if query.check(qenv) != nil {
+			return nil, faultInvalidQuery(nsURI, ereq.WQL)
+		}
+	}
 	ereq.Request = s.providerRequest(p, user)
 	items, err := call(ctx, s, p.timeout, func(ctx context.Context) ([]*wsman.Instance, error) { return rt.p.Enumerate(ctx, ereq) })
 	if err != nil {
@@ -125,14 +132,14 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 		if in == nil {
 			continue
 		}
-		if query != nil && !query.match(in) {
+		if query != nil && !query.match(in, qenv) {
 			continue
 		}
 		if !matchSelectors(in, ereq.SelectorFilter) {
 			continue
 		}
 		if query != nil && query.props != nil {
-			in = query.project(in)
+			in = query.project(in, qenv)
 		}
 		kept = append(kept, in)
 	}
@@ -163,6 +170,23 @@ func (s *Server) enumerate(ctx context.Context, p *parsed, user string) ([]byte,
 		resp.CreateElement("w:EndOfSequence")
 	}
 	return env.bytes(), nil
+}
+
+// wqlEnv gathers what checking and evaluating a WQL query against the
+// class rt serves needs: its Schema, when the provider declares one, and
+// what its instances' system properties derive from.
+func (s *Server) wqlEnv(rt *route, nsURI string) *wqlEnv {
+	env := &wqlEnv{machine: s.cfg.Machine, keys: rt.keys}
+	if sc, ok := rt.p.(Schema); ok {
+		env.decls = sc.Properties()
+		if env.decls == nil {
+			env.decls = []PropertyDecl{}
+		}
+	}
+	if ns, ok := strings.CutPrefix(nsURI, wsman.ResourceWMI+"/"); ok {
+		env.namespace = strings.ReplaceAll(ns, "/", `\`)
+	}
+	return env
 }
 
 func (s *Server) pull(p *parsed) ([]byte, error) {

@@ -289,6 +289,26 @@ func extendedStatus(nsURI, operation, param string, status uint32) *wsman.Instan
 	}
 }
 
+// wbemInvalidQuery is WBEM_E_INVALID_QUERY (wbemcli.h), WMI's status for
+// a query it refuses: bad syntax, or a name the class lacks (wmic's
+// SELECT of a property Win32_DiskDrive lacks failed with -2147217385 =
+// 0x80041017 in avocado-framework/avocado-vt#2861).
+const wbemInvalidQuery uint32 = 0x80041017
+
+// faultInvalidQuery is Windows' answer to a WQL query WMI refuses. Its
+// shape is the only real capture of a refused WQL filter, the 2008 R2
+// fault for an unknown class (fault-n-CannotProcessFilter-wmi-extendedstatus_2008R2.xml):
+// s:Sender, n:CannotProcessFilter, WSManFault 2150858778 outside and
+// inside the WMI provider fault, __ExtendedStatus from WinMgmt naming
+// ExecQuery and the query. What differs is inferred, as no capture of
+// an invalid query exists: StatusCode carries WBEM_E_INVALID_QUERY
+// (that capture's is nil: WinRM found the class missing itself), and the
+// provider's message is textInvalidQuery, whose wording has no source
+// either. Every refusal reads the same, as WMI gives no detail.
+func faultInvalidQuery(nsURI, query string) *wsman.Fault {
+	return faultCannotProcessFilter(nsURI, textInvalidQuery, query, wbemInvalidQuery)
+}
+
 // faultCannotProcessFilter is n:CannotProcessFilter with the WMI plugin's
 // provider fault and __ExtendedStatus, as Windows answers a bad WQL query.
 func faultCannotProcessFilter(nsURI, message, query string, status uint32) *wsman.Fault {

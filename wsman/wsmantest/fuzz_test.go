@@ -1,6 +1,8 @@
 package wsmantest
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,6 +31,7 @@ func FuzzParseWQL(f *testing.F) {
 		"SELECT Name, State FROM X WHERE A = 1 AND B <> \"x\\\"y\" OR C IS NOT NULL",
 		"select * from",
 		"select * from X where A >= -1.5",
+		"select * from X where NOT (A LIKE '%[^a-c]_' OR 3 < B) AND C IS NULL",
 	} {
 		f.Add(q)
 	}
@@ -40,21 +43,55 @@ func FuzzParseWQL(f *testing.F) {
 	})
 }
 
+// render writes a parsed WHERE clause back with every node bracketed,
+// so a test can state the tree it expects.
+func (x *wqlExpr) render() string {
+	if x == nil {
+		return ""
+	}
+	switch x.op {
+	case '!':
+		return "NOT " + x.kids[0].render()
+	case 'c':
+		lit := map[byte]string{'s': "'" + x.cond.lit.text + "'", 'n': x.cond.lit.text, 'b': x.cond.lit.text, '0': "NULL"}[x.cond.lit.kind]
+		return x.cond.prop + " " + x.cond.op + " " + lit
+	}
+	var parts []string
+	for _, k := range x.kids {
+		parts = append(parts, k.render())
+	}
+	return "(" + strings.Join(parts, map[byte]string{'|': " OR ", '&': " AND "}[x.op]) + ")"
+}
+
 func TestParseWQL(t *testing.T) {
 	tests := []struct {
 		q       string
 		class   string
 		props   []string
-		groups  int
+		where   string
 		wantErr bool
 	}{
 		{q: "select * from Win32_Service", class: "Win32_Service"},
-		{q: "SELECT Name,State FROM BitsClientJob WHERE State = 2", class: "BitsClientJob", props: []string{"Name", "State"}, groups: 1},
-		{q: "select * from X where A = 1 and B = 2 or C = 3", class: "X", groups: 2},
+		{q: "SELECT Name,State FROM BitsClientJob WHERE State = 2", class: "BitsClientJob", props: []string{"Name", "State"}, where: "State = 2"},
+		{q: "select * from X where A = 1 and B = 2 or C = 3", class: "X", where: "((A = 1 AND B = 2) OR C = 3)"},
+		{q: "select * from X where A = 1 and (B = 2 or C = 3)", class: "X", where: "(A = 1 AND (B = 2 OR C = 3))"},
+		{q: "select * from X where NOT A = 1 AND NOT (B <> 'x' OR C IS NOT NULL)", class: "X", where: "(NOT A = 1 AND NOT (B != 'x' OR C != NULL))"},
+		{q: "select * from X where 4 < State and 'a' = Name and -1.5 >= Size", class: "X", where: "(State > 4 AND Name = 'a' AND Size <= -1.5)"},
+		{q: `select * from X where Name like "w0[0-4]%" and D is null and E = TRUE`, class: "X", where: "(Name like 'w0[0-4]%' AND D = NULL AND E = true)"},
+		{q: "select * from X where (A = 1)", class: "X", where: "A = 1"},
 		{q: "select * form X", wantErr: true},
 		{q: "select * from X where", wantErr: true},
 		{q: "select * from X where A = 'unterminated", wantErr: true},
-		{q: "select * from X where (A = 1)", wantErr: true},
+		{q: "select * from X where A = B", wantErr: true},          // property on both sides
+		{q: "select * from X where 1 = 2", wantErr: true},          // no property
+		{q: "select * from X where DriveType IS 5", wantErr: true}, // IS takes only NULL
+		{q: "select * from X where (A = 1", wantErr: true},
+		{q: "select * from X where A = 1)", wantErr: true},
+		{q: "select * from X where A like 5", wantErr: true},
+		{q: "select * from X where Prop.embedprop = 5", wantErr: true},
+		{q: "select * from X where A = 1.2.3", wantErr: true},
+		{q: "select Null from X", wantErr: true},
+		{q: "select * from X where " + strings.Repeat("(", 100) + "A = 1" + strings.Repeat(")", 100), wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.q, func(t *testing.T) {
@@ -65,13 +102,8 @@ func TestParseWQL(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if got.class != tt.class || len(got.where) != tt.groups || len(got.props) != len(tt.props) {
-				t.Errorf("got %+v", got)
-			}
-			for i := range tt.props {
-				if got.props[i] != tt.props[i] {
-					t.Errorf("props = %v, want %v", got.props, tt.props)
-				}
+			if got.class != tt.class || got.where.render() != tt.where || !slices.Equal(got.props, tt.props) {
+				t.Errorf("got class %q props %q where %q", got.class, got.props, got.where.render())
 			}
 		})
 	}
