@@ -153,9 +153,11 @@ func (o *output) sorted() []record {
 type jobRecord struct {
 	Host string
 	// Row is import-csv's row number (0: not from a CSV file).
-	Row     int
-	Job     *bitsprov.Job
-	Error   *jobError
+	Row   int
+	Job   *bitsprov.Job
+	Error *jobError
+	// Outcome is the wait's verdict; nil when the job was not waited
+	// for or the wait ended without one (interrupted, or an error).
 	Outcome *outcomeRecord
 }
 

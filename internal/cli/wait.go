@@ -319,6 +319,12 @@ func outcomeJobRecord(host string, oc *bitsprov.Outcome, elapsed time.Duration) 
 		rec.Job = &j
 	}
 	rec.Error = jobErrorRecord(oc.Error)
+	if oc.Action == 0 {
+		// The wait ended without a verdict (interrupted, or a failure it
+		// does not ride out): the command's error says why, and the
+		// record is the job as last read, with no outcome.
+		return rec
+	}
 	o := &outcomeRecord{
 		Result:  oc.Action.String(),
 		Elapsed: elapsed.Round(time.Millisecond).Seconds(),

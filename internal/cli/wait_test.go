@@ -81,8 +81,14 @@ func TestWaitInterrupted(t *testing.T) {
 	if !strings.Contains(errOut.String(), want) {
 		t.Errorf("stderr %q lacks %q", errOut.String(), want)
 	}
-	if m := decode(t, out.String()); m["state"] != "Suspended" {
+	m := decode(t, out.String())
+	if m["state"] != "Suspended" {
 		t.Errorf("the job as last seen: %v", m["state"])
+	}
+	// The wait ended without a verdict: no outcome (it once said
+	// "Result(0)").
+	if o, ok := m["outcome"]; ok {
+		t.Errorf("interrupted wait's record has outcome %v, want none", o)
 	}
 }
 
