@@ -171,15 +171,9 @@ func (p *Provider) Get(ctx context.Context, r *wsmantest.Request) (*wsman.Instan
 }
 
 // Enumerate returns every job still in the queue, in creation order,
-// filtered by a simple WQL WHERE clause or a JobId selector filter.
+// filtered by a JobId selector filter. A WQL filter is the server's to
+// check and apply (see jobSchema).
 func (p *Provider) Enumerate(ctx context.Context, r *wsmantest.EnumerateRequest) ([]*wsman.Instance, error) {
-	var conds []wqlCond
-	if r.WQL != "" {
-		var err error
-		if conds, err = parseWQL(r.WQL); err != nil {
-			return nil, faultCannotProcessFilter(r.Machine, r.WQL, err)
-		}
-	}
 	var id string
 	for _, s := range r.SelectorFilter {
 		if !strings.EqualFold(s.Name, "JobId") {
@@ -198,10 +192,7 @@ func (p *Provider) Enumerate(ctx context.Context, r *wsmantest.EnumerateRequest)
 	slices.SortFunc(jobs, func(a, b *job) int { return int(a.seq) - int(b.seq) })
 	out := make([]*wsman.Instance, 0, len(jobs))
 	for _, j := range jobs {
-		in := j.instance()
-		if matchWQL(in, conds) {
-			out = append(out, in)
-		}
+		out = append(out, j.instance())
 	}
 	return out, nil
 }

@@ -3,171 +3,283 @@ package bitssim
 import (
 	"context"
 	"errors"
-	"strconv"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
-	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
-// TestJobPropertiesAreTheInstances keeps the names a property list may
-// use in step with what a job renders.
-func TestJobPropertiesAreTheInstances(t *testing.T) {
+// TestJobSchemaIsTheInstances keeps the declared class in step with what
+// a job renders: the same names in the same order.
+func TestJobSchemaIsTheInstances(t *testing.T) {
 	in := (&job{id: "{X}"}).instance()
-	var names []string
+	var names, declared []string
 	for _, p := range in.Props {
 		names = append(names, p.Name)
 	}
-	if d := cmp.Diff(jobProperties, names); d != "" {
-		t.Errorf("jobProperties (-list +instance):\n%s", d)
+	for _, d := range New(Config{}).Properties() {
+		declared = append(declared, d.Name)
+	}
+	if d := cmp.Diff(declared, names); d != "" {
+		t.Errorf("jobSchema (-declared +instance):\n%s", d)
 	}
 }
 
-func TestParseWQLPropertyList(t *testing.T) {
+// wqlHost is a simulated host with three suspended jobs that differ in
+// files, priority and description, and a Basic client for it.
+type wqlHost struct {
+	h    *Host
+	c    *wsman.Client
+	ids  []string                   // alpha, beta, gamma
+	jobs map[string]*wsman.Instance // by JobId, as SELECT * lists them
+}
+
+func newWQLHost(t *testing.T) *wqlHost {
+	t.Helper()
+	h, c := newBasicHost(t, HostConfig{Provider: Config{TimeScale: 0.001}})
+	w := &wqlHost{h: h, c: c, jobs: map[string]*wsman.Instance{}}
+	dir := t.TempDir()
+	addFile := func(id, name string) {
+		invoke(t, h.Provider, id, "AddFile", "RemoteUrl", "http://127.0.0.1:9/"+name, "LocalFile", filepath.Join(dir, name))
+	}
+	a := create(t, h.Provider, "DisplayName", "alpha")
+	addFile(a, "a1")
+	b := create(t, h.Provider, "DisplayName", "beta", "Description", "second")
+	c3 := create(t, h.Provider, "DisplayName", "gamma")
+	addFile(c3, "c1")
+	addFile(c3, "c2")
+	in := get(t, h.Provider, c3)
+	findProp(in, "Priority").Values[0].Text = "0"
+	if _, err := h.Provider.Put(context.Background(), req(c3, ""), in); err != nil {
+		t.Fatal(err)
+	}
+	w.ids = []string{a, b, c3}
+	all, err := w.query("SELECT * FROM BitsClientJob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range all {
+		w.jobs[prop(t, in, "JobId")] = in
+	}
+	if len(w.jobs) != 3 {
+		t.Fatalf("SELECT * listed %d jobs", len(all))
+	}
+	return w
+}
+
+// query enumerates the namespace URI with q as Get-CimInstance -Query
+// does, asking for items in the EnumerateResponse.
+func (w *wqlHost) query(q string) ([]*wsman.Instance, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*wsman.Instance
+	for it, err := range w.c.Enumerate(ctx, namespaceURI+"/*", wsman.EnumerateOptions{WQL: q, Optimize: true, MaxElements: 100}) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, it.Instance)
+	}
+	return out, nil
+}
+
+// TestWQLWhereOverTheWire: WHERE clauses on every property the fleet
+// reads (bitsprov.ProgressProperties) and the others an admin filters
+// on, names in any case, return exactly the matching jobs.
+func TestWQLWhereOverTheWire(t *testing.T) {
+	w := newWQLHost(t)
+	a, b, c := w.ids[0], w.ids[1], w.ids[2]
+	val := func(id, name string) string { return prop(t, w.jobs[id], name) }
+	owner := val(a, "Owner")
 	for _, tc := range []struct {
-		name    string
-		q       string
-		conds   []wqlCond
-		invalid bool // errInvalidQuery
-		refused bool // any other error
+		where string
+		want  []string
 	}{
-		{name: "star", q: "SELECT * FROM BitsClientJob"},
-		{name: "one property", q: "SELECT JobId FROM BitsClientJob"},
-		{name: "list", q: "SELECT JobId,State , BytesTransferred FROM BitsClientJob"},
-		{name: "names in any case", q: "select jobid, STATE from bitsclientjob"},
-		{name: "list and where", q: "SELECT JobId, State FROM BitsClientJob WHERE State = 4",
-			conds: []wqlCond{{prop: "State", op: "=", value: "4"}}},
-		{name: "unknown property", q: "SELECT JobId, Foo FROM BitsClientJob", invalid: true},
-		{name: "file property", q: "SELECT RemoteUrl FROM BitsClientJob", invalid: true},
-		{name: "trailing comma", q: "SELECT JobId, FROM BitsClientJob", refused: true},
-		{name: "other class", q: "SELECT Name FROM Win32_Process", refused: true},
+		{"State = 3", []string{a, b, c}},
+		{"state = '3' and filestotal > 0", []string{a, c}},
+		{"STATE <> 3", nil},
+		{"BytesTotal = 18446744073709551615", []string{a, c}}, // BG_SIZE_UNKNOWN until a size is known
+		{"BYTESTOTAL < 18446744073709551615", []string{b}},
+		{"BytesTransferred = 0 AND TransientErrorCount = 0", []string{a, b, c}},
+		{"bytestransferred > 0 OR transienterrorcount > 0", nil},
+		{"FilesTransferred <> 0", nil},
+		{"1 < FilesTotal", []string{c}},
+		{"jobid = '" + strings.ToLower(b) + "'", []string{b}},
+		{"JobId = '" + a + "' OR JOBID = \"" + c + "\"", []string{a, c}},
+		{"JobLastModificationTime = " + val(b, "JobLastModificationTime"), []string{b}},
+		{"joblastmodificationtime >= " + val(a, "JobLastModificationTime") + " AND JobCreationTime > 0", []string{a, b, c}},
+		{"JobCompletionTime = 0", []string{a, b, c}},
+		{"Priority = 0", []string{c}},
+		{"NOT (priority = 0)", []string{a, b}},
+		{"DisplayName LIKE '%A' AND Description = ''", []string{a, c}},
+		{"description = 'SECOND'", []string{b}},
+		{"Owner = '" + strings.ReplaceAll(owner, `\`, `\\`) + "'", []string{a, b, c}},
+		{"MinimumRetryDelay = 600 AND NoProgressTimeout = 1209600", []string{a, b, c}},
+		{"__CLASS = 'BitsClientJob' AND __RELPATH = 'BitsClientJob.JobId=\"" + b + "\"'", []string{b}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			conds, err := parseWQL(tc.q)
-			switch {
-			case tc.invalid:
-				if !errors.Is(err, errInvalidQuery) {
-					t.Fatalf("err = %v, want an invalid query", err)
-				}
-			case tc.refused:
-				if err == nil || errors.Is(err, errInvalidQuery) {
-					t.Fatalf("err = %v, want a refusal that is not an invalid query", err)
-				}
-			case err != nil:
+		t.Run(tc.where, func(t *testing.T) {
+			items, err := w.query("SELECT * FROM BitsClientJob WHERE " + tc.where)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(tc.conds, conds, cmp.AllowUnexported(wqlCond{})); d != "" {
-				t.Errorf("conditions (-want +got):\n%s", d)
+			var got []string
+			for _, in := range items {
+				got = append(got, prop(t, in, "JobId"))
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("jobs (-want +got):\n%s", d)
 			}
 		})
 	}
 }
 
-// TestEnumerateUnknownProperty: the provider answers an unknown name in a
-// property list with the fault of any bad query, carrying WMI's
-// WBEM_E_INVALID_QUERY.
-func TestEnumerateUnknownProperty(t *testing.T) {
-	p := newTestProvider(t, Config{})
-	const q = "SELECT JobId, Foo FROM BitsClientJob"
-	_, err := p.Enumerate(context.Background(), &wsmantest.EnumerateRequest{Request: req("", ""), WQL: q})
-	f := fault(t, err, "CannotProcessFilter", wsman.CodeCannotProcess)
-	if f.ProviderFault == nil || f.ProviderFault.Text != textInvalidQuery || f.ProviderFault.WSManCode != wsman.CodeCannotProcess {
-		t.Errorf("provider fault %+v", f.ProviderFault)
-	}
-	got := map[string]string{}
-	for _, pr := range f.WMIError.Props {
-		got[pr.Name] = pr.Values[0].Text
-	}
-	want := map[string]string{"Description": "", "Operation": "ExecQuery", "ParameterInfo": q, "ProviderName": "WinMgmt",
-		"StatusCode": strconv.FormatUint(uint64(wbemInvalidQuery), 10)}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("__ExtendedStatus (-want +got):\n%s", d)
-	}
-}
-
-// TestWQLProjectionOverTheWire enumerates the namespace URI with WQL as
-// Get-CimInstance -Query does: a property list comes back as
-// w:XmlFragment items holding exactly those properties in the query's
-// order, SELECT * as the typed instances of a plain enumeration, and an
-// unknown property as n:CannotProcessFilter.
+// TestWQLProjectionOverTheWire: the fleet's progress query comes back as
+// w:XmlFragment items holding exactly those properties in the class's
+// order (not the query's, as Windows answers; see wsmantest's project),
+// SELECT * as the typed instances of a plain enumeration.
 func TestWQLProjectionOverTheWire(t *testing.T) {
-	_, c := newBasicHost(t, HostConfig{Provider: Config{TimeScale: 0.001}})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var ids []string
-	for _, name := range []string{"a", "b", "c"} {
-		in := wsman.NewInstance(ResourceURI)
-		in.ClassName = "CreateJob_INPUT"
-		in.Set("DisplayName", name)
-		in.Set("Suspend", "true")
-		out, err := c.Invoke(ctx, ResourceURI, "CreateJob", wsman.Options{}, in)
+	w := newWQLHost(t)
+	var raw []string
+	hooked := wsman.WithReplyHook(context.Background(), func(_ string, body []byte) { raw = append(raw, string(body)) })
+	q := "SELECT " + strings.Join(bitsprov.ProgressProperties(), ", ") + " FROM BitsClientJob WHERE DisplayName <> 'beta'"
+	var items []*wsman.Instance
+	for it, err := range w.c.Enumerate(hooked, namespaceURI+"/*", wsman.EnumerateOptions{WQL: q, Optimize: true, MaxElements: 100}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _ := out.String("JobId")
-		ids = append(ids, id)
+		items = append(items, it.Instance)
 	}
-	var raw []string
-	hooked := wsman.WithReplyHook(ctx, func(_ string, body []byte) { raw = append(raw, string(body)) })
-	enum := func(q string) ([]*wsman.Instance, error) {
-		raw = nil
-		var out []*wsman.Instance
-		for it, err := range c.Enumerate(hooked, namespaceURI+"/*", wsman.EnumerateOptions{WQL: q, Optimize: true, MaxElements: 100}) {
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, it.Instance)
+	classOrder := []string{"BytesTotal", "BytesTransferred", "FilesTotal", "FilesTransferred", "JobId", "JobLastModificationTime", "State", "TransientErrorCount"}
+	var want []*wsman.Instance
+	for _, id := range []string{w.ids[0], w.ids[2]} {
+		in := &wsman.Instance{ClassName: "XmlFragment", ResourceURI: wsman.NsWSMan, Fragment: true}
+		for _, name := range classOrder {
+			in.Props = append(in.Props, *findProp(w.jobs[id], name))
 		}
-		return out, nil
+		want = append(want, in)
 	}
-
-	items, err := enum("SELECT State, JobId, DisplayName FROM BitsClientJob WHERE DisplayName <> 'b'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type prop struct{ Name, Text string }
-	var got [][]prop
-	for _, in := range items {
-		if !in.Fragment || in.ResourceURI != wsman.NsWSMan || in.ClassName != "XmlFragment" {
-			t.Errorf("item %s %s fragment=%v, want a w:XmlFragment", in.ResourceURI, in.ClassName, in.Fragment)
-		}
-		var ps []prop
-		for _, p := range in.Props {
-			ps = append(ps, prop{p.Name, p.Values[0].Text})
-		}
-		got = append(got, ps)
-	}
-	want := [][]prop{
-		{{"State", "3"}, {"JobId", ids[0]}, {"DisplayName", "a"}},
-		{{"State", "3"}, {"JobId", ids[2]}, {"DisplayName", "c"}},
-	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, items); d != "" {
 		t.Errorf("projected items (-want +got):\n%s", d)
 	}
 	// The fragment's children are unqualified, as in the 2012 capture.
-	wire := strings.Join(raw, "")
-	for _, s := range []string{`<w:XmlFragment xmlns:w="` + wsman.NsWSMan + `"`, "><State>3</State><JobId>" + ids[0] + "</JobId><DisplayName>a</DisplayName></w:XmlFragment>"} {
-		if !strings.Contains(wire, s) {
-			t.Errorf("replies lack %s:\n%s", s, wire)
-		}
+	a := w.jobs[w.ids[0]]
+	frag := `<w:XmlFragment xmlns:w="` + wsman.NsWSMan + `"><BytesTotal>18446744073709551615</BytesTotal><BytesTransferred>0</BytesTransferred>` +
+		`<FilesTotal>1</FilesTotal><FilesTransferred>0</FilesTransferred><JobId>` + w.ids[0] + `</JobId><JobLastModificationTime>` +
+		prop(t, a, "JobLastModificationTime") + `</JobLastModificationTime><State>3</State><TransientErrorCount>0</TransientErrorCount></w:XmlFragment>`
+	if wire := strings.Join(raw, ""); !strings.Contains(wire, frag) {
+		t.Errorf("replies lack %s:\n%s", frag, wire)
 	}
 
-	all, err := enum("SELECT * FROM BitsClientJob")
+	all, err := w.query("select * from bitsclientjob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 3 || all[0].Fragment || all[0].ClassName != "BitsClientJob" || len(all[0].Props) != len(jobProperties) {
+	if len(all) != 3 || all[0].Fragment || all[0].ClassName != "BitsClientJob" || len(all[0].Props) != len(jobSchema) {
 		t.Errorf("SELECT *: %d items, first %s fragment=%v with %d properties", len(all), all[0].ClassName, all[0].Fragment, len(all[0].Props))
 	}
+}
 
-	_, err = enum("SELECT JobId, Foo FROM BitsClientJob")
-	var f *wsman.Fault
-	if !errors.As(err, &f) || f.Subcode != "CannotProcessFilter" || f.WSManCode != wsman.CodeCannotProcess ||
-		f.ProviderFault == nil || f.ProviderFault.Text != strings.TrimSpace(textInvalidQuery) {
-		t.Fatalf("unknown property: %v", err)
+// invalidQuery is the fault the client reads for a query WMI refuses on
+// host SIM01 (wsmantest's faultInvalidQuery): n:CannotProcessFilter in
+// the shape of the 2008 R2 capture, WBEM_E_INVALID_QUERY in the
+// __ExtendedStatus of root\microsoft\bits.
+func invalidQuery(q string) *wsman.Fault {
+	text := func(s string) []wsman.Value { return []wsman.Value{{Text: s}} }
+	return &wsman.Fault{
+		Operation: "Enumerate", HTTPStatus: 500, Action: wsman.ActionFaultEnumeration,
+		Code: "Sender", SubcodeNS: wsman.NsEnumeration, Subcode: "CannotProcessFilter",
+		Reason:    "The data source could not process the filter. The filter might be missing or it might be invalid. Change the filter and try the request again.",
+		WSManCode: 2150858778, Machine: "SIM01",
+		ProviderFault: &wsman.ProviderFault{Provider: "WMI Provider", Path: `%systemroot%\system32\WsmWmiPl.dll`,
+			Text: "The WS-Management service cannot process the request. The WQL query is invalid.", WSManCode: 2150858778},
+		WMIError: &wsman.Instance{ClassName: "__ExtendedStatus", ResourceURI: namespaceURI + "/__ExtendedStatus", TypeName: "__ExtendedStatus_Type",
+			Props: []wsman.Property{
+				{Name: "Description", Values: []wsman.Value{{Kind: wsman.KindNil}}},
+				{Name: "Operation", Values: text("ExecQuery")},
+				{Name: "ParameterInfo", Values: text(q)},
+				{Name: "ProviderName", Values: text("WinMgmt")},
+				{Name: "StatusCode", Values: text(fmt.Sprint(uint32(0x80041017)))},
+			}},
 	}
+}
+
+// wireFault returns the fault err carries, without the client's host.
+func wireFault(t *testing.T, err error) *wsman.Fault {
+	t.Helper()
+	var f *wsman.Fault
+	if !errors.As(err, &f) {
+		t.Fatalf("err = %v, want a fault", err)
+	}
+	f.Host = ""
+	return f
+}
+
+// TestWQLInvalidOverTheWire: a name BitsClientJob lacks, in the property
+// list or anywhere in WHERE, is refused as WMI refuses it, with one
+// fault whatever the place, before any job is listed and without an
+// enumeration context; the queue is untouched.
+func TestWQLInvalidOverTheWire(t *testing.T) {
+	w := newWQLHost(t)
+	for _, q := range []string{
+		"SELECT * FROM BitsClientJob WHERE NoSuchProp = 1",
+		"SELECT * FROM BitsClientJob WHERE nosuchprop = 1",
+		"SELECT * FROM BitsClientJob WHERE 3 = Stat",
+		"SELECT * FROM BitsClientJob WHERE State = 3 AND RemoteUrl = 'http://x/a'", // a BitsClientFile property
+		"SELECT * FROM BitsClientJob WHERE State = 3 OR Foo = 1",
+		"SELECT * FROM BitsClientJob WHERE NOT (Foo IS NULL)",
+		"SELECT * FROM BitsClientJob WHERE (State = 3 OR (Priority = 0 AND Foo <> 'x'))",
+		"SELECT JobId, Foo FROM BitsClientJob",
+		"SELECT jobid, STATE, Foo FROM BitsClientJob WHERE State = 3",
+		"SELECT JobId, State FROM BitsClientJob WHERE Foo = 1",
+		"SELECT JobId, Stat, BytesTotal FROM BitsClientJob", // the progress query with a typo
+		"SELECT __RELPATH FROM BitsClientJob",               // see wsmantest's check
+		"SELECT * FROM BitsClientJob WHERE Files.RemoteUrl = 'x'",
+		"SELECT * FROM BitsClientJob WHERE",
+	} {
+		t.Run(q, func(t *testing.T) {
+			items, err := w.query(q)
+			if len(items) != 0 {
+				t.Errorf("%d jobs listed before the fault", len(items))
+			}
+			f := wireFault(t, err)
+			if d := cmp.Diff(invalidQuery(q), f); d != "" {
+				t.Errorf("fault (-want +got):\n%s", d)
+			}
+			if n := w.h.Server.Enumerations(); n != 0 {
+				t.Errorf("%d enumeration contexts live", n)
+			}
+		})
+	}
+	all, err := w.query("SELECT JobId FROM BitsClientJob")
+	if err != nil || len(all) != 3 {
+		t.Errorf("after the refusals: %d jobs, %v", len(all), err)
+	}
+
+	t.Run("unknown class", func(t *testing.T) {
+		const q = "SELECT Foo FROM Win32_Process WHERE Bar = 1"
+		_, err := w.query(q)
+		f := wireFault(t, err)
+		want := invalidQuery(q)
+		want.ProviderFault.Text = "The specified class does not exist in the given namespace."
+		want.WMIError.Props[4].Values = []wsman.Value{{Kind: wsman.KindNil}}
+		if d := cmp.Diff(want, f); d != "" {
+			t.Errorf("fault (-want +got):\n%s", d)
+		}
+	})
+	t.Run("provider not installed", func(t *testing.T) {
+		// Without the BITS provider the namespace is missing, which WMI
+		// reports before it looks at the query's names.
+		w.h.SetProviderInstalled(false)
+		defer w.h.SetProviderInstalled(true)
+		_, err := w.query("SELECT * FROM BitsClientJob WHERE Foo = 1")
+		f := wireFault(t, err)
+		if f.Subcode != "InternalError" || f.WSManCode != codeInvalidNamespace || f.ProviderFault == nil || f.ProviderFault.Text != "Invalid namespace" {
+			t.Errorf("fault %+v", f)
+		}
+	})
 }
