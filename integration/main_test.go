@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bitsremote/bitsremote/internal/leakcheck"
 )
 
 // binary is the bitsremote executable TestMain built.
@@ -61,7 +63,17 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration: go build ./cmd/bitsremote:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// A goroutine of ours (a sim's reader, a background run, a file
+	// server's handler) must not outlive the tests; leakcheck.Main would
+	// exit before the deferred removal of dir, so its check runs here.
+	if code == 0 {
+		if leaked := leakcheck.Leaked("github.com/bitsremote/bitsremote/"); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
+			return 1
+		}
+	}
+	return code
 }
 
 // result is what one run of the binary produced.
