@@ -115,8 +115,11 @@ func lexWQL(q string) ([]wqlToken, error) {
 			out = append(out, wqlToken{kind: 's', text: b.String()})
 			i = j + 1
 		case c == '=' || c == '<' || c == '>' || c == '!':
+			// The operators are = != <> < > <= >= (wql-operators.md):
+			// "==" is two tokens, so a query using it is refused rather
+			// than parsed into a comparison nothing can match.
 			j := i + 1
-			if j < len(q) && (q[j] == '=' || (c == '<' && q[j] == '>')) {
+			if j < len(q) && (q[j] == '=' && c != '=' || c == '<' && q[j] == '>') {
 				j++
 			}
 			op := q[i:j]

@@ -217,7 +217,9 @@ func TestWQLInvalidQueries(t *testing.T) {
 		"Enabled <= 1",
 		"Enabled >= NULL",
 		"Name = Label", // a property on both sides
-		"Size IS 5",    // IS takes only NULL
+		"Name == 'g1'", // not a WQL operator (wql-operators.md)
+		"Size =< 9",
+		"Size IS 5", // IS takes only NULL
 		"Size = 1 AND",
 		"Parts.Name = 'x'", // dot notation is not evaluated
 	} {
