@@ -62,7 +62,7 @@ func TestWaitRunReachesInventoryHost(t *testing.T) {
 	}
 	id := runs[0].ID
 	e := ledgerJobs(t, env, id)[name]
-	want := &fleet.HostRecord{URL: "http://127.0.0.1:" + port + "/wsman", Auth: "ntlm", Encryption: "always"}
+	want := &fleet.HostRecord{URL: "http://127.0.0.1:" + port + "/wsman", Auth: "ntlm", Encryption: "always", Account: "admin"}
 	if d := cmp.Diff(want, e.Endpoint); d != "" {
 		t.Fatalf("recorded endpoint (-want +got):\n%s", d)
 	}

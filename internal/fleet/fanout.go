@@ -50,6 +50,9 @@ type Conn struct {
 	WSMan *wsman.Client
 	Bits  *bitsprov.Client
 	t     transport.Transport
+	// user is the account the connection authenticates as (the host's
+	// own user, else the command's).
+	user string
 }
 
 // Close drops the host's kept-alive connection.
@@ -101,7 +104,7 @@ func (cn *Connector) Connect(h Host) (*Conn, error) {
 	if cn.Configure != nil {
 		cn.Configure(wc)
 	}
-	return &Conn{Host: h, Name: name, URL: url, WSMan: wc, Bits: bitsprov.NewClient(wc), t: t}, nil
+	return &Conn{Host: h, Name: name, URL: url, WSMan: wc, Bits: bitsprov.NewClient(wc), t: t, user: cfg.User}, nil
 }
 
 // Pool holds one Conn per host for the life of a command, so that

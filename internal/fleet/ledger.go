@@ -133,11 +133,16 @@ type HostRecord struct {
 	User       string `json:"user,omitempty"`
 	Auth       string `json:"auth,omitempty"`
 	Encryption string `json:"encryption,omitempty"`
+	// Account is the user the run authenticated as, whichever setting
+	// named it, so that a later command can tell whether it looks for
+	// the run's jobs as the same user (see hostRun.reachedAsRecorded).
+	// Empty in records made before bitsremote kept it.
+	Account string `json:"account,omitempty"`
 }
 
 // Record is how c reaches its host, for the ledger.
 func (c *Conn) Record() *HostRecord {
-	return &HostRecord{URL: c.URL, User: c.Host.User, Auth: c.Host.Auth, Encryption: c.Host.Encryption}
+	return &HostRecord{URL: c.URL, User: c.Host.User, Auth: c.Host.Auth, Encryption: c.Host.Encryption, Account: c.user}
 }
 
 // Host turns the record back into the Host it came from, named name (the

@@ -253,7 +253,8 @@ func TestLedgerReadOnly(t *testing.T) {
 	}
 }
 
-// TestHostRecord: what a connection records of its host comes back, by
+// TestHostRecord: what a connection records of its host (and the account
+// it authenticates as, never the password) comes back, by
 // the ledger's name for it, as a Host that reaches the same endpoint with
 // the same own settings whatever another command line's --port and
 // --https say; a damaged record is an error naming the host.
@@ -266,16 +267,16 @@ func TestHostRecord(t *testing.T) {
 		json string
 	}{
 		{"inventory host", Host{Name: "web1:15985", Address: "127.0.0.2", Port: 15985, User: "svc", Auth: "ntlm", Encryption: "always", Groups: []string{"all", "web"}},
-			HostRecord{URL: "http://127.0.0.2:15985/wsman", User: "svc", Auth: "ntlm", Encryption: "always"},
-			`{"url":"http://127.0.0.2:15985/wsman","user":"svc","auth":"ntlm","encryption":"always"}`},
+			HostRecord{URL: "http://127.0.0.2:15985/wsman", User: "svc", Auth: "ntlm", Encryption: "always", Account: "svc"},
+			`{"url":"http://127.0.0.2:15985/wsman","user":"svc","auth":"ntlm","encryption":"always","account":"svc"}`},
 		{"https and a path", Host{Name: "web2", Address: "10.0.0.5", Scheme: "https", Path: "/custom", Auth: "basic"},
-			HostRecord{URL: "https://10.0.0.5:5986/custom", Auth: "basic"},
-			`{"url":"https://10.0.0.5:5986/custom","auth":"basic"}`},
+			HostRecord{URL: "https://10.0.0.5:5986/custom", Auth: "basic", Account: "admin"},
+			`{"url":"https://10.0.0.5:5986/custom","auth":"basic","account":"admin"}`},
 		{"https on another port", Host{Name: "web3:8443", Address: "web3.example.com", Port: 8443, Scheme: "https"},
-			HostRecord{URL: "https://web3.example.com:8443/wsman"},
-			`{"url":"https://web3.example.com:8443/wsman"}`},
-		{"-H host:port", mustHost(t, "server1:5985"), HostRecord{URL: "http://server1:5985/wsman"}, `{"url":"http://server1:5985/wsman"}`},
-		{"IPv6", mustHost(t, "[::1]:5986"), HostRecord{URL: "https://[::1]:5986/wsman"}, `{"url":"https://[::1]:5986/wsman"}`},
+			HostRecord{URL: "https://web3.example.com:8443/wsman", Account: "admin"},
+			`{"url":"https://web3.example.com:8443/wsman","account":"admin"}`},
+		{"-H host:port", mustHost(t, "server1:5985"), HostRecord{URL: "http://server1:5985/wsman", Account: "admin"}, `{"url":"http://server1:5985/wsman","account":"admin"}`},
+		{"IPv6", mustHost(t, "[::1]:5986"), HostRecord{URL: "https://[::1]:5986/wsman", Account: "admin"}, `{"url":"https://[::1]:5986/wsman","account":"admin"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := cn.Connect(tc.host)

@@ -306,6 +306,9 @@ func (hr *hostRun) create(ctx context.Context, e *Entry, spec JobSpec, r *JobRes
 			return fmt.Errorf("job %s set up: %w", e.JobID, err)
 		}
 		if errors.Is(se.Err, bitsprov.ErrNotFound) && seenByRun(e) {
+			if err := hr.reachedAsRecorded(e, se.Err); err != nil {
+				return err
+			}
 			// The host answered that the job we created (or a resume
 			// found in the ledger as created) does not exist: someone
 			// cancelled or completed it. Final, so that a resume does
@@ -400,6 +403,12 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 	// us.
 	if e.Step == StepCompleting || e.Step == StepCancelling {
 		j, err := c.Bits.Job(ctx, e.JobID)
+		if errors.Is(err, bitsprov.ErrNotFound) {
+			if rerr := hr.reachedAsRecorded(e, err); rerr != nil {
+				r.Err, r.Step = rerr, e.Step
+				return
+			}
+		}
 		switch {
 		case errors.Is(err, bitsprov.ErrNotFound):
 			final, st := StepAcknowledged, bitsprov.StateAcknowledged
@@ -440,6 +449,10 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 		r.Job = out.Job
 	}
 	if err != nil && seenByRun(e) && out != nil && out.Job == nil && errors.Is(err, bitsprov.ErrNotFound) {
+		if rerr := hr.reachedAsRecorded(e, err); rerr != nil {
+			r.Err, r.Step = rerr, e.Step
+			return
+		}
 		// Never seen in this wait (once seen, Wait itself says Gone).
 		hr.gone(e, r, out)
 		return
@@ -465,6 +478,33 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 			r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
 		}
 	}
+}
+
+// reachedAsRecorded returns nil when hr looks for e's job the way the
+// run that recorded it reached the host: the same endpoint and, when the
+// record names it, the same account. Only then does the host's "not
+// found" (notFound) mean that the job left the queue. BITS shows a user
+// only the jobs that user may see, and an inventory may come to give the
+// host's name another address, where the job never was: recording such a
+// job gone or acknowledged would abandon it for good. Otherwise it
+// returns notFound with what differs, and the job's entry stays as it
+// is. Entries recorded before the ledger kept endpoints are taken as
+// reached the same way, as they always were.
+func (hr *hostRun) reachedAsRecorded(e *Entry, notFound error) error {
+	rec := e.Endpoint
+	if rec == nil {
+		return nil
+	}
+	var why string
+	switch {
+	case !strings.EqualFold(rec.URL, hr.c.URL):
+		why = fmt.Sprintf("the run reached the host at %s, and this command at %s", rec.URL, hr.c.URL)
+	case rec.Account != "" && !strings.EqualFold(rec.Account, hr.c.user):
+		why = fmt.Sprintf("the run authenticated as %s, and this command as %s, who may not see the run's jobs", rec.Account, hr.c.user)
+	default:
+		return nil
+	}
+	return fmt.Errorf("job %s: %w; not recorded as finished, because %s", e.JobID, notFound, why)
 }
 
 // setStep records e's step; the BITS state is st, or the last one read

@@ -647,7 +647,7 @@ func TestTransferAsyncThenResume(t *testing.T) {
 		urls[strings.TrimSuffix(strings.TrimPrefix(h.URL, "http://"), "/wsman")] = h.URL
 	}
 	for _, e := range entries {
-		if d := cmp.Diff(&HostRecord{URL: urls[e.Host]}, e.Endpoint); d != "" || urls[e.Host] == "" {
+		if d := cmp.Diff(&HostRecord{URL: urls[e.Host], Account: testUser}, e.Endpoint); d != "" || urls[e.Host] == "" {
 			t.Errorf("%s job %d: endpoint (-want +got):\n%s", e.Host, e.Index, d)
 		}
 	}
@@ -760,6 +760,75 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 			}
 		})
 	}
+
+	// A job looked for another way than the run reached its host: at
+	// another address (the name now points elsewhere) or as another user
+	// (who may not see the run's jobs). Its absence proves nothing, so it
+	// stays as recorded, with a not-found error that says what differs;
+	// found the same way as recorded, it is gone.
+	t.Run("reached another way", func(t *testing.T) {
+		same := c.Record()
+		otherURL, otherUser := *same, *same
+		otherURL.URL = "http://10.9.9.9:5985/wsman"
+		otherUser.Account = `CORP\someone`
+		for _, tc := range []struct {
+			name string
+			rec  *HostRecord
+			step Step
+			why  string // "" for gone
+		}{
+			{"same way, resumed", same, StepResumed, ""},
+			{"other address, resumed", &otherURL, StepResumed, "the run reached the host at http://10.9.9.9:5985/wsman, and this command at " + c.URL},
+			{"other user, created", &otherUser, StepCreated, `the run authenticated as CORP\someone, and this command as ` + testUser + ", who may not see the run's jobs"},
+			{"other user, left", &otherUser, StepLeft, `the run authenticated as CORP\someone, and this command as ` + testUser + ", who may not see the run's jobs"},
+			{"other user, completing", &otherUser, StepCompleting, `the run authenticated as CORP\someone, and this command as ` + testUser + ", who may not see the run's jobs"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				led, _ := openTestLedger(t)
+				specs := testSpecs(f, t.TempDir())[1:2]
+				run, err := led.BeginRun("transfer", "fp", "", false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o := specs[0].Opts
+				o.Suspended = true
+				id, err := c.Bits.CreateJob(ctx, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Bits.Cancel(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				e := &Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: tc.step, State: "Suspended", Request: requestOf(specs[0].Opts), Endpoint: tc.rec}
+				if err := led.Put(e); err != nil {
+					t.Fatal(err)
+				}
+				creates := f.count(createAction)
+				tr := &Transfer{Specs: specs, Ledger: led, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
+				res, err := tr.Host(ctx, c)
+				got, lerr := led.HostEntries(run.ID, c.Name)
+				if lerr != nil || len(res) != 1 || len(got) != 1 {
+					t.Fatalf("Host: %+v; ledger %+v, %v", res, got, lerr)
+				}
+				if tc.why == "" {
+					if res[0].Step != StepGone || got[0].Step != StepGone {
+						t.Errorf("result %+v, entry %+v: want gone", res[0], got[0])
+					}
+					return
+				}
+				if err == nil || !errors.Is(res[0].Err, bitsprov.ErrNotFound) || !strings.HasPrefix(err.Error(), "job "+id+": ") ||
+					!strings.HasSuffix(err.Error(), "; not recorded as finished, because "+tc.why) {
+					t.Errorf("Host: %v; want job %s's not-found error ending %q", err, id, tc.why)
+				}
+				if res[0].Step != tc.step || got[0].Step != tc.step || got[0].Error != "" {
+					t.Errorf("result step %s, entry %+v: want it left at %s", res[0].Step, got[0], tc.step)
+				}
+				if n := f.count(createAction) - creates; n != 0 {
+					t.Errorf("%d CreateJob calls", n)
+				}
+			})
+		}
+	})
 
 	t.Run("intent", func(t *testing.T) {
 		led, _ := openTestLedger(t)
