@@ -338,7 +338,14 @@ func jobResultRecord(r fleet.JobResult, elapsed time.Duration) (jobRecord, error
 	host := r.Host
 	switch {
 	case r.Done:
-		rec := jobRecord{Host: host, Row: r.Row, Job: &bitsprov.Job{JobID: r.JobID}, Outcome: &outcomeRecord{Result: "AlreadyDone",
+		// The job as the ledger last saw it (its state, when recorded),
+		// not a zero state that would read as Queued.
+		j := &bitsprov.Job{JobID: r.JobID}
+		if r.Job != nil {
+			c := *r.Job
+			j = &c
+		}
+		rec := jobRecord{Host: host, Row: r.Row, Job: j, Outcome: &outcomeRecord{Result: "AlreadyDone",
 			Detail: "finished in an earlier run (" + string(r.Step) + " in the ledger); not touched"}}
 		switch r.Step {
 		case fleet.StepAcknowledged:

@@ -187,6 +187,10 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 			hr.entries[i] = e
 		} else if e.Step.Final() {
 			r.JobID, r.Step, r.Done = e.JobID, e.Step, true
+			if st, err := bitsprov.ParseState(e.State); err == nil && e.JobID != "" {
+				// The job as the ledger last saw it, for the record.
+				r.Job = &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st}
+			}
 			if e.Error != "" {
 				r.Err = errors.New(e.Error)
 			}
@@ -533,7 +537,8 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 		out = &bitsprov.Outcome{}
 	}
 	st, _ := bitsprov.ParseState(e.State)
-	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
+	// A request that set no priority got BITS's default, Normal.
+	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files)), Priority: bitsprov.PriorityNormal}
 	if p, err := bitsprov.ParsePriority(e.Request.Priority); err == nil {
 		j.Priority = p
 	}

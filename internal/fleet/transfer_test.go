@@ -724,7 +724,8 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 				t.Fatalf("Host: %v, %+v; want error %q", err, res, wantErr)
 			}
 			r := res[0]
-			wantJob := &bitsprov.Job{JobID: id, DisplayName: "two", State: mustState(t, tc.state), FilesTotal: 2,
+			// The request set no priority: BITS's default, Normal.
+			wantJob := &bitsprov.Job{JobID: id, DisplayName: "two", State: mustState(t, tc.state), FilesTotal: 2, Priority: bitsprov.PriorityNormal,
 				Files: []bitsprov.File{{RemoteURL: o.RemoteURL, LocalFile: o.LocalFile}, {RemoteURL: o.ExtraFiles[0].RemoteURL, LocalFile: o.ExtraFiles[0].LocalFile}}}
 			if d := cmp.Diff(wantJob, r.Job); d != "" {
 				t.Errorf("job (-want +got):\n%s", d)
@@ -757,6 +758,10 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 			res, _ = tr.Host(ctx, c)
 			if r := res[0]; !r.Done || r.Step != StepGone || r.Err == nil || r.Err.Error() != reason || f.reqs.Load() != before {
 				t.Errorf("again: %+v, %d requests", r, f.reqs.Load()-before)
+			}
+			// ... and reports it as the ledger last saw it.
+			if d := cmp.Diff(&bitsprov.Job{JobID: id, DisplayName: "two", State: mustState(t, tc.state)}, res[0].Job); d != "" {
+				t.Errorf("again: job (-want +got):\n%s", d)
 			}
 		})
 	}
