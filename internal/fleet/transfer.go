@@ -470,18 +470,29 @@ func (hr *hostRun) waitOne(ctx context.Context, src *HostJobs, e *Entry, r *JobR
 		setStep(StepAcknowledged, bitsprov.StateAcknowledged.String(), "")
 	case bitsprov.ResultCancelled:
 		setStep(StepCancelled, bitsprov.StateCancelled.String(), out.Reason)
-		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+		fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
 	case bitsprov.ResultGone:
 		setStep(StepGone, "", out.Reason)
-		r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+		fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
 	default: // Left, TimedOut
 		setStep(StepLeft, "", out.Reason)
 		if out.Action == bitsprov.ResultTimedOut {
-			r.Err = fmt.Errorf("job %s: %s: %w", e.JobID, out.Reason, context.DeadlineExceeded)
+			fail(r, fmt.Errorf("job %s: %s: %w", e.JobID, out.Reason, context.DeadlineExceeded))
 		} else if out.Final != bitsprov.StateTransferred {
-			r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+			fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
 		}
 	}
+}
+
+// fail sets r.Err to the job's failure, keeping the ledger write error
+// that setStep may have left there: a job reported gone, cancelled or
+// left must not hide that the ledger did not record it, which the next
+// --resume or wait --run would otherwise show as a surprise.
+func fail(r *JobResult, err error) {
+	if r.Err != nil {
+		err = fmt.Errorf("%w (and the ledger did not record it: %w)", err, r.Err)
+	}
+	r.Err = err
 }
 
 // reachedAsRecorded returns nil when hr looks for e's job the way the
@@ -550,7 +561,7 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 	out.Reason = GoneReason + e.State
 	r.Job, r.Outcome = out.Job, out
 	hr.setStep(e, r, StepGone, "", out.Reason)
-	r.Err = fmt.Errorf("job %s: %s", e.JobID, out.Reason)
+	fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
 }
 
 // Finish marks the run finished in the ledger when every job on every

@@ -766,6 +766,45 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 		})
 	}
 
+	// The ledger cannot record the job gone (here: opened read-only): the
+	// result says both that the job is gone and that the ledger did not
+	// record it, so the next resume is no surprise.
+	t.Run("ledger write fails", func(t *testing.T) {
+		led, path := openTestLedger(t)
+		specs := testSpecs(f, t.TempDir())[1:2]
+		run, err := led.BeginRun("transfer", "fp", "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := specs[0].Opts
+		o.Suspended = true
+		id, err := c.Bits.CreateJob(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Bits.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := led.Put(&Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: StepResumed, State: "Queued", Request: requestOf(o)}); err != nil {
+			t.Fatal(err)
+		}
+		led.Close()
+		ro, err := OpenLedgerReadOnly(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		tr := &Transfer{Specs: specs, Ledger: ro, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
+		_, err = tr.Host(ctx, c)
+		want := "job " + id + ": " + GoneReason + "Queued (and the ledger did not record it: "
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Fatalf("Host: %v; want an error starting %q", err, want)
+		}
+		if got, err := ro.HostEntries(run.ID, c.Name); err != nil || len(got) != 1 || got[0].Step != StepResumed {
+			t.Errorf("ledger %+v, %v: want the entry still resumed", got, err)
+		}
+	})
+
 	// A job looked for another way than the run reached its host: at
 	// another address (the name now points elsewhere) or as another user
 	// (who may not see the run's jobs). Its absence proves nothing, so it
