@@ -84,15 +84,22 @@ type eprRecord struct {
 	Host        string            `json:"host,omitempty"`
 	Address     string            `json:"address"`
 	ResourceURI string            `json:"resourceUri"`
-	Selectors   map[string]string `json:"selectors"`
+	// Selectors maps each selector's name to its text or, for a selector
+	// whose value is itself a reference (WS-Management allows one, for
+	// associations), to that reference as an object of this shape.
+	Selectors map[string]any `json:"selectors"`
 	// epr is the reference as it came, for the text form: its selectors
 	// in the host's order, which the map loses.
 	epr *wsman.EndpointReference
 }
 
 func eprJSON(e *wsman.EndpointReference) eprRecord {
-	r := eprRecord{Address: e.Address, ResourceURI: e.ResourceURI, Selectors: map[string]string{}, epr: e}
+	r := eprRecord{Address: e.Address, ResourceURI: e.ResourceURI, Selectors: map[string]any{}, epr: e}
 	for _, s := range e.Selectors {
+		if s.EPR != nil {
+			r.Selectors[s.Name] = eprJSON(s.EPR)
+			continue
+		}
 		r.Selectors[s.Name] = s.Value
 	}
 	return r
@@ -143,6 +150,11 @@ func writeInstanceText(w io.Writer, in *wsman.Instance, indent string) {
 func eprText(e *wsman.EndpointReference) string {
 	var sel []string
 	for _, s := range e.Selectors {
+		if s.EPR != nil {
+			// A reference as a selector's value, bracketed.
+			sel = append(sel, s.Name+"=("+eprText(s.EPR)+")")
+			continue
+		}
 		sel = append(sel, s.Name+"="+s.Value)
 	}
 	s := e.ResourceURI
