@@ -81,9 +81,9 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 
 // eprRecord is an endpoint reference as JSON.
 type eprRecord struct {
-	Host        string            `json:"host,omitempty"`
-	Address     string            `json:"address"`
-	ResourceURI string            `json:"resourceUri"`
+	Host        string `json:"host,omitempty"`
+	Address     string `json:"address"`
+	ResourceURI string `json:"resourceUri"`
 	// Selectors maps each selector's name to its text or, for a selector
 	// whose value is itself a reference (WS-Management allows one, for
 	// associations), to that reference as an object of this shape.
