@@ -190,9 +190,6 @@ func (f *Factory) baseConfig() (transport.Config, error) {
 		if c.CertFile == "" {
 			return cfg, usageErrorf("--auth certificate needs --cert-file and --key-file")
 		}
-		if !c.HTTPS && !f.anyHTTPSHost() {
-			return cfg, usageErrorf("--auth certificate needs --https (WinRM accepts client certificates only over HTTPS)")
-		}
 	case transport.AuthBasic, transport.AuthNTLM:
 		if c.User == "" {
 			return cfg, usageErrorf("--auth %s needs --user", auth)
@@ -230,13 +227,28 @@ func operationTimeout(d time.Duration) time.Duration {
 	return d - min(d/5, 5*time.Second)
 }
 
-func (f *Factory) anyHTTPSHost() bool {
-	for _, h := range f.Conn.Hosts {
-		if strings.HasPrefix(strings.ToLower(h), "https://") {
-			return true
+// checkCertificateHTTPS refuses certificate authentication to a host
+// reached over http://: WinRM accepts client certificates only over
+// HTTPS. It looks at each host as it will be reached (--https, an https://
+// host, an inventory's ansible_winrm_scheme or a ledger's record) and its
+// own auth (ansible_winrm_transport), and names the hosts that would fail.
+func checkCertificateHTTPS(cfg transport.Config, eps []Endpoint) error {
+	var plain []string
+	for _, ep := range eps {
+		auth := cfg.Auth
+		if ep.host.Auth != "" {
+			if a, err := transport.ParseAuth(ep.host.Auth); err == nil {
+				auth = a
+			}
+		}
+		if auth == transport.AuthCertificate && !strings.HasPrefix(strings.ToLower(ep.URL), "https://") {
+			plain = append(plain, ep.Name)
 		}
 	}
-	return false
+	if len(plain) == 0 {
+		return nil
+	}
+	return usageErrorf("certificate authentication needs HTTPS (WinRM accepts client certificates only over HTTPS), and %s would be reached over http: use --https or https:// hosts", strings.Join(plain, ", "))
 }
 
 // password finds the password for --user: --password-file, then
@@ -311,6 +323,9 @@ func (f *Factory) prepare() ([]Endpoint, transport.Config, error) {
 	}
 	cfg, err := f.baseConfig()
 	if err != nil {
+		return nil, cfg, err
+	}
+	if err := checkCertificateHTTPS(cfg, eps); err != nil {
 		return nil, cfg, err
 	}
 	if cfg.Password, err = f.password(cfg.Auth); err != nil {

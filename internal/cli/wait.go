@@ -706,6 +706,9 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 		}
 	}
 	if len(poll) > 0 {
+		if err := checkCertificateHTTPS(cfg, poll); err != nil {
+			return err
+		}
 		// The password is asked for only when a host is to be polled.
 		if cfg.Password, err = f.password(cfg.Auth); err != nil {
 			return err
