@@ -299,13 +299,22 @@ func (w *waiter) run(ctx context.Context) (*Outcome, error) {
 // wait is over.
 func (w *waiter) poll(ctx context.Context) (done bool, err error) {
 	w.out.Polls++
-	j, err := w.src.Job(ctx, w.id)
+	rctx, cancel := w.readContext(ctx)
+	j, err := w.src.Job(rctx, w.id)
+	cut := ctx.Err() == nil && rctx.Err() != nil
+	cancel()
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrNotFound) && w.seen:
 			w.out.Action = ResultGone
 			w.out.Reason = fmt.Sprintf("job left the queue (completed or cancelled elsewhere) after state %v", w.out.Final)
 			return true, nil
+		case cut:
+			// The read outlived the wait's deadline (or, before the job
+			// was seen, UnseenTimeout): a host that does not answer, which
+			// run now reports as the timeout it is.
+			w.out.LastErr = err
+			return false, nil
 		case ctx.Err() == nil && Retryable(err):
 			w.out.LastErr = err
 			if w.p.OnRetry != nil {
@@ -401,6 +410,29 @@ func (w *waiter) failed(ctx context.Context, what string) error {
 		return nil
 	}
 	return w.act(ctx, ActionCancel, why, "; cancelled")
+}
+
+// readGrace is how long a read of the job may run past the wait's
+// deadline: enough for the read that lands on the deadline to answer
+// from a host that is merely slow.
+const readGrace = time.Second
+
+// readContext bounds one read of the job by the wait's deadline (and,
+// while the job is unseen, by UnseenTimeout), plus readGrace. Without it
+// a host that stops answering held a "--timeout 30s" wait for the read's
+// own timeouts and retries: minutes. The bound is the time left by the
+// wait's clock, spent in real time.
+func (w *waiter) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	end := w.deadline
+	if !w.seen && w.p.UnseenTimeout > 0 {
+		if u := w.start.Add(w.p.UnseenTimeout); end.IsZero() || u.Before(end) {
+			end = u
+		}
+	}
+	if end.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, max(end.Sub(w.clock.Now()), 0)+readGrace)
 }
 
 // unseenFor reports that UnseenTimeout has passed without the job read
