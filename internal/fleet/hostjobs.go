@@ -199,24 +199,31 @@ func (h *HostJobs) Job(ctx context.Context, jobID string) (*bitsprov.Job, error)
 			fresh = true
 			continue
 		}
+		// The enumeration runs on its own, under the host's context, and
+		// this call waits for it as every other caller does: so that a
+		// wait whose deadline cuts its read (bitsprov's readContext) is
+		// not held by a host that never answers, while the enumeration
+		// still serves the other jobs' waits when it ends.
 		ch := make(chan struct{})
 		h.fetching = ch
 		first := h.snap == nil
 		h.mu.Unlock()
-		snap, err := h.enumerate(first)
-		h.mu.Lock()
-		h.fetching = nil
-		h.err = err
-		if err == nil {
-			h.snap, h.snapFull, h.at = snap, first, time.Now()
-		}
-		h.mu.Unlock()
-		close(ch)
-		if err != nil {
-			return nil, err
-		}
-		fresh = true
+		go h.fetch(ch, first)
 	}
+}
+
+// fetch enumerates the host's queue and publishes the snapshot (or the
+// error) to the callers waiting on ch.
+func (h *HostJobs) fetch(ch chan struct{}, first bool) {
+	snap, err := h.enumerate(first)
+	h.mu.Lock()
+	h.fetching = nil
+	h.err = err
+	if err == nil {
+		h.snap, h.snapFull, h.at = snap, first, time.Now()
+	}
+	h.mu.Unlock()
+	close(ch)
 }
 
 // enumerate reads the host's queue: whole the first time, so that every

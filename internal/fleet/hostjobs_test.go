@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/bitsprov"
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // progressURI is where the progress enumeration goes: the namespace, the
@@ -276,5 +277,39 @@ func TestSettleHostDown(t *testing.T) {
 	whole := &bitsprov.Job{JobID: ids[1]}
 	if src.Settle(ctx, ids[1], whole) != whole {
 		t.Error("a whole job was replaced")
+	}
+}
+
+// TestHostJobsSilentHostDeadline: with two jobs followed on a host that
+// takes requests and never answers, a wait's deadline ends it (timed out)
+// even for the call that started the shared enumeration; the
+// enumeration goes on under the host's context and ends with it.
+func TestHostJobsSilentHostDeadline(t *testing.T) {
+	hostCtx, cancelHost := context.WithCancel(context.Background())
+	defer cancelHost()
+	silent := transport.Func(func(ctx context.Context, _ *transport.Request) (*transport.Response, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	wc := wsman.NewClient("http://silent.example:5985/wsman", silent)
+	wc.Retry = wsman.NoRetry
+	h := NewHostJobs(hostCtx, bitsprov.NewClient(wc), 0)
+	defer h.Follow()()
+	defer h.Follow()()
+	const id = "{5A1F0000-0000-4000-8000-000000000003}"
+	done := make(chan error, 1)
+	var out *bitsprov.Outcome
+	go func() {
+		var err error
+		out, err = bitsprov.Wait(context.Background(), h, id, bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 100 * time.Millisecond})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil || out.Action != bitsprov.ResultTimedOut || !strings.HasPrefix(out.Reason, "deadline passed; host unreachable: ") {
+			t.Fatalf("Wait = %+v, %v; want TimedOut, host unreachable", out, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wait is still running 30 s after its 100 ms deadline")
 	}
 }
