@@ -95,6 +95,9 @@ type HostJobs struct {
 	at       time.Time
 	fetching chan struct{}
 	err      error
+	// fetches counts the enumerations running (fetch), so that the
+	// host's work ends only when they have (stop).
+	fetches sync.WaitGroup
 	// full is the last whole read of each job; partial the last partial
 	// job handed out for it, while it is the last one handed out.
 	full    map[string]*bitsprov.Job
@@ -207,9 +210,23 @@ func (h *HostJobs) Job(ctx context.Context, jobID string) (*bitsprov.Job, error)
 		ch := make(chan struct{})
 		h.fetching = ch
 		first := h.snap == nil
+		h.fetches.Add(1)
 		h.mu.Unlock()
-		go h.fetch(ch, first)
+		go func() {
+			defer h.fetches.Done()
+			h.fetch(ch, first)
+		}()
 	}
+}
+
+// stop waits for the enumerations still running once every job's wait
+// is over; cancel, which ends the context given to NewHostJobs, stops
+// one that a silent host holds (the wait that started it may have been
+// cut at its deadline), so that none runs on after the host's work, on
+// a connection its pool closes.
+func (h *HostJobs) stop(cancel context.CancelFunc) {
+	cancel()
+	h.fetches.Wait()
 }
 
 // fetch enumerates the host's queue and publishes the snapshot (or the

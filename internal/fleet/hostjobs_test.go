@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,5 +312,43 @@ func TestHostJobsSilentHostDeadline(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the wait is still running 30 s after its 100 ms deadline")
+	}
+}
+
+// TestWaitJobsSilentHostEndsEnumeration: when every wait on a silent host
+// has timed out, WaitJobs returns only once the shared enumeration it
+// started has stopped: the enumeration must not run on under the
+// command's context, against a connection the pool is about to close,
+// after the host's work is over.
+func TestWaitJobsSilentHostEndsEnumeration(t *testing.T) {
+	var mu sync.Mutex
+	inFlight := 0
+	silent := transport.Func(func(ctx context.Context, _ *transport.Request) (*transport.Response, error) {
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	wc := wsman.NewClient("http://silent.example:5985/wsman", silent)
+	wc.Retry = wsman.NoRetry
+	c := &Conn{Name: "silent.example", URL: "http://silent.example:5985/wsman", WSMan: wc, Bits: bitsprov.NewClient(wc)}
+	ids := []string{"{5A1F0000-0000-4000-8000-000000000004}", "{5A1F0000-0000-4000-8000-000000000005}"}
+	res := WaitJobs(context.Background(), c, ids, bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 100 * time.Millisecond}, nil, nil)
+	mu.Lock()
+	left := inFlight
+	mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d requests still in flight after WaitJobs returned", left)
+	}
+	for i, r := range res {
+		if r.Outcome == nil || r.Outcome.Action != bitsprov.ResultTimedOut {
+			t.Errorf("job %d: outcome %+v, err %v; want TimedOut", i, r.Outcome, r.Err)
+		}
 	}
 }

@@ -381,7 +381,9 @@ func (s *ledgerSource) SetJobState(ctx context.Context, jobID string, a bitsprov
 // reading from one shared enumeration of the host's queue per cycle.
 func (hr *hostRun) waitAll(ctx context.Context, idx []int, results []JobResult) {
 	t, c := hr.t, hr.c
-	src := NewHostJobs(ctx, c.Bits, t.Policy.Interval/2)
+	hctx, cancel := context.WithCancel(ctx)
+	src := NewHostJobs(hctx, c.Bits, t.Policy.Interval/2)
+	defer src.stop(cancel)
 	var wg sync.WaitGroup
 	for _, i := range idx {
 		e := hr.entries[i]
