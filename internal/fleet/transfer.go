@@ -187,9 +187,10 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 			hr.entries[i] = e
 		} else if e.Step.Final() {
 			r.JobID, r.Step, r.Done = e.JobID, e.Step, true
-			if st, err := bitsprov.ParseState(e.State); err == nil && e.JobID != "" {
-				// The job as the ledger last saw it, for the record.
-				r.Job = &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st}
+			if _, err := bitsprov.ParseState(e.State); err == nil && e.JobID != "" {
+				// The job as the ledger last saw it, for the record: the
+				// same job gone reported when the entry became final.
+				r.Job = recordedJob(e)
 			}
 			if e.Error != "" {
 				r.Err = errors.New(e.Error)
@@ -549,6 +550,19 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 	if out == nil {
 		out = &bitsprov.Outcome{}
 	}
+	j := recordedJob(e)
+	st := j.State
+	out.Job = j
+	out.Final, out.Action = st, bitsprov.ResultGone
+	out.Reason = GoneReason + e.State
+	r.Job, r.Outcome = out.Job, out
+	hr.setStep(e, r, StepGone, "", out.Reason)
+	fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
+}
+
+// recordedJob is e's job as the ledger last saw it: its id, name, state,
+// files and priority.
+func recordedJob(e *Entry) *bitsprov.Job {
 	st, _ := bitsprov.ParseState(e.State)
 	// A request that set no priority got BITS's default, Normal.
 	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files)), Priority: bitsprov.PriorityNormal}
@@ -558,12 +572,7 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 	for _, f := range e.Request.Files {
 		j.Files = append(j.Files, bitsprov.File{RemoteURL: f.RemoteURL, LocalFile: f.LocalFile})
 	}
-	out.Job = j
-	out.Final, out.Action = st, bitsprov.ResultGone
-	out.Reason = GoneReason + e.State
-	r.Job, r.Outcome = out.Job, out
-	hr.setStep(e, r, StepGone, "", out.Reason)
-	fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
+	return j
 }
 
 // Finish marks the run finished in the ledger when every job on every

@@ -759,8 +759,10 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 			if r := res[0]; !r.Done || r.Step != StepGone || r.Err == nil || r.Err.Error() != reason || f.reqs.Load() != before {
 				t.Errorf("again: %+v, %d requests", r, f.reqs.Load()-before)
 			}
-			// ... and reports it as the ledger last saw it.
-			if d := cmp.Diff(&bitsprov.Job{JobID: id, DisplayName: "two", State: mustState(t, tc.state)}, res[0].Job); d != "" {
+			// ... and reports it as the ledger last saw it: the same job
+			// as when it was found gone (its files, the priority BITS
+			// gave it), not one without files in Foreground.
+			if d := cmp.Diff(wantJob, res[0].Job); d != "" {
 				t.Errorf("again: job (-want +got):\n%s", d)
 			}
 		})
