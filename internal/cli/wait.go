@@ -888,19 +888,16 @@ func emitItems(f *Factory, out *output, host string, items []jobItem) error {
 	return &exitError{code: worst(codes...), err: fmt.Errorf("%s: %d of %d jobs failed", host, len(codes), len(items))}
 }
 
-// ledgerJob is what the ledger knows of a job: its id, name and last
-// state seen.
+// ledgerJob is what the ledger knows of a job: its id, name, files,
+// priority and last state seen (the final one, after our Complete or
+// Cancel).
 func ledgerJob(e *fleet.Entry) *bitsprov.Job {
-	st, _ := bitsprov.ParseState(e.State)
+	j := e.RecordedJob()
 	switch e.Step {
 	case fleet.StepAcknowledged:
-		st = bitsprov.StateAcknowledged
+		j.State = bitsprov.StateAcknowledged
 	case fleet.StepCancelled:
-		st = bitsprov.StateCancelled
-	}
-	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files))}
-	for _, fr := range e.Request.Files {
-		j.Files = append(j.Files, bitsprov.File{RemoteURL: fr.RemoteURL, LocalFile: fr.LocalFile})
+		j.State = bitsprov.StateCancelled
 	}
 	return j
 }

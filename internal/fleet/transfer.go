@@ -190,7 +190,7 @@ func (t *Transfer) Host(ctx context.Context, c *Conn) ([]JobResult, error) {
 			if _, err := bitsprov.ParseState(e.State); err == nil && e.JobID != "" {
 				// The job as the ledger last saw it, for the record: the
 				// same job gone reported when the entry became final.
-				r.Job = recordedJob(e)
+				r.Job = e.RecordedJob()
 			}
 			if e.Error != "" {
 				r.Err = errors.New(e.Error)
@@ -550,7 +550,7 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 	if out == nil {
 		out = &bitsprov.Outcome{}
 	}
-	j := recordedJob(e)
+	j := e.RecordedJob()
 	st := j.State
 	out.Job = j
 	out.Final, out.Action = st, bitsprov.ResultGone
@@ -560,9 +560,10 @@ func (hr *hostRun) gone(e *Entry, r *JobResult, out *bitsprov.Outcome) {
 	fail(r, fmt.Errorf("job %s: %s", e.JobID, out.Reason))
 }
 
-// recordedJob is e's job as the ledger last saw it: its id, name, state,
-// files and priority.
-func recordedJob(e *Entry) *bitsprov.Job {
+// RecordedJob is e's job as the ledger last saw it: its id, name, last
+// state read, files and priority (Normal, BITS's default, when the
+// request set none).
+func (e *Entry) RecordedJob() *bitsprov.Job {
 	st, _ := bitsprov.ParseState(e.State)
 	// A request that set no priority got BITS's default, Normal.
 	j := &bitsprov.Job{JobID: e.JobID, DisplayName: e.Request.DisplayName, State: st, FilesTotal: uint32(len(e.Request.Files)), Priority: bitsprov.PriorityNormal}
