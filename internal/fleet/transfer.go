@@ -522,7 +522,7 @@ func (hr *hostRun) reachedAsRecorded(e *Entry, notFound error) error {
 	default:
 		return nil
 	}
-	return fmt.Errorf("job %s: %w; not recorded as finished, because %s", e.JobID, notFound, why)
+	return fmt.Errorf("job %s: %w; not recorded as finished, because %s (look for it as the run did, or drop the run with 'bitsremote ledger prune --unfinished')", e.JobID, notFound, why)
 }
 
 // setStep records e's step; the BITS state is st, or the last one read

@@ -863,7 +863,7 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 					return
 				}
 				if err == nil || !errors.Is(res[0].Err, bitsprov.ErrNotFound) || !strings.HasPrefix(err.Error(), "job "+id+": ") ||
-					!strings.HasSuffix(err.Error(), "; not recorded as finished, because "+tc.why) {
+					!strings.HasSuffix(err.Error(), "; not recorded as finished, because "+tc.why+" (look for it as the run did, or drop the run with 'bitsremote ledger prune --unfinished')") {
 					t.Errorf("Host: %v; want job %s's not-found error ending %q", err, id, tc.why)
 				}
 				if res[0].Step != tc.step || got[0].Step != tc.step || got[0].Error != "" {
