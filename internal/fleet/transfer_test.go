@@ -687,6 +687,41 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// vanished begins a run in a new ledger (at path) and records in it a
+	// job of the run at step with state (and endpoint record rec) that the
+	// host no longer has: created there from spec's options, then
+	// cancelled. o is the options as created (suspended).
+	type vanishedJob struct {
+		led   *Ledger
+		path  string
+		specs []JobSpec
+		run   *Run
+		o     bitsprov.CreateJobOptions
+		id    string
+	}
+	vanished := func(t *testing.T, step Step, state string, rec *HostRecord) vanishedJob {
+		t.Helper()
+		v := vanishedJob{specs: testSpecs(f, t.TempDir())[1:2]} // two files
+		v.led, v.path = openTestLedger(t)
+		var err error
+		if v.run, err = v.led.BeginRun("transfer", "fp", "", false); err != nil {
+			t.Fatal(err)
+		}
+		v.o = v.specs[0].Opts
+		v.o.Suspended = true
+		if v.id, err = c.Bits.CreateJob(ctx, v.o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Bits.Cancel(ctx, v.id); err != nil {
+			t.Fatal(err)
+		}
+		e := &Entry{RunID: v.run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: v.id, Step: step, State: state, Request: requestOf(v.specs[0].Opts), Endpoint: rec}
+		if err := v.led.Put(e); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
 	for _, tc := range []struct {
 		step  Step
 		state string
@@ -696,25 +731,8 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 		{StepLeft, "Error"},
 	} {
 		t.Run(string(tc.step), func(t *testing.T) {
-			led, _ := openTestLedger(t)
-			specs := testSpecs(f, t.TempDir())[1:2] // two files
-			run, err := led.BeginRun("transfer", "fp", "", false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := specs[0].Opts
-			o.Suspended = true
-			id, err := c.Bits.CreateJob(ctx, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Bits.Cancel(ctx, id); err != nil {
-				t.Fatal(err)
-			}
-			e := &Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: tc.step, State: tc.state, Request: requestOf(specs[0].Opts)}
-			if err := led.Put(e); err != nil {
-				t.Fatal(err)
-			}
+			v := vanished(t, tc.step, tc.state, nil)
+			led, specs, run, o, id := v.led, v.specs, v.run, v.o, v.id
 			creates, states := f.count(createAction), f.count(stateAction)
 			tr := &Transfer{Specs: specs, Ledger: led, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
 			res, err := tr.Host(ctx, c)
@@ -772,26 +790,10 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 	// result says both that the job is gone and that the ledger did not
 	// record it, so the next resume is no surprise.
 	t.Run("ledger write fails", func(t *testing.T) {
-		led, path := openTestLedger(t)
-		specs := testSpecs(f, t.TempDir())[1:2]
-		run, err := led.BeginRun("transfer", "fp", "", false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := specs[0].Opts
-		o.Suspended = true
-		id, err := c.Bits.CreateJob(ctx, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Bits.Cancel(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if err := led.Put(&Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: StepResumed, State: "Queued", Request: requestOf(o)}); err != nil {
-			t.Fatal(err)
-		}
-		led.Close()
-		ro, err := OpenLedgerReadOnly(path)
+		v := vanished(t, StepResumed, "Queued", nil)
+		specs, run, id := v.specs, v.run, v.id
+		v.led.Close()
+		ro, err := OpenLedgerReadOnly(v.path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -830,25 +832,8 @@ func TestTransferResumeVanishedJob(t *testing.T) {
 			{"other user, completing", &otherUser, StepCompleting, `the run authenticated as CORP\someone, and this command as ` + testUser + ", who may not see the run's jobs"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				led, _ := openTestLedger(t)
-				specs := testSpecs(f, t.TempDir())[1:2]
-				run, err := led.BeginRun("transfer", "fp", "", false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				o := specs[0].Opts
-				o.Suspended = true
-				id, err := c.Bits.CreateJob(ctx, o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Bits.Cancel(ctx, id); err != nil {
-					t.Fatal(err)
-				}
-				e := &Entry{RunID: run.ID, Host: c.Name, Marker: bitsprov.NewMarker(), JobID: id, Step: tc.step, State: "Suspended", Request: requestOf(specs[0].Opts), Endpoint: tc.rec}
-				if err := led.Put(e); err != nil {
-					t.Fatal(err)
-				}
+				v := vanished(t, tc.step, "Suspended", tc.rec)
+				led, specs, run, id := v.led, v.specs, v.run, v.id
 				creates := f.count(createAction)
 				tr := &Transfer{Specs: specs, Ledger: led, Run: run, Policy: bitsprov.Policy{Interval: 10 * time.Millisecond, Timeout: 10 * time.Second}}
 				res, err := tr.Host(ctx, c)
