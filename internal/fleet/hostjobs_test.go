@@ -89,12 +89,7 @@ func checkWhole(t *testing.T, r JobResult, name string) {
 // ones only the progress; jobs in progress are answered from it, partial,
 // and a job in a state the poller acts on is read whole with Get.
 func TestHostJobsReadsProgress(t *testing.T) {
-	f := newSimFleet(t, 1)
-	p := f.pool(t)
-	c, err := p.Conn(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, c := oneHost(t)
 	ctx := context.Background()
 	ids := createJobs(t, f, c, "a.bin", "b.bin", "missing.bin")
 	src := NewHostJobs(ctx, c.Bits, time.Nanosecond) // every call enumerates again
@@ -149,12 +144,7 @@ func TestHostJobsReadsProgress(t *testing.T) {
 // with the host's queue read by progress in between, and checks that
 // each result (and outcome) holds the whole job.
 func TestWaitRecordsWholeJobs(t *testing.T) {
-	f := newSimFleet(t, 1)
-	p := f.pool(t)
-	c, err := p.Conn(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, c := oneHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -250,12 +240,7 @@ func TestWaitRecordsWholeJobs(t *testing.T) {
 // cannot be reached records the last whole read with the newer progress
 // laid over it.
 func TestSettleHostDown(t *testing.T) {
-	f := newSimFleet(t, 1)
-	p := f.pool(t)
-	c, err := p.Conn(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, c := oneHost(t)
 	ctx := context.Background()
 	ids := createJobs(t, f, c, "a.bin", "b.bin")
 	src := NewHostJobs(ctx, c.Bits, time.Nanosecond)

@@ -67,6 +67,18 @@ func newSimFleet(t *testing.T, n int) *simFleet {
 	return f
 }
 
+// oneHost starts a fleet of one simulated host and returns it with the
+// host's connection (from a pool closed when the test ends).
+func oneHost(t *testing.T) (*simFleet, *Conn) {
+	t.Helper()
+	f := newSimFleet(t, 1)
+	c, err := f.pool(t).Conn(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, c
+}
+
 func (f *simFleet) pool(t *testing.T) *Pool {
 	var hs []Host
 	for _, h := range f.hosts {
@@ -437,12 +449,7 @@ func TestTransferCompletingResume(t *testing.T) {
 // host reads the queue with one enumeration per cycle instead of a Get
 // per job.
 func TestHostJobsSharesEnumeration(t *testing.T) {
-	f := newSimFleet(t, 1)
-	p := f.pool(t)
-	c, err := p.Conn(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, c := oneHost(t)
 	ctx := context.Background()
 	var ids []string
 	for i := range 5 {
@@ -679,14 +686,9 @@ func TestTransferAsyncThenResume(t *testing.T) {
 // created. A job id a user names (WaitJobs: an entry without a marker)
 // that the host does not know stays a not-found error.
 func TestTransferResumeVanishedJob(t *testing.T) {
-	f := newSimFleet(t, 1)
-	p := f.pool(t)
+	f, c := oneHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := p.Conn(0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// vanished begins a run in a new ledger (at path) and records in it a
 	// job of the run at step with state (and endpoint record rec) that the
 	// host no longer has: created there from spec's options, then
