@@ -17,11 +17,7 @@ func TestTransferResumeJobGone(t *testing.T) {
 	fs := newFileServer(t)
 	u, _ := fs.addRandom("gone.bin", 30_000)
 	h1, h2 := s.hosts[0].Host, s.hosts[1].Host
-	env := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + filepath.Join(t.TempDir(), "ledger.db")}
-	bitsremote := func(args ...string) result {
-		t.Helper()
-		return run(t, runSpec{args: args, env: env, secrets: s.secrets()})
-	}
+	bitsremote := s.withLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	args := []string{"transfer", u, filepath.Join(t.TempDir(), "gone.bin"), "-H", h1, "-H", h2, "-u", "admin", "-o", "jsonl", "--interval", "50ms", "--timeout", "60s"}
 	res := bitsremote(append(args, "--async")...)
 	wantCode(t, res, 0)

@@ -244,6 +244,18 @@ func (s *sim) run(t *testing.T, args ...string) result {
 	})
 }
 
+// withLedger returns a runner of bitsremote with the password in the
+// environment and the job ledger at ledger, for tests whose commands
+// (transfer, --resume, wait --run) share one ledger; the hosts are the
+// caller's arguments.
+func (s *sim) withLedger(t *testing.T, ledger string) func(args ...string) result {
+	env := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + ledger}
+	return func(args ...string) result {
+		t.Helper()
+		return run(t, runSpec{args: args, env: env, secrets: s.secrets()})
+	}
+}
+
 // secrets are the forms of the password that must never be printed: in
 // clear, and inside a Basic Authorization header.
 func (s *sim) secrets() []string {

@@ -25,11 +25,7 @@ func TestWaitRunAfterAsyncTransfer(t *testing.T) {
 	u, content := fs.addRandom("run.bin", 40_000)
 	h1, h2 := s.hosts[0].Host, s.hosts[1].Host
 	dest := filepath.Join(t.TempDir(), "run.bin")
-	env := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + filepath.Join(t.TempDir(), "ledger.db")}
-	bitsremote := func(args ...string) result {
-		t.Helper()
-		return run(t, runSpec{args: args, env: env, secrets: s.secrets()})
-	}
+	bitsremote := s.withLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 
 	res := bitsremote("transfer", u, dest, "--async", "-H", h1, "-H", h2, "-u", "admin", "-o", "jsonl")
 	wantCode(t, res, 0)
@@ -138,11 +134,7 @@ func TestWaitRunInventoryHostWithoutInventory(t *testing.T) {
 		t.Fatal(err)
 	}
 	ledger := filepath.Join(dir, "ledger.db")
-	env := []string{"BITSREMOTE_PASSWORD=" + s.password, "BITSREMOTE_LEDGER=" + ledger}
-	bitsremote := func(args ...string) result {
-		t.Helper()
-		return run(t, runSpec{args: args, env: env, secrets: s.secrets()})
-	}
+	bitsremote := s.withLedger(t, ledger)
 	flags := []string{"-u", "admin", "--auth", "basic", "--encryption", "never"}
 	dest := filepath.Join(dir, "inv.bin")
 	res := bitsremote(append([]string{"transfer", u, dest, "--async", "--inventory", inv, "-o", "jsonl"}, flags...)...)
