@@ -508,32 +508,44 @@ func waitManyRun(ctx context.Context, opts *WaitOptions) error {
 		for i, id := range ids {
 			entries[i] = &fleet.Entry{Host: host, Index: i, JobID: id, Step: fleet.StepResumed}
 		}
-		start := f.Clock.Now()
-		var mu sync.Mutex
-		ended := make([]time.Duration, len(ids))
-		tr := &fleet.Transfer{Policy: pol,
-			OnProgress: func(host string, index int, j *bitsprov.Job) {
-				notes.answered(host)
-				prog.update(host, index, j)
-			},
-			OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) },
-			OnJob: func(r fleet.JobResult) {
-				mu.Lock()
-				ended[r.Index] = f.Clock.Now().Sub(start)
-				mu.Unlock()
-				_, err := waitedJob(ctx, host, r, 0)
-				prog.jobDone(host, r.Index, r.Job, err)
-			},
-		}
+		tr, ended := f.followJobs(ctx, pol, notes, prog, host, host)
 		res := tr.WaitEntries(ctx, c, entries)
 		return emitJobs(f, out, host, res, func(r fleet.JobResult) (jobRecord, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return waitedJob(ctx, host, r, ended[r.Index])
+			return waitedJob(ctx, host, r, ended(r.Index))
 		})
 	})
 	prog.close()
 	return flushWith(out, renderWaitJobs, err)
+}
+
+// followJobs is the Transfer that waits for one host's jobs in wait (by
+// id, or a ledger run's): progress lines and unreachable notes as jobs
+// are read, each job's line closed as its result comes (its record named
+// name, its line on the board boardName). ended tells how long after now
+// the job of an index ended, for its record.
+func (f *Factory) followJobs(ctx context.Context, pol bitsprov.Policy, notes *unreachableNotes, prog *jobsProgress, name, boardName string) (tr *fleet.Transfer, ended func(index int) time.Duration) {
+	start := f.Clock.Now()
+	var mu sync.Mutex
+	at := map[int]time.Duration{}
+	tr = &fleet.Transfer{Policy: pol,
+		OnProgress: func(host string, index int, j *bitsprov.Job) {
+			notes.answered(host)
+			prog.update(host, index, j)
+		},
+		OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) },
+		OnJob: func(r fleet.JobResult) {
+			mu.Lock()
+			at[r.Index] = f.Clock.Now().Sub(start)
+			mu.Unlock()
+			_, err := waitedJob(ctx, name, r, 0)
+			prog.jobDone(boardName, r.Index, r.Job, err)
+		},
+	}
+	return tr, func(index int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return at[index]
+	}
 }
 
 // emitJobs prints a host's job records in order and reports each failed
@@ -760,27 +772,10 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 		}
 		_, sum = pool.Run(ctx, fo, func(ctx context.Context, c *fleet.Conn) error {
 			rh := byPool[c.Name]
-			start := f.Clock.Now()
-			var emu sync.Mutex
-			ended := map[int]time.Duration{}
-			tr := &fleet.Transfer{Ledger: led, Run: run, Policy: pol,
-				OnProgress: func(host string, index int, j *bitsprov.Job) {
-					notes.answered(host)
-					prog.update(host, index, j)
-				},
-				OnRetry: func(host string, _ int, id string, err error) { notes.failed(host, id, err) },
-				OnJob: func(r fleet.JobResult) {
-					emu.Lock()
-					ended[r.Index] = f.Clock.Now().Sub(start)
-					emu.Unlock()
-					_, err := waitedJob(ctx, rh.name, r, 0)
-					prog.jobDone(c.Name, r.Index, r.Job, err)
-				},
-			}
+			tr, ended := f.followJobs(ctx, pol, notes, prog, rh.name, c.Name)
+			tr.Ledger, tr.Run = led, run
 			res := tr.WaitEntries(ctx, c, rh.open)
-			emu.Lock()
-			items := runItems(rh, res, func(r fleet.JobResult) (jobRecord, error) { return waitedJob(ctx, rh.name, r, ended[r.Index]) })
-			emu.Unlock()
+			items := runItems(rh, res, func(r fleet.JobResult) (jobRecord, error) { return waitedJob(ctx, rh.name, r, ended(r.Index)) })
 			tally.add(items)
 			return explain(c.WSMan, emitItems(f, out, rh.name, items))
 		})
