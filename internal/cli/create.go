@@ -242,21 +242,11 @@ func (f *Factory) checkSecretsProtected() error {
 		return err
 	}
 	for _, ep := range eps {
-		if strings.HasPrefix(ep.URL, "https://") {
+		if ep.https() {
 			continue
 		}
 		// An inventory may set the host's own transport and encryption.
-		auth, enc := cfg.Auth, cfg.Encryption
-		if ep.host.Auth != "" {
-			if a, err := transport.ParseAuth(ep.host.Auth); err == nil {
-				auth = a
-			}
-		}
-		if ep.host.Encryption != "" {
-			if e, err := transport.ParseEncryption(ep.host.Encryption); err == nil {
-				enc = e
-			}
-		}
+		auth, enc := ep.settings(cfg)
 		sealed := (auth == transport.AuthNTLM || auth == transport.AuthKerberos) && enc != transport.EncryptionNever
 		if !sealed {
 			return usageErrorf("%s: refusing to send a job password over http:// without message encryption (use --https, or --auth ntlm without --encryption never)", ep.Name)

@@ -235,13 +235,7 @@ func operationTimeout(d time.Duration) time.Duration {
 func checkCertificateHTTPS(cfg transport.Config, eps []Endpoint) error {
 	var plain []string
 	for _, ep := range eps {
-		auth := cfg.Auth
-		if ep.host.Auth != "" {
-			if a, err := transport.ParseAuth(ep.host.Auth); err == nil {
-				auth = a
-			}
-		}
-		if auth == transport.AuthCertificate && !strings.HasPrefix(strings.ToLower(ep.URL), "https://") {
+		if auth, _ := ep.settings(cfg); auth == transport.AuthCertificate && !ep.https() {
 			plain = append(plain, ep.Name)
 		}
 	}

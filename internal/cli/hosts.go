@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/bitsremote/bitsremote/internal/fleet"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
 // Endpoint is one host to talk to: the name used in output and errors and
@@ -26,4 +29,26 @@ func parseHost(spec string, defaultPort int, https bool) (Endpoint, error) {
 	}
 	name, url := h.Endpoint(defaultPort, https)
 	return Endpoint{Name: name, URL: url, host: h}, nil
+}
+
+// https reports whether ep is reached over TLS.
+func (ep Endpoint) https() bool { return strings.HasPrefix(strings.ToLower(ep.URL), "https://") }
+
+// settings are the auth and encryption ep is reached with: the host's own
+// (an inventory's ansible_winrm_transport and message_encryption, a
+// ledger's record) over cfg's, the command line's. A host setting that
+// does not parse is left to the transport, which refuses it by name.
+func (ep Endpoint) settings(cfg transport.Config) (transport.Auth, transport.Encryption) {
+	auth, enc := cfg.Auth, cfg.Encryption
+	if ep.host.Auth != "" {
+		if a, err := transport.ParseAuth(ep.host.Auth); err == nil {
+			auth = a
+		}
+	}
+	if ep.host.Encryption != "" {
+		if e, err := transport.ParseEncryption(ep.host.Encryption); err == nil {
+			enc = e
+		}
+	}
+	return auth, enc
 }
