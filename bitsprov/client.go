@@ -958,11 +958,7 @@ func (c *Client) Job(ctx context.Context, jobID string) (*Job, error) {
 	var j *Job
 	var derr error
 	err := c.WSMan.GetView(ctx, ResourceURI, jobSelector(jobID), func(v wsman.ItemView) error {
-		if v.Item != nil {
-			j, derr = JobFromInstance(v.Item.Instance)
-		} else {
-			j, derr = JobFromView(v.Object)
-		}
+		j, derr = JobFromItemView(v)
 		return nil
 	})
 	if err != nil {

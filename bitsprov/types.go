@@ -574,6 +574,20 @@ func JobFromView(o wsman.ObjectView) (*Job, error) {
 	return &blk.job, nil
 }
 
+// JobFromItemView decodes the job of an item of wsman's EnumerateViews or
+// GetView: from the view when the reply was viewed (JobFromView), else
+// from the Instance the reply was read into (JobFromInstance). An item
+// with neither (an endpoint reference alone) gives no job and no error.
+func JobFromItemView(v wsman.ItemView) (*Job, error) {
+	switch {
+	case v.Object.Valid():
+		return JobFromView(v.Object)
+	case v.Item != nil && v.Item.Instance != nil:
+		return JobFromInstance(v.Item.Instance)
+	}
+	return nil, nil
+}
+
 // filesFromView decodes the Files property (present) indexed in p from
 // its elements, as decodeJobInstance does from its Values.
 func (blk *jobBlock) filesFromView(p *fieldIndex) error {

@@ -45,19 +45,13 @@ func enumerateFullJobs(ctx context.Context, w *wsman.Client) (map[string]*bitspr
 		if err != nil {
 			return nil, fmt.Errorf("enumerate jobs: %w", err)
 		}
-		var j *bitsprov.Job
-		switch {
-		case v.Object.Valid():
-			j, err = bitsprov.JobFromView(v.Object)
-		case v.Item != nil && v.Item.Instance != nil:
-			j, err = bitsprov.JobFromInstance(v.Item.Instance)
-		default:
-			continue
-		}
+		j, err := bitsprov.JobFromItemView(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: enumerate jobs: %w", w.Host, err)
 		}
-		jobs[strings.ToUpper(j.JobID)] = j
+		if j != nil {
+			jobs[strings.ToUpper(j.JobID)] = j
+		}
 	}
 	return jobs, nil
 }
