@@ -1,0 +1,62 @@
+package krbtest_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/bitsremote/bitsremote/internal/krbtest"
+)
+
+// TestRealm gets tickets from the KDC two ways, with a password through
+// gokrb5 and with MIT's kinit, and checks that the service key in the
+// keytab decrypts the service ticket: what a Kerberos test relies on.
+func TestRealm(t *testing.T) {
+	r := krbtest.Start(t)
+	kt := r.AddService(t, "HTTP/localhost")
+	cfg, err := config.Load(r.Krb5Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client.NewWithPassword(krbtest.User, r.Name, krbtest.Password, cfg, client.DisablePAFXFAST(true))
+	defer cl.Destroy()
+	if err := cl.Login(); err != nil {
+		t.Fatalf("login with the password: %v", err)
+	}
+	tkt, _, err := cl.GetServiceTicket("HTTP/localhost")
+	if err != nil {
+		t.Fatalf("service ticket: %v", err)
+	}
+	b, err := os.ReadFile(kt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ktab := keytab.New()
+	if err := ktab.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tkt.DecryptEncPart(ktab, nil); err != nil {
+		t.Fatalf("the keytab does not decrypt the service ticket: %v", err)
+	}
+	if got := tkt.DecryptedEncPart.CName.PrincipalNameString(); got != krbtest.User {
+		t.Errorf("ticket client %q, want %q", got, krbtest.User)
+	}
+
+	bad := client.NewWithPassword(krbtest.User, r.Name, "wrong", cfg, client.DisablePAFXFAST(true))
+	defer bad.Destroy()
+	if err := bad.Login(); err == nil {
+		t.Error("login with a wrong password succeeded")
+	}
+
+	cc, err := credentials.LoadCCache(r.Kinit(t, krbtest.User, krbtest.Password))
+	if err != nil {
+		t.Fatalf("kinit's cache: %v", err)
+	}
+	if got := cc.DefaultPrincipal.PrincipalName.PrincipalNameString(); got != krbtest.User {
+		t.Errorf("cache principal %q, want %q", got, krbtest.User)
+	}
+}
