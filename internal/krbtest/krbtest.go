@@ -185,10 +185,13 @@ func start(tb testing.TB) (*Realm, error) {
 	return r, nil
 }
 
-// AddUser adds a user principal (name@realm) with a password.
+// AddUser adds a user principal (name@realm) with a password. It requires
+// pre-authentication, as Active Directory does by default, so that a wrong
+// password gets KDC_ERR_PREAUTH_FAILED as it would from a domain
+// controller.
 func (r *Realm) AddUser(tb testing.TB, name, password string) {
 	tb.Helper()
-	r.admin(tb, fmt.Sprintf("addprinc -pw %s %s", password, name))
+	r.admin(tb, fmt.Sprintf("addprinc +requires_preauth -pw %s %s", password, name))
 }
 
 // AddService adds a service principal such as "HTTP/localhost" with a

@@ -27,6 +27,10 @@ type httpPost struct {
 	authorization string
 	// httpsOnly refuses http:// endpoints (certificate auth).
 	httpsOnly bool
+	// authorize, when set, makes the Authorization header of each request
+	// that is not anonymous (Kerberos: a new token per request). An error
+	// fails the request before anything is sent.
+	authorize func(endpoint) (string, error)
 	name      string
 }
 
@@ -82,7 +86,15 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	if p.httpsOnly && !ep.https {
 		return nil, &notSentError{fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, ep.hostHeader)}
 	}
-	if !req.Anonymous && p.authorization != "" {
+	switch {
+	case req.Anonymous:
+	case p.authorize != nil:
+		a, err := p.authorize(ep)
+		if err != nil {
+			return nil, &notSentError{err}
+		}
+		hdrs = append(hdrs, header{"Authorization", a})
+	case p.authorization != "":
 		hdrs = append(hdrs, header{"Authorization", p.authorization})
 	}
 	return p.pool.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)

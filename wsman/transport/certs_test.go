@@ -67,7 +67,7 @@ func newTestPKI(t *testing.T) *testPKI {
 		}
 		return der, key
 	}
-	srvDER, srvKey := issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"wsman.test"})
+	srvDER, srvKey := issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"wsman.test", "localhost"})
 	cliDER, cliKey := issue(3, "operator", x509.ExtKeyUsageClientAuth, nil, nil)
 
 	p := &testPKI{

@@ -84,7 +84,18 @@ type Config struct {
 	// Password is never logged, recorded or put in an error.
 	Password string
 	// Encryption applies to NTLM only; Basic and certificate auth cannot seal.
+	// Kerberos cannot either, so it needs https:// unless this is Never.
 	Encryption Encryption
+
+	// Krb5Conf is the Kerberos configuration file (Kerberos auth; "" means
+	// $KRB5_CONFIG, then DefaultKrb5Conf).
+	Krb5Conf string
+	// KrbCCache is the ticket cache used when there is no Password
+	// (Kerberos auth; "" means $KRB5CCNAME, then /tmp/krb5cc_<uid>).
+	KrbCCache string
+	// SPN is the service principal to ask tickets for (Kerberos auth; ""
+	// means HTTP/<host of the endpoint URL>, as WinRM registers).
+	SPN string
 
 	// CAFile is a PEM bundle of CAs to trust instead of the system pool.
 	CAFile string

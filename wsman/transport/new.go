@@ -8,10 +8,6 @@ import (
 	"sync"
 )
 
-// ErrKerberosUnsupported is returned by New for AuthKerberos until the
-// Kerberos transport exists.
-var ErrKerberosUnsupported = errors.New("kerberos authentication is not supported yet: use ntlm (sealed over http, or over https) or certificate auth")
-
 // New builds the Transport that cfg describes:
 //
 //   - Basic, certificate and none: NewBasic, NewCertificate, or a transport
@@ -21,7 +17,7 @@ var ErrKerberosUnsupported = errors.New("kerberos authentication is not supporte
 //     With Auto: sealed (NewNTLMEncrypted) for http:// endpoints and plain
 //     NTLM for https:// ones, chosen per request URL; each is built on first
 //     use.
-//   - Kerberos: ErrKerberosUnsupported for now.
+//   - Kerberos: NewKerberos, over https:// (or http:// with Never).
 func New(cfg Config) (Transport, error) {
 	switch cfg.Auth {
 	case AuthBasic:
@@ -31,7 +27,7 @@ func New(cfg Config) (Transport, error) {
 	case AuthNone:
 		return newAnonymous(cfg)
 	case AuthKerberos:
-		return nil, ErrKerberosUnsupported
+		return NewKerberos(cfg)
 	case AuthNTLM:
 		switch cfg.Encryption {
 		case EncryptionNever:

@@ -1,0 +1,309 @@
+package transport
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/gssapi"
+	"github.com/jcmturner/gokrb5/v8/spnego"
+)
+
+// DefaultKrb5Conf is where the Kerberos configuration is read when neither
+// Config.Krb5Conf nor $KRB5_CONFIG names one, as MIT's tools do.
+const DefaultKrb5Conf = "/etc/krb5.conf"
+
+// ErrKerberosNeedsHTTPS is returned, before anything is sent, for a
+// Kerberos request to an http:// endpoint unless Encryption is Never:
+// WinRM over http needs message encryption, and gokrb5's GSS Wrap cannot
+// seal (go-deps.md §7), so the body would cross the network in clear or
+// be refused by a host with the default AllowUnencrypted=false.
+var ErrKerberosNeedsHTTPS = errors.New("kerberos over http:// would need Kerberos message encryption, which bitsremote does not do: use https (port 5986), or --encryption never for a host that allows unencrypted traffic")
+
+// NewKerberos returns a Transport that authenticates every request with a
+// Kerberos service ticket for the endpoint's SPN (Config.SPN, or
+// HTTP/<host>), in an SPNEGO token on an Authorization: Negotiate header,
+// as PowerShell and pywinrm do. Credentials are cfg.Password for
+// cfg.User ("user" in the default realm, or "user@REALM"), or without a
+// password the ticket cache (Config.KrbCCache, $KRB5CCNAME, then MIT's
+// /tmp/krb5cc_<uid>) that kinit filled.
+//
+// One login serves every transport of the process with the same
+// credentials (see kerberosLogin), so a fleet asks the KDC for one TGT and
+// one service ticket per host, and a wrong password is tried once, not
+// once per host: Active Directory locks accounts after a few bad
+// attempts.
+//
+// It runs over https://; http:// is refused with ErrKerberosNeedsHTTPS
+// unless cfg.Encryption is Never.
+func NewKerberos(cfg Config) (Transport, error) {
+	if cfg.Encryption == EncryptionAlways {
+		return nil, fmt.Errorf("kerberos auth: --encryption always: %w", ErrKerberosNeedsHTTPS)
+	}
+	creds, err := kerberosCredentials(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kerberos auth: %w", err)
+	}
+	p, err := newHTTPPost(cfg, "kerberos", "", false)
+	if err != nil {
+		return nil, err
+	}
+	k := &kerberosTransport{creds: creds, spn: cfg.SPN, allowHTTP: cfg.Encryption == EncryptionNever}
+	p.authorize = k.authorize
+	return p, nil
+}
+
+// kerberosTransport makes the Authorization header of each request.
+type kerberosTransport struct {
+	creds     kerberosCreds
+	spn       string
+	allowHTTP bool
+}
+
+// authorize returns "Negotiate <SPNEGO NegTokenInit with an AP-REQ>" for
+// ep. A token is made per request (a new authenticator; the service
+// ticket comes from the client's cache), which Windows accepts on any
+// connection, so no request depends on how long the host keeps a
+// connection's authentication.
+func (k *kerberosTransport) authorize(ep endpoint) (string, error) {
+	if !ep.https && !k.allowHTTP {
+		return "", fmt.Errorf("kerberos to %s: %w", ep.hostHeader, ErrKerberosNeedsHTTPS)
+	}
+	spn := k.spn
+	if spn == "" {
+		spn = "HTTP/" + strings.ToLower(ep.u.Hostname())
+	}
+	cl, err := kerberosLogin(k.creds)
+	if err != nil {
+		return "", fmt.Errorf("kerberos login (%s): %w", k.creds, err)
+	}
+	// The ticket first, outside tokenMu: a KDC exchange for one host must
+	// not hold up the tokens of the others. InitSecContext then finds it
+	// in the client's cache.
+	if _, _, err := cl.GetServiceTicket(spn); err != nil {
+		return "", fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
+	}
+	tok, err := newSecContext(cl, spn)
+	if err != nil {
+		return "", fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
+	}
+	b, err := tok.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("kerberos token for %s: %w", spn, err)
+	}
+	return "Negotiate " + base64.StdEncoding.EncodeToString(b), nil
+}
+
+var (
+	tokenMu   sync.Mutex
+	lastMicro int64
+)
+
+// newSecContext makes an SPNEGO token whose authenticator's time (ctime,
+// cusec) no other token of this process has: a Kerberos acceptor's replay
+// cache (Windows', MIT's, gokrb5's) refuses a second authenticator from
+// the same client with the same time, and concurrent requests could
+// otherwise make two in one microsecond.
+func newSecContext(cl *client.Client, spn string) (gssapi.ContextToken, error) {
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	for time.Now().UnixMicro() <= lastMicro {
+		runtime.Gosched()
+	}
+	tok, err := spnego.SPNEGOClient(cl, spn).InitSecContext()
+	lastMicro = time.Now().UnixMicro()
+	return tok, err
+}
+
+// kerberosCreds are what a login needs, resolved once from the Config
+// and the environment.
+type kerberosCreds struct {
+	conf     string // krb5.conf path
+	ccache   string // ticket cache path, when there is no password
+	user     string // user name without the realm ("" from a cache)
+	realm    string // "" for the default realm
+	password string
+}
+
+// String names the credentials in errors: the principal, or the cache.
+func (c kerberosCreds) String() string {
+	if c.password != "" {
+		return c.user + "@" + c.realm + " with a password"
+	}
+	return "ticket cache " + c.ccache
+}
+
+// key identifies the credentials in the login cache without holding the
+// password itself.
+func (c kerberosCreds) key() string {
+	h := sha256.Sum256([]byte(c.password))
+	return strings.Join([]string{c.conf, c.ccache, c.user, c.realm, base64.RawStdEncoding.EncodeToString(h[:])}, "\x00")
+}
+
+func kerberosCredentials(cfg Config) (kerberosCreds, error) {
+	c := kerberosCreds{conf: cfg.Krb5Conf, password: cfg.Password}
+	if c.conf == "" {
+		c.conf = os.Getenv("KRB5_CONFIG")
+	}
+	if c.conf == "" {
+		c.conf = DefaultKrb5Conf
+	}
+	if i := strings.IndexByte(c.conf, ':'); i >= 0 {
+		// KRB5_CONFIG may list several files; gokrb5 reads one.
+		c.conf = c.conf[:i]
+	}
+	user := cfg.User
+	if strings.Contains(user, `\`) {
+		return c, fmt.Errorf(`user %q: give a Kerberos principal, user or user@REALM, not DOMAIN\user (a NetBIOS domain is not always the realm)`, user)
+	}
+	if u, realm, ok := strings.Cut(user, "@"); ok {
+		if u == "" || realm == "" {
+			return c, fmt.Errorf("user %q: want user or user@REALM", user)
+		}
+		// Realms are upper case in Active Directory and MIT alike; a
+		// user typing the DNS domain in lower case means the same one.
+		user, c.realm = u, strings.ToUpper(realm)
+	}
+	c.user = user
+	if c.password != "" {
+		if c.user == "" {
+			return c, errors.New("a user name is required with a password")
+		}
+		if c.realm == "" {
+			conf, err := config.Load(c.conf)
+			if err != nil {
+				return c, fmt.Errorf("read the Kerberos configuration %s: %w", c.conf, err)
+			}
+			if c.realm = conf.LibDefaults.DefaultRealm; c.realm == "" {
+				return c, fmt.Errorf("user %q has no realm and %s sets no default_realm: give user@REALM", user, c.conf)
+			}
+		}
+		return c, nil
+	}
+	cc := cfg.KrbCCache
+	if cc == "" {
+		cc = os.Getenv("KRB5CCNAME")
+	}
+	if cc == "" {
+		cc = fmt.Sprintf("/tmp/krb5cc_%d", os.Getuid())
+	}
+	if kind, path, ok := strings.Cut(cc, ":"); ok {
+		if !strings.EqualFold(kind, "FILE") {
+			return c, fmt.Errorf("ticket cache %q: only FILE: caches can be read (run kinit -c FILE:/path, or give a password)", cc)
+		}
+		cc = path
+	}
+	c.ccache = cc
+	return c, nil
+}
+
+var (
+	loginMu sync.Mutex
+	logins  = map[string]*loginEntry{}
+)
+
+type loginEntry struct {
+	once sync.Once
+	cl   *client.Client
+	err  error
+}
+
+// kerberosLogin returns a logged-in client for creds, shared by every
+// transport of the process with the same credentials. A refusal by the
+// KDC is kept (it would only be refused again, counting against the
+// account's lockout); a failure to reach the KDC is not, so that a later
+// request tries again.
+func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
+	loginMu.Lock()
+	e := logins[creds.key()]
+	if e == nil {
+		e = &loginEntry{}
+		logins[creds.key()] = e
+	}
+	loginMu.Unlock()
+	e.once.Do(func() { e.cl, e.err = newKerberosClient(creds) })
+	if e.err != nil {
+		if errors.Is(e.err, ErrKDCUnreachable) {
+			loginMu.Lock()
+			if logins[creds.key()] == e {
+				delete(logins, creds.key())
+			}
+			loginMu.Unlock()
+		}
+		return nil, e.err
+	}
+	// A client from a password logs in again when its TGT expires; one
+	// from a cache cannot, and says so here.
+	if err := e.cl.AffirmLogin(); err != nil {
+		return nil, kdcError(err, "")
+	}
+	return e.cl, nil
+}
+
+func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
+	conf, err := config.Load(creds.conf)
+	if err != nil {
+		return nil, fmt.Errorf("read the Kerberos configuration %s: %w", creds.conf, err)
+	}
+	// FAST armoring needs a host key the client does not have; Windows
+	// does not require it.
+	settings := client.DisablePAFXFAST(true)
+	if creds.password != "" {
+		cl := client.NewWithPassword(creds.user, creds.realm, creds.password, conf, settings)
+		if err := cl.Login(); err != nil {
+			return nil, kdcError(err, "")
+		}
+		return cl, nil
+	}
+	cc, err := credentials.LoadCCache(creds.ccache)
+	if err != nil {
+		return nil, fmt.Errorf("no password was given and the ticket cache %s cannot be read (run kinit first): %w", creds.ccache, err)
+	}
+	if creds.user != "" {
+		got := cc.DefaultPrincipal.PrincipalName.PrincipalNameString()
+		if !strings.EqualFold(got, creds.user) || (creds.realm != "" && !strings.EqualFold(cc.DefaultPrincipal.Realm, creds.realm)) {
+			return nil, fmt.Errorf("the ticket cache %s holds %s@%s, not the user asked for: %w", creds.ccache, got, cc.DefaultPrincipal.Realm, ErrAuthentication)
+		}
+	}
+	cl, err := client.NewFromCCache(cc, conf, settings)
+	if err != nil {
+		return nil, fmt.Errorf("ticket cache %s: %w", creds.ccache, err)
+	}
+	return cl, nil
+}
+
+// ErrKDCUnreachable marks a Kerberos login or ticket request that failed
+// because no KDC of the realm answered: a connection failure, not a
+// refusal of the credentials.
+var ErrKDCUnreachable = errors.New("no KDC of the realm could be reached")
+
+// kdcError classifies a gokrb5 error, which carries the KDC's error code
+// only in its text: a refusal of the credentials or of the SPN wraps
+// ErrAuthentication (exit 3), no KDC reached wraps ErrKDCUnreachable.
+func kdcError(err error, spn string) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "KDC_ERR_S_PRINCIPAL_UNKNOWN"):
+		return fmt.Errorf("the KDC does not know the service principal %s (use the host's DNS name as registered in the domain, not an address or alias, or set the SPN): %w: %w", spn, ErrAuthentication, err)
+	case strings.Contains(msg, "KDC_ERR_PREAUTH_FAILED"), strings.Contains(msg, "KDC_ERR_C_PRINCIPAL_UNKNOWN"),
+		strings.Contains(msg, "KDC_ERR_CLIENT_REVOKED"), strings.Contains(msg, "KDC_ERR_KEY_EXPIRED"),
+		strings.Contains(msg, "KRB_AP_ERR_TKT_EXPIRED"), strings.Contains(msg, "no valid existing session"),
+		strings.Contains(msg, "KDC_ERR_POLICY"), strings.Contains(msg, "KDC_ERR_ETYPE_NOSUPP"),
+		// A KDC that does not require pre-authentication answers a wrong
+		// password with an AS-REP the client cannot decrypt.
+		strings.Contains(msg, "client password/keytab incorrect"):
+		return fmt.Errorf("%w: %w", ErrAuthentication, err)
+	case strings.Contains(msg, "Networking_Error"):
+		return fmt.Errorf("%w: %w", ErrKDCUnreachable, err)
+	}
+	return err
+}

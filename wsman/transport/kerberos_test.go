@@ -1,0 +1,422 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/service"
+	"github.com/jcmturner/gokrb5/v8/spnego"
+
+	"github.com/bitsremote/bitsremote/internal/krbtest"
+	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
+)
+
+// krbServer is a WinRM-like endpoint that accepts Kerberos with gokrb5's
+// acceptor and the service keytab, and answers "user=<principal>
+// body=<request body>". It records every Authorization header.
+type krbServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	auths []string
+	users []string
+}
+
+// gokrb5 puts the acceptor's result in the context under this key.
+const gokrb5Credentials = "github.com/jcmturner/gokrb5/v8/ctxCredentials"
+
+func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *krbServer {
+	t.Helper()
+	b, err := os.ReadFile(keytabPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt := keytab.New()
+	if err := kt.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	ks := &krbServer{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		authz := r.Header.Get("Authorization")
+		ks.mu.Lock()
+		ks.auths = append(ks.auths, authz)
+		ks.mu.Unlock()
+		scheme, b64, _ := strings.Cut(authz, " ")
+		tok, err := base64.StdEncoding.DecodeString(b64)
+		var st spnego.SPNEGOToken
+		if scheme != "Negotiate" || err != nil || st.Unmarshal(tok) != nil {
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		ok, ctx, status := spnego.SPNEGOService(kt, service.DecodePAC(false)).AcceptSecContext(&st)
+		if !ok {
+			t.Logf("acceptor: %v", status)
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		id := ctx.Value(gokrb5Credentials).(*credentials.Credentials)
+		user := id.UserName() + "@" + id.Domain()
+		ks.mu.Lock()
+		ks.users = append(ks.users, user)
+		ks.mu.Unlock()
+		fmt.Fprintf(w, "user=%s body=%s", user, body)
+	})
+	if https {
+		ks.Server = newTLSServer(t, pki, h, tls.NoClientCert)
+	} else {
+		ks.Server = httptest.NewServer(h)
+		t.Cleanup(ks.Close)
+	}
+	return ks
+}
+
+func (ks *krbServer) seen() (auths, users []string) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return append([]string(nil), ks.auths...), append([]string(nil), ks.users...)
+}
+
+// localURL is the server's URL with localhost for 127.0.0.1, so that the
+// SPN is HTTP/localhost.
+func localURL(ks *krbServer) string {
+	return strings.Replace(ks.URL, "127.0.0.1", "localhost", 1) + "/wsman"
+}
+
+// kdcRequests counts the AS and TGS requests the KDC has logged. A
+// password login is two AS requests: one refused for lack of
+// pre-authentication (NEEDED_PREAUTH), then the one answered.
+func kdcRequests(t *testing.T, r *krbtest.Realm) (as, tgs int) {
+	t.Helper()
+	b, err := os.ReadFile(r.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "AS_REQ"), strings.Count(string(b), "TGS_REQ")
+}
+
+func krbConfig(r *krbtest.Realm, pki *testPKI) Config {
+	return Config{Auth: AuthKerberos, User: krbtest.User, Password: krbtest.Password, Krb5Conf: r.Krb5Conf, CAFile: pki.CAFile}
+}
+
+func TestKerberosPassword(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	as0, tgs0 := kdcRequests(t, r)
+
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	for i := range 3 {
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: fmt.Appendf(nil, "<get%d/>", i)})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		want := fmt.Sprintf("user=%s@%s body=<get%d/>", krbtest.User, r.Name, i)
+		if resp.StatusCode != 200 || string(resp.Body) != want {
+			t.Fatalf("request %d: HTTP %d %q, want 200 %q", i, resp.StatusCode, resp.Body, want)
+		}
+	}
+	auths, _ := ks.seen()
+	if len(auths) != 3 || auths[0] == auths[1] || auths[1] == auths[2] {
+		t.Errorf("Authorization headers %d, want 3 distinct tokens (a new authenticator per request)", len(auths))
+	}
+	for _, a := range auths {
+		if !strings.HasPrefix(a, "Negotiate ") {
+			t.Errorf("Authorization %.20q..., want Negotiate", a)
+		}
+	}
+	// A second transport with the same credentials (another host of a
+	// fleet) logs in no more: one TGT, one service ticket for the SPN.
+	tr2, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr2)
+	if _, err := tr2.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
+	as, tgs := kdcRequests(t, r)
+	if as-as0 != 2 || tgs-tgs0 != 1 {
+		t.Errorf("KDC saw %d AS and %d TGS requests for 4 requests with one password, want 2 (one login) and 1", as-as0, tgs-tgs0)
+	}
+}
+
+func TestKerberosTicketCache(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	cc := r.Kinit(t, krbtest.User, krbtest.Password)
+
+	for _, tc := range []struct {
+		name   string
+		user   string
+		ccache string
+		env    string
+	}{
+		{name: "KrbCCache", ccache: cc},
+		{name: "FILE: prefix", ccache: "FILE:" + cc},
+		{name: "KRB5CCNAME", env: "FILE:" + cc},
+		{name: "user matches the cache", user: krbtest.User + "@" + strings.ToLower(r.Name), ccache: cc},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("KRB5CCNAME", tc.env)
+			}
+			tr, err := New(Config{Auth: AuthKerberos, User: tc.user, Krb5Conf: r.Krb5Conf, KrbCCache: tc.ccache, CAFile: pki.CAFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; string(resp.Body) != want {
+				t.Errorf("got %q, want %q", resp.Body, want)
+			}
+		})
+	}
+
+	t.Run("another user's cache", func(t *testing.T) {
+		tr, err := New(Config{Auth: AuthKerberos, User: "someoneelse", Krb5Conf: r.Krb5Conf, KrbCCache: cc, CAFile: pki.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+		want := fmt.Sprintf("kerberos login (ticket cache %s): the ticket cache %s holds %s@%s, not the user asked for: %v", cc, cc, krbtest.User, r.Name, ErrAuthentication)
+		if err == nil || err.Error() != want || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("got %v, want %q (ErrAuthentication, ErrNotSent)", err, want)
+		}
+	})
+}
+
+// TestKerberosRefused: what the KDC refuses fails before anything is
+// sent, as an authentication error, without the password; a refused
+// password is not tried again by another transport (account lockout).
+func TestKerberosRefused(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	const wrong = "Wr0ng-Passw0rd!"
+
+	cfg := krbConfig(r, pki)
+	cfg.Password = wrong
+	as0, _ := kdcRequests(t, r)
+	for i := range 2 {
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+		if err == nil || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("transport %d: got %v, want ErrAuthentication and ErrNotSent", i, err)
+		}
+		if !strings.Contains(err.Error(), "KDC_ERR_PREAUTH_FAILED") || !strings.HasPrefix(err.Error(), "kerberos login ("+krbtest.User+"@"+r.Name+" with a password): ") {
+			t.Errorf("error %q does not say who was refused and why", err)
+		}
+		if strings.Contains(err.Error(), wrong) {
+			t.Errorf("error contains the password: %q", err)
+		}
+	}
+	if as, _ := kdcRequests(t, r); as-as0 > 2 {
+		t.Errorf("KDC saw %d AS requests for one wrong password used by two transports, want one login", as-as0)
+	}
+
+	t.Run("unknown SPN", func(t *testing.T) {
+		tr, err := New(krbConfig(r, pki))
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		// By address, the SPN is HTTP/127.0.0.1, which the realm lacks.
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: ks.URL + "/wsman", Body: []byte("<x/>")})
+		if err == nil || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) ||
+			!strings.HasPrefix(err.Error(), "kerberos service ticket for HTTP/127.0.0.1 (host "+strings.TrimPrefix(ks.URL, "https://")+"): the KDC does not know the service principal HTTP/127.0.0.1 (use the host's DNS name") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("SPN set", func(t *testing.T) {
+		cfg := krbConfig(r, pki)
+		cfg.SPN = "HTTP/localhost"
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		// The URL is by address; the configured SPN is used.
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: ks.URL + "/wsman", Body: []byte("<x/>")})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("got %v %v", resp, err)
+		}
+	})
+	if auths, _ := ks.seen(); len(auths) != 1 {
+		t.Errorf("the server saw %d requests, want only the SPN-set one", len(auths))
+	}
+}
+
+func TestKerberosHTTP(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), false)
+	for _, enc := range []Encryption{EncryptionAuto, EncryptionNever} {
+		t.Run(enc.String(), func(t *testing.T) {
+			cfg := krbConfig(r, pki)
+			cfg.Encryption = enc
+			tr, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+			if enc == EncryptionAuto {
+				want := "kerberos to " + strings.TrimPrefix(localURL(ks), "http://")
+				want = strings.TrimSuffix(want, "/wsman") + ": " + ErrKerberosNeedsHTTPS.Error()
+				if err == nil || err.Error() != want || !errors.Is(err, ErrKerberosNeedsHTTPS) || !errors.Is(err, ErrNotSent) {
+					t.Fatalf("got %v, want %q", err, want)
+				}
+				if auths, _ := ks.seen(); len(auths) != 0 {
+					t.Errorf("the server saw %d requests, want none", len(auths))
+				}
+				return
+			}
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("never over http: %v %v", resp, err)
+			}
+		})
+	}
+}
+
+func TestKerberosConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"DOMAIN\\user", Config{User: `CORP\admin`, Password: "p"}, `kerberos auth: user "CORP\\admin": give a Kerberos principal, user or user@REALM, not DOMAIN\user (a NetBIOS domain is not always the realm)`},
+		{"empty realm", Config{User: "admin@", Password: "p"}, `kerberos auth: user "admin@": want user or user@REALM`},
+		{"password without user", Config{Password: "p"}, "kerberos auth: a user name is required with a password"},
+		{"keyring cache", Config{KrbCCache: "KEYRING:persistent:0"}, `kerberos auth: ticket cache "KEYRING:persistent:0": only FILE: caches can be read (run kinit -c FILE:/path, or give a password)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Auth = AuthKerberos
+			_, err := New(tc.cfg)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("no cache", func(t *testing.T) {
+		r := krbtest.Start(t)
+		pki := newTestPKI(t)
+		missing := t.TempDir() + "/none"
+		tr, err := New(Config{Auth: AuthKerberos, Krb5Conf: r.Krb5Conf, KrbCCache: missing, CAFile: pki.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
+		if err == nil || !strings.Contains(err.Error(), "no password was given and the ticket cache "+missing+" cannot be read (run kinit first)") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// TestKerberosMITAcceptor hands the transport's tokens to MIT's GSSAPI
+// acceptor (python3-gssapi, libgssapi-krb5), independent of gokrb5:
+// Windows must accept what we send, and MIT is the other widely deployed
+// Kerberos.
+func TestKerberosMITAcceptor(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	kt := r.AddService(t, "HTTP/localhost")
+	check := exec.Command(pywinrmtest.Python, "-c", "import gssapi")
+	if out, err := check.CombinedOutput(); err != nil {
+		if os.Getenv(pywinrmtest.RequireEnv) == "1" {
+			t.Fatalf("python3-gssapi: %v: %s", err, out)
+		}
+		t.Skipf("python3-gssapi: %v", err)
+	}
+	// A server that records the token and refuses it: the token is then
+	// checked by MIT below.
+	var token string
+	srv := newTLSServer(t, pki, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		token = strings.TrimPrefix(req.Header.Get("Authorization"), "Negotiate ")
+		w.Header().Set("WWW-Authenticate", "Negotiate")
+		w.WriteHeader(http.StatusUnauthorized)
+	}), tls.NoClientCert)
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/wsman"
+	if resp, err := tr.RoundTrip(context.Background(), &Request{URL: url, Body: []byte("<x/>")}); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("got %v %v", resp, err)
+	}
+	const accept = `
+import base64, sys, gssapi
+ctx = gssapi.SecurityContext(usage="accept")
+out = ctx.step(base64.b64decode(sys.stdin.read()))
+print(ctx.complete, ctx.initiator_name, ctx.target_name, ctx.mech)
+`
+	cmd := exec.Command(pywinrmtest.Python, "-c", accept)
+	cmd.Env = append(r.Env(), "KRB5_KTNAME=FILE:"+kt)
+	cmd.Stdin = strings.NewReader(token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("MIT refused the token: %v: %s", err, out)
+	}
+	// SPNEGO negotiated the Kerberos 5 mechanism (1.2.840.113554.1.2.2).
+	want := fmt.Sprintf("True %s@%s HTTP/localhost@%s <OID 1.2.840.113554.1.2.2>\n", krbtest.User, r.Name, r.Name)
+	if string(out) != want {
+		t.Errorf("MIT accepted %q, want %q", out, want)
+	}
+}
+
+// TestKerberosKDCUnreachable: no KDC answering is a connection failure,
+// not a refusal of the credentials, and is not remembered: the next
+// request tries again.
+func TestKerberosKDCUnreachable(t *testing.T) {
+	pki := newTestPKI(t)
+	conf := t.TempDir() + "/krb5.conf"
+	if err := os.WriteFile(conf, []byte("[libdefaults]\n default_realm = NOWHERE.TEST\n udp_preference_limit = 1\n[realms]\n NOWHERE.TEST = {\n  kdc = 127.0.0.1:1\n }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(Config{Auth: AuthKerberos, User: "u", Password: "p", Krb5Conf: conf, CAFile: pki.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
+		if err == nil || !errors.Is(err, ErrKDCUnreachable) || errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) ||
+			!strings.HasPrefix(err.Error(), "kerberos login (u@NOWHERE.TEST with a password): no KDC of the realm could be reached: ") {
+			t.Fatalf("attempt %d: got %v, want ErrKDCUnreachable", i, err)
+		}
+	}
+	loginMu.Lock()
+	n := len(logins)
+	_, kept := logins[kerberosCreds{conf: conf, user: "u", realm: "NOWHERE.TEST", password: "p"}.key()]
+	loginMu.Unlock()
+	if kept {
+		t.Errorf("the failed login is cached (%d entries)", n)
+	}
+}
