@@ -158,7 +158,7 @@ func ExitCode(err error) int {
 // isConnectionError reports network, TLS and deadline failures.
 func isConnectionError(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		errors.Is(err, transport.ErrEncryptionRequired) ||
+		errors.Is(err, transport.ErrEncryptionRequired) || errors.Is(err, transport.ErrKDCUnreachable) ||
 		errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return true

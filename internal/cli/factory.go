@@ -227,22 +227,34 @@ func operationTimeout(d time.Duration) time.Duration {
 	return d - min(d/5, 5*time.Second)
 }
 
-// checkCertificateHTTPS refuses certificate authentication to a host
-// reached over http://: WinRM accepts client certificates only over
-// HTTPS. It looks at each host as it will be reached (--https, an https://
-// host, an inventory's ansible_winrm_scheme or a ledger's record) and its
-// own auth (ansible_winrm_transport), and names the hosts that would fail.
-func checkCertificateHTTPS(cfg transport.Config, eps []Endpoint) error {
-	var plain []string
+// checkHTTPSOnly refuses what needs HTTPS to a host reached over http://:
+// certificate authentication (WinRM accepts client certificates only over
+// HTTPS), and Kerberos unless --encryption never (over http WinRM wants
+// message encryption, which gokrb5 cannot do: the transport would refuse
+// each request). It looks at each host as it will be reached (--https, an
+// https:// host, an inventory's ansible_winrm_scheme or a ledger's
+// record) and its own auth (ansible_winrm_transport), and names the hosts
+// that would fail, before anything is sent.
+func checkHTTPSOnly(cfg transport.Config, eps []Endpoint) error {
+	var cert, krb []string
 	for _, ep := range eps {
-		if auth, _ := ep.settings(cfg); auth == transport.AuthCertificate && !ep.https() {
-			plain = append(plain, ep.Name)
+		if ep.https() {
+			continue
+		}
+		switch auth, enc := ep.settings(cfg); {
+		case auth == transport.AuthCertificate:
+			cert = append(cert, ep.Name)
+		case auth == transport.AuthKerberos && enc != transport.EncryptionNever:
+			krb = append(krb, ep.Name)
 		}
 	}
-	if len(plain) == 0 {
-		return nil
+	switch {
+	case len(cert) > 0:
+		return usageErrorf("certificate authentication needs HTTPS (WinRM accepts client certificates only over HTTPS), and %s would be reached over http: use --https or https:// hosts", strings.Join(cert, ", "))
+	case len(krb) > 0:
+		return usageErrorf("kerberos authentication over http would need Kerberos message encryption, which bitsremote does not do, and %s would be reached over http: use --https or https:// hosts (port 5986), or --encryption never for hosts that allow unencrypted traffic", strings.Join(krb, ", "))
 	}
-	return usageErrorf("certificate authentication needs HTTPS (WinRM accepts client certificates only over HTTPS), and %s would be reached over http: use --https or https:// hosts", strings.Join(plain, ", "))
+	return nil
 }
 
 // password finds the password for --user: --password-file, then
@@ -319,7 +331,7 @@ func (f *Factory) prepare() ([]Endpoint, transport.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	if err := checkCertificateHTTPS(cfg, eps); err != nil {
+	if err := checkHTTPSOnly(cfg, eps); err != nil {
 		return nil, cfg, err
 	}
 	if cfg.Password, err = f.password(cfg.Auth); err != nil {

@@ -718,7 +718,7 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 		}
 	}
 	if len(poll) > 0 {
-		if err := checkCertificateHTTPS(cfg, poll); err != nil {
+		if err := checkHTTPSOnly(cfg, poll); err != nil {
 			return err
 		}
 		// The password is asked for only when a host is to be polled.
