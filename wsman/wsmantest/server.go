@@ -1,8 +1,9 @@
 // Package wsmantest runs a real WS-Management server on loopback for tests
-// and demos, in the spirit of net/http/httptest: HTTP or HTTPS, Basic and
-// NTLM authentication with or without MS-WSMV message encryption, and
-// Windows-shaped replies and faults (same prefixes, Actions, subcodes,
-// WSManFault codes and reason texts as the captures in shared/wire).
+// and demos, in the spirit of net/http/httptest: HTTP or HTTPS, Basic,
+// NTLM (with or without MS-WSMV message encryption) and Kerberos
+// authentication, and Windows-shaped replies and faults (same prefixes,
+// Actions, subcodes, WSManFault codes and reason texts as the captures in
+// shared/wire).
 //
 // Resource URIs are served by Providers. The server parses and validates
 // every request as WinRM does, enforces OperationTimeout, keeps enumeration
@@ -47,6 +48,12 @@ type AuthMethods int
 const (
 	AuthBasic AuthMethods = 1 << iota
 	AuthNTLM
+	// AuthKerberos accepts Kerberos tickets for the service principals
+	// of Config.KerberosKeytab, in the Negotiate scheme (SPNEGO or a raw
+	// krb5 token) and the Kerberos scheme, as a domain-joined host does.
+	// It cannot seal: over HTTP with RequireEncryption every body is
+	// refused, so use it over HTTPS or without RequireEncryption.
+	AuthKerberos
 )
 
 // Defaults that match a stock WinRM 3.0 listener.
@@ -68,11 +75,21 @@ type Config struct {
 	// Auth is the set of methods offered; 0 means AuthBasic.
 	Auth AuthMethods
 	// Users maps user names ("admin" or "DOMAIN\\admin", matched without
-	// regard to case) to passwords.
+	// regard to case) to passwords. For Kerberos only the names count:
+	// when Users is not empty, a client principal may log in only if its
+	// name (without realm) matches one without regard to case, as a
+	// Windows account name; when it is empty, any principal with a valid
+	// ticket from the keytab's realm may, as any domain user reaches a
+	// host whose access list is not checked here.
 	Users map[string]string
-	// RequireEncryption refuses unsealed NTLM traffic over HTTP as WinRM
-	// does with AllowUnencrypted=false, and refuses Basic over plain HTTP.
+	// RequireEncryption refuses unsealed NTLM and Kerberos traffic over
+	// HTTP as WinRM does with AllowUnencrypted=false, and refuses Basic
+	// over plain HTTP.
 	RequireEncryption bool
+	// KerberosKeytab is the path of the keytab holding the host's service
+	// keys (HTTP/host, as the computer account's), required with
+	// AuthKerberos; New fails if it cannot be read.
+	KerberosKeytab string
 	// Machine is the host name in faults' Machine attribute and the NTLM
 	// computer name (default "localhost").
 	Machine string
@@ -155,22 +172,24 @@ type Server struct {
 	srv     *http.Server
 	ntlm    http.Handler // NTLM layer around the SOAP handler, if offered
 	ntlmSrv *ntlmauth.Server
+	krb     *krbAcceptor // Kerberos acceptor, if offered
 	cert    *x509.Certificate
 	certPEM []byte
 	caFile  string
 
-	mu       sync.Mutex
-	routes   map[string]*route
-	enums    map[string]*enumState
-	opening  map[string]int // Enumerates in progress, by quotaUser
-	log      []LogEntry
-	conns    map[net.Conn]struct{}
-	accepted int
-	inject   injector
-	started  bool
-	closed   bool
-	wg       sync.WaitGroup
-	handshk  atomic.Int64
+	mu        sync.Mutex
+	routes    map[string]*route
+	enums     map[string]*enumState
+	opening   map[string]int // Enumerates in progress, by quotaUser
+	log       []LogEntry
+	conns     map[net.Conn]struct{}
+	accepted  int
+	inject    injector
+	started   bool
+	closed    bool
+	wg        sync.WaitGroup
+	handshk   atomic.Int64
+	krbLogons atomic.Int64
 }
 
 type route struct {
@@ -208,6 +227,14 @@ func NewUnstartedServer(cfg Config) *Server {
 // New is NewUnstartedServer returning the listen error.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	var krb *krbAcceptor
+	if cfg.Auth&AuthKerberos != 0 {
+		kt, err := loadKeytab(cfg.KerberosKeytab)
+		if err != nil {
+			return nil, err
+		}
+		krb = newKrbAcceptor(kt, cfg.Users)
+	}
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("wsmantest: listen on %s: %w", cfg.Addr, err)
@@ -219,6 +246,7 @@ func New(cfg Config) (*Server, error) {
 		enums:    map[string]*enumState{},
 		opening:  map[string]int{},
 		conns:    map[net.Conn]struct{}{},
+		krb:      krb,
 	}
 	s.srv = &http.Server{
 		Handler:           s,
@@ -387,7 +415,7 @@ type connKey struct{}
 
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	ctx = context.WithValue(ctx, connKey{}, c)
-	return s.ntlmConnContext(ctx, c)
+	return s.krbConnContext(s.ntlmConnContext(ctx, c))
 }
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
@@ -403,8 +431,8 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 }
 
 // ForgetSessions closes every client connection, as a host restart does:
-// NTLM authentication and sealing are bound to the connection, so clients
-// must authenticate again.
+// NTLM and Kerberos logons and sealing are bound to the connection, so
+// clients must authenticate again.
 func (s *Server) ForgetSessions() {
 	s.mu.Lock()
 	conns := make([]net.Conn, 0, len(s.conns))
@@ -444,6 +472,9 @@ type LogEntry struct {
 	Encrypted bool
 	// Injected names the injected failure applied, if any.
 	Injected string
+	// AuthError says why a Kerberos authentication was refused (one of
+	// the KrbErr values); the client only sees a bare 401.
+	AuthError string
 }
 
 // Log returns a copy of the request log.
@@ -514,6 +545,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bw := &bufWriter{h: w.Header()}
 	authz := r.Header.Get("Authorization")
 	isType3 := isNTLMAuthenticate(authz)
+	kc := s.krbConnOf(r)
+	krbScheme, krbToken, isKrb := isKerberosAuthz(authz)
+	var krbUser string
+	var krbFailed bool
+	if kc != nil {
+		if authz != "" && !isKrb {
+			// Another method's credentials end the connection's Kerberos
+			// logon: the connection is that method's now.
+			kc.set("", false)
+		}
+		krbUser, krbFailed = kc.state()
+	}
 
 	switch {
 	case strings.EqualFold(r.Header.Get("WSMANIDENTIFY"), "unauthenticated") && authz == "":
@@ -532,6 +575,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.entry.User = user
 			s.serveSOAP(bw, r)
 		}
+	case kc != nil && isKrb:
+		s.serveKerberos(bw, r, kc, krbScheme, krbToken)
+	case authz == "" && krbUser != "":
+		s.serveKerberosSOAP(bw, r, krbUser)
+	case authz == "" && krbFailed:
+		// A refused Kerberos attempt leaves the connection
+		// unauthenticated, even if NTLM had logged it on before.
+		s.challenge(bw)
 	case s.ntlm != nil:
 		s.ntlm.ServeHTTP(&challengeWriter{bufWriter: bw, s: s}, r)
 	default:
@@ -574,10 +625,15 @@ const notFoundHTML = `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://w
 </BODY></HTML>
 `
 
-// challenge answers 401 with the methods offered.
+// challenge answers 401 with the methods offered, in the order a
+// domain-joined WinRM host lists them (wsman-wire.md §2.1; Negotiate
+// carries NTLM or Kerberos, Kerberos its raw tokens).
 func (s *Server) challenge(w http.ResponseWriter) {
-	if s.cfg.Auth&AuthNTLM != 0 {
+	if s.cfg.Auth&(AuthNTLM|AuthKerberos) != 0 {
 		w.Header().Add("WWW-Authenticate", "Negotiate")
+	}
+	if s.cfg.Auth&AuthKerberos != 0 {
+		w.Header().Add("WWW-Authenticate", "Kerberos")
 	}
 	if s.cfg.Auth&AuthBasic != 0 {
 		w.Header().Add("WWW-Authenticate", `Basic realm="WSMAN"`)
@@ -586,26 +642,34 @@ func (s *Server) challenge(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusUnauthorized)
 }
 
-// challengeWriter adds the Basic challenge to the NTLM layer's 401s when
-// both methods are offered, as WinRM lists every enabled method.
+// challengeWriter adds the Kerberos and Basic challenges to the NTLM
+// layer's 401s when those methods are offered too, as WinRM lists every
+// enabled method.
 type challengeWriter struct {
 	*bufWriter
 	s *Server
 }
 
 func (c *challengeWriter) WriteHeader(code int) {
-	if code == http.StatusUnauthorized && c.s.cfg.Auth&AuthBasic != 0 {
-		found := false
-		for _, v := range c.h.Values("WWW-Authenticate") {
-			if strings.HasPrefix(strings.ToLower(v), "basic") {
-				found = true
-			}
+	if code == http.StatusUnauthorized {
+		if c.s.cfg.Auth&AuthKerberos != 0 {
+			c.addChallenge("kerberos", "Kerberos")
 		}
-		if !found {
-			c.h.Add("WWW-Authenticate", `Basic realm="WSMAN"`)
+		if c.s.cfg.Auth&AuthBasic != 0 {
+			c.addChallenge("basic", `Basic realm="WSMAN"`)
 		}
 	}
 	c.bufWriter.WriteHeader(code)
+}
+
+// addChallenge adds value unless a challenge of scheme is there already.
+func (c *challengeWriter) addChallenge(scheme, value string) {
+	for _, v := range c.h.Values("WWW-Authenticate") {
+		if s, _, _ := strings.Cut(v, " "); strings.EqualFold(s, scheme) {
+			return
+		}
+	}
+	c.h.Add("WWW-Authenticate", value)
 }
 
 func (c *challengeWriter) Write(p []byte) (int, error) {
@@ -690,7 +754,7 @@ func (s *Server) securityProfiles() []string {
 	if s.cfg.Auth&AuthBasic != 0 {
 		out = append(out, "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/basic")
 	}
-	if s.cfg.Auth&AuthNTLM != 0 {
+	if s.cfg.Auth&(AuthNTLM|AuthKerberos) != 0 {
 		out = append(out, "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/spnego-kerberos")
 	}
 	return out
