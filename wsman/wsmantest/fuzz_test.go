@@ -1,6 +1,7 @@
 package wsmantest
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 	"testing"
@@ -107,4 +108,47 @@ func TestParseWQL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseKerberosToken: whatever a client puts in a Negotiate or
+// Kerberos header, unwrapping it gives an AP-REQ or a reason, never a
+// panic.
+func FuzzParseKerberosToken(f *testing.F) {
+	// NegTokenInit (krb5) around a GSS krb5 token header with an AP-REQ
+	// tag and nothing in it; the raw GSS token; a NegTokenResp.
+	f.Add("Negotiate", []byte("\x60\x1c\x06\x06\x2b\x06\x01\x05\x05\x02\xa0\x12\x30\x10\xa0\x0d\x30\x0b\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"))
+	f.Add("Kerberos", []byte("\x60\x0f\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00\x6e\x00"))
+	f.Add("Negotiate", []byte("\xa1\x07\x30\x05\xa0\x03\x0a\x01\x00"))
+	f.Add("Negotiate", []byte{})
+	reasons := []string{KrbErrMalformed, KrbErrMech}
+	f.Fuzz(func(t *testing.T, scheme string, b []byte) {
+		tok, why := parseKrbToken(scheme, b)
+		switch {
+		case tok == nil && !slices.Contains(reasons, why):
+			t.Fatalf("no token and reason %q", why)
+		case tok != nil && why != "":
+			t.Fatalf("token and reason %q", why)
+		}
+	})
+}
+
+// FuzzKerberosAccept: a token that unwraps goes on to the AP-REQ checks
+// against the keytab; whatever it holds, accept gives a logon or a
+// reason, never a panic.
+func FuzzKerberosAccept(f *testing.F) {
+	kt := fuzzKeytab(f)
+	a := newKrbAcceptor(kt, nil)
+	now := time.Now()
+	f.Add(false, forgeAPReq(f, kt, now.Add(time.Hour), now, true))
+	f.Add(true, forgeAPReq(f, kt, now.Add(-time.Hour), now, false))
+	f.Fuzz(func(t *testing.T, kerberosScheme bool, tok []byte) {
+		scheme := "Negotiate"
+		if kerberosScheme {
+			scheme = "Kerberos"
+		}
+		logon, why := a.accept(scheme, base64.StdEncoding.EncodeToString(tok), "127.0.0.1:1")
+		if (logon == nil) == (why == "") {
+			t.Fatalf("logon %+v and reason %q", logon, why)
+		}
+	})
 }
