@@ -149,7 +149,11 @@ func TestSimCommand(t *testing.T) {
 			args []string
 			want string
 		}{
-			{[]string{"sim", "--auth", "kerberos"}, `--auth "kerberos"`},
+			{[]string{"sim", "--auth", "kerberos"}, "--auth kerberos needs --keytab FILE"},
+			{[]string{"sim", "--auth", "kerberos", "--keytab", "/dev/null"}, "--auth kerberos hosts over http would refuse every message"},
+			{[]string{"sim", "--auth", "kerberos", "--keytab", "/no/such.keytab", "--https"}, "/no/such.keytab"},
+			{[]string{"sim", "--auth", "ntlm", "--keytab", "/x"}, "--keytab is for --auth kerberos"},
+			{[]string{"sim", "--auth", "digest"}, `--auth "digest"`},
 			{[]string{"sim", "--encryption", "sometimes"}, `--encryption "sometimes"`},
 			{[]string{"sim", "--hosts", "0"}, "--hosts 0"},
 			{[]string{"sim", "--listen", "localhost"}, `--listen "localhost"`},

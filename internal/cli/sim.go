@@ -34,6 +34,8 @@ type SimOptions struct {
 	// NoFeature serves hosts without the BITS-Compact-Server feature
 	// (for trying "host check" and "host prepare").
 	NoFeature bool
+	// Keytab holds the hosts' Kerberos service keys (--auth kerberos).
+	Keytab string
 	// ready, when set, receives the hosts once they serve (tests).
 	ready func([]simHostRecord)
 }
@@ -93,7 +95,8 @@ nothing more until the hosts stop.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Listen, "listen", "127.0.0.1:5985", "address of the first host (port 0: any free port)")
-	fl.StringVar(&opts.Auth, "auth", "ntlm", "methods the hosts accept: ntlm, basic, or ntlm,basic")
+	fl.StringVar(&opts.Auth, "auth", "ntlm", "methods the hosts accept, comma-separated: ntlm, basic, kerberos (needs --keytab)")
+	fl.StringVar(&opts.Keytab, "keytab", "", "the hosts' Kerberos service keys (HTTP/<name>, from kadmin's ktadd or ktpass), for --auth kerberos")
 	fl.StringVar(&opts.Encryption, "encryption", "required", "required (as a default Windows host: sealed NTLM over http) or optional")
 	fl.StringVarP(&opts.User, "user", "u", "admin", "the hosts' administrator account")
 	fl.IntVar(&opts.Hosts, "hosts", 1, "number of hosts, one per loopback address")
@@ -157,9 +160,22 @@ func (o *SimOptions) serverConfig(password string) (wsmantest.Config, error) {
 			cfg.Auth |= wsmantest.AuthNTLM
 		case "basic":
 			cfg.Auth |= wsmantest.AuthBasic
+		case "kerberos":
+			cfg.Auth |= wsmantest.AuthKerberos
 		default:
-			return cfg, usageErrorf("--auth %q: want ntlm, basic or ntlm,basic", o.Auth)
+			return cfg, usageErrorf("--auth %q: want ntlm, basic, kerberos, or several of them comma-separated", o.Auth)
 		}
+	}
+	if cfg.Auth&wsmantest.AuthKerberos != 0 {
+		if o.Keytab == "" {
+			return cfg, usageErrorf("--auth kerberos needs --keytab FILE with the hosts' service keys")
+		}
+		if _, err := os.Stat(o.Keytab); err != nil {
+			return cfg, usageErrorf("--keytab: %w", err)
+		}
+		cfg.KerberosKeytab = o.Keytab
+	} else if o.Keytab != "" {
+		return cfg, usageErrorf("--keytab is for --auth kerberos")
 	}
 	switch strings.ToLower(o.Encryption) {
 	case "required", "always":
@@ -167,6 +183,10 @@ func (o *SimOptions) serverConfig(password string) (wsmantest.Config, error) {
 	case "optional", "never", "auto":
 	default:
 		return cfg, usageErrorf("--encryption %q: want required or optional", o.Encryption)
+	}
+	if cfg.Auth == wsmantest.AuthKerberos && cfg.RequireEncryption && !o.TLS {
+		// Kerberos cannot seal here: every body would be refused.
+		return cfg, usageErrorf("--auth kerberos hosts over http would refuse every message (Kerberos cannot seal here): use --https, or --encryption optional")
 	}
 	if o.User == "" {
 		return cfg, usageErrorf("--user must not be empty")
@@ -354,14 +374,24 @@ func printSimHosts(f *Factory, opts *SimOptions, recs []simHostRecord, generated
 	}
 	var hostFlags []string
 	for _, r := range recs {
-		hostFlags = append(hostFlags, "-H "+r.Host)
+		h := r.Host
+		if strings.Contains(strings.ToLower(opts.Auth), "kerberos") {
+			// The ticket is for HTTP/<name>: a keytab names hosts, not
+			// addresses.
+			h = strings.Replace(h, "127.0.0.1:", "localhost:", 1)
+		}
+		hostFlags = append(hostFlags, "-H "+h)
 	}
 	env := "BITSREMOTE_PASSWORD=..."
 	if generated {
 		env = "BITSREMOTE_PASSWORD='" + recs[0].Password + "'"
 	}
 	auth := ""
-	if !strings.Contains(strings.ToLower(opts.Auth), "ntlm") {
+	switch a := strings.ToLower(opts.Auth); {
+	case strings.Contains(a, "ntlm"):
+	case strings.Contains(a, "kerberos"):
+		auth = " --auth kerberos"
+	default:
 		auth = " --auth basic"
 	}
 	tls := ""
