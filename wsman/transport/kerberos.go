@@ -89,11 +89,11 @@ func (k *kerberosTransport) authorize(ep endpoint) (string, error) {
 	// The ticket first, outside tokenMu: a KDC exchange for one host must
 	// not hold up the tokens of the others. InitSecContext then finds it
 	// in the client's cache.
-	if _, _, err := cl.GetServiceTicket(spn); err != nil {
+	if err := guard(func() error { _, _, err := cl.GetServiceTicket(spn); return err }); err != nil {
 		return "", fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
 	}
-	tok, err := newSecContext(cl, spn)
-	if err != nil {
+	var tok gssapi.ContextToken
+	if err := guard(func() (err error) { tok, err = newSecContext(cl, spn); return err }); err != nil {
 		return "", fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
 	}
 	b, err := tok.Marshal()
@@ -230,9 +230,11 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 		logins[creds.key()] = e
 	}
 	loginMu.Unlock()
-	e.once.Do(func() { e.cl, e.err = newKerberosClient(creds) })
+	e.once.Do(func() {
+		e.err = guard(func() (err error) { e.cl, err = newKerberosClient(creds); return err })
+	})
 	if e.err != nil {
-		if errors.Is(e.err, ErrKDCUnreachable) {
+		if errors.Is(e.err, ErrKDCUnreachable) || errors.Is(e.err, errMalformed) {
 			loginMu.Lock()
 			if logins[creds.key()] == e {
 				delete(logins, creds.key())
@@ -243,7 +245,7 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 	}
 	// A client from a password logs in again when its TGT expires; one
 	// from a cache cannot, and says so here.
-	if err := e.cl.AffirmLogin(); err != nil {
+	if err := guard(e.cl.AffirmLogin); err != nil {
 		return nil, kdcError(err, "")
 	}
 	return e.cl, nil
@@ -279,6 +281,24 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 		return nil, fmt.Errorf("ticket cache %s: %w", creds.ccache, err)
 	}
 	return cl, nil
+}
+
+// errMalformed marks a gokrb5 panic turned into an error by guard.
+var errMalformed = errors.New("the kerberos library failed on a malformed message")
+
+// guard runs f, turning a panic into an error: gokrb5 v8.4.4 panics on
+// some malformed messages from the network, a KDC reply whose encrypted
+// part is shorter than its checksum among them (jcmturner/gokrb5#580),
+// and a KDC, or whatever answers on its port, must not crash a run over
+// a whole fleet. The panic's value names no secret: gokrb5's panics are
+// runtime errors such as slice bounds.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w (%v; see jcmturner/gokrb5#580)", errMalformed, p)
+		}
+	}()
+	return f()
 }
 
 // ErrKDCUnreachable marks a Kerberos login or ticket request that failed

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,8 +19,10 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/service"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"github.com/jcmturner/gokrb5/v8/types"
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
@@ -418,5 +422,63 @@ func TestKerberosKDCUnreachable(t *testing.T) {
 	loginMu.Unlock()
 	if kept {
 		t.Errorf("the failed login is cached (%d entries)", n)
+	}
+}
+
+// TestKerberosMalformedKDCReply: a KDC (or whatever answers on its port)
+// replying with an AS-REP whose encrypted part is shorter than its
+// checksum makes gokrb5 v8.4.4 panic (jcmturner/gokrb5#580); the login
+// must fail with an error instead, and fail again the next time rather
+// than leave a half-made client behind.
+func TestKerberosMalformedKDCReply(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer func() { ln.Close(); <-done }()
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var n uint32
+			if binary.Read(c, binary.BigEndian, &n) == nil && n < 1<<16 {
+				req := make([]byte, n)
+				if _, err := io.ReadFull(c, req); err == nil {
+					var asreq messages.ASReq
+					_ = asreq.Unmarshal(req)
+					rep := messages.ASRep{KDCRepFields: messages.KDCRepFields{
+						PVNO: 5, MsgType: 11, CRealm: asreq.ReqBody.Realm, CName: asreq.ReqBody.CName,
+						Ticket: messages.Ticket{TktVNO: 5, Realm: asreq.ReqBody.Realm, SName: asreq.ReqBody.SName,
+							EncPart: types.EncryptedData{EType: 18, KVNO: 1, Cipher: []byte{1, 2, 3}}},
+						EncPart: types.EncryptedData{EType: 18, Cipher: []byte{1, 2, 3}},
+					}}
+					b, err := rep.Marshal()
+					if err == nil {
+						_ = binary.Write(c, binary.BigEndian, uint32(len(b)))
+						_, _ = c.Write(b)
+					}
+				}
+			}
+			c.Close()
+		}
+	}()
+	conf := t.TempDir() + "/krb5.conf"
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[libdefaults]\n default_realm = EVIL.TEST\n udp_preference_limit = 1\n[realms]\n EVIL.TEST = {\n  kdc = %s\n }\n", ln.Addr()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(Config{Auth: AuthKerberos, User: "u", Password: "p", Krb5Conf: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
+		if err == nil || !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "kerberos library failed on a malformed message") {
+			t.Fatalf("attempt %d: got %v", i, err)
+		}
 	}
 }
