@@ -28,9 +28,11 @@ type httpPost struct {
 	// httpsOnly refuses http:// endpoints (certificate auth).
 	httpsOnly bool
 	// authorize, when set, makes the Authorization header of each request
-	// that is not anonymous (Kerberos: a new token per request). An error
-	// fails the request before anything is sent.
-	authorize func(endpoint) (string, error)
+	// that is not anonymous (Kerberos: a new token per request), and a
+	// check of the reply (Kerberos: the host's mutual authentication). An
+	// error from authorize fails the request before anything is sent; one
+	// from check fails it after the reply.
+	authorize func(endpoint) (authorization string, check func(*Response) error, err error)
 	name      string
 }
 
@@ -86,10 +88,12 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	if p.httpsOnly && !ep.https {
 		return nil, &notSentError{fmt.Errorf("%s auth to %s: needs an https:// endpoint", p.name, ep.hostHeader)}
 	}
+	var check func(*Response) error
 	switch {
 	case req.Anonymous:
 	case p.authorize != nil:
-		a, err := p.authorize(ep)
+		var a string
+		a, check, err = p.authorize(ep)
 		if err != nil {
 			return nil, &notSentError{err}
 		}
@@ -97,7 +101,13 @@ func (p *httpPost) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	case p.authorization != "":
 		hdrs = append(hdrs, header{"Authorization", p.authorization})
 	}
-	return p.pool.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
+	resp, err := p.pool.exchange(ctx, ep, hdrs, ContentTypeSOAP, req.Body, p.limit, p.respTimeout)
+	if err == nil && check != nil {
+		if err := check(resp); err != nil {
+			return nil, err
+		}
+	}
+	return resp, err
 }
 
 // Confidential is true only over https://: Basic, certificate and plain

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -14,8 +15,13 @@ import (
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"github.com/jcmturner/gokrb5/v8/types"
 )
 
 // DefaultKrb5Conf is where the Kerberos configuration is read when neither
@@ -70,13 +76,13 @@ type kerberosTransport struct {
 }
 
 // authorize returns "Negotiate <SPNEGO NegTokenInit with an AP-REQ>" for
-// ep. A token is made per request (a new authenticator; the service
-// ticket comes from the client's cache), which Windows accepts on any
-// connection, so no request depends on how long the host keeps a
-// connection's authentication.
-func (k *kerberosTransport) authorize(ep endpoint) (string, error) {
+// ep, and the check of the host's reply. A token is made per request (a
+// new authenticator; the service ticket comes from the client's cache),
+// which Windows accepts on any connection, so no request depends on how
+// long the host keeps a connection's authentication.
+func (k *kerberosTransport) authorize(ep endpoint) (string, func(*Response) error, error) {
 	if !ep.https && !k.allowHTTP {
-		return "", fmt.Errorf("kerberos to %s: %w", ep.hostHeader, ErrKerberosNeedsHTTPS)
+		return "", nil, fmt.Errorf("kerberos to %s: %w", ep.hostHeader, ErrKerberosNeedsHTTPS)
 	}
 	spn := k.spn
 	if spn == "" {
@@ -84,44 +90,156 @@ func (k *kerberosTransport) authorize(ep endpoint) (string, error) {
 	}
 	cl, err := kerberosLogin(k.creds)
 	if err != nil {
-		return "", fmt.Errorf("kerberos login (%s): %w", k.creds, err)
+		return "", nil, fmt.Errorf("kerberos login (%s): %w", k.creds, err)
 	}
 	// The ticket first, outside tokenMu: a KDC exchange for one host must
-	// not hold up the tokens of the others. InitSecContext then finds it
-	// in the client's cache.
-	if err := guard(func() error { _, _, err := cl.GetServiceTicket(spn); return err }); err != nil {
-		return "", fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
+	// not hold up the tokens of the others.
+	var (
+		tkt messages.Ticket
+		key types.EncryptionKey
+	)
+	if err := guard(func() (err error) { tkt, key, err = cl.GetServiceTicket(spn); return err }); err != nil {
+		return "", nil, fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
 	}
-	var tok gssapi.ContextToken
-	if err := guard(func() (err error) { tok, err = newSecContext(cl, spn); return err }); err != nil {
-		return "", fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
+	var tok apReqToken
+	if err := guard(func() (err error) { tok, err = newAPReqToken(cl, tkt, key); return err }); err != nil {
+		return "", nil, fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, err)
 	}
-	b, err := tok.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("kerberos token for %s: %w", spn, err)
+	check := func(resp *Response) error {
+		err := guard(func() error { return tok.checkReply(resp) })
+		if err != nil {
+			return &mutualAuthError{fmt.Errorf("reply from %s (HTTP %d): the host did not prove it is %s (Kerberos mutual authentication): %w", ep.hostHeader, resp.StatusCode, spn, err)}
+		}
+		return nil
 	}
-	return "Negotiate " + base64.StdEncoding.EncodeToString(b), nil
+	return "Negotiate " + base64.StdEncoding.EncodeToString(tok.spnego), check, nil
 }
+
+// mutualAuthError is a reply from a host that did not prove it holds the
+// SPN's key. It counts as an authentication failure (exit 3) without
+// saying that our credentials were refused.
+type mutualAuthError struct{ err error }
+
+func (e *mutualAuthError) Error() string   { return e.err.Error() }
+func (e *mutualAuthError) Unwrap() []error { return []error{e.err, ErrAuthentication} }
 
 var (
 	tokenMu   sync.Mutex
 	lastMicro int64
 )
 
-// newSecContext makes an SPNEGO token whose authenticator's time (ctime,
-// cusec) no other token of this process has: a Kerberos acceptor's replay
-// cache (Windows', MIT's, gokrb5's) refuses a second authenticator from
-// the same client with the same time, and concurrent requests could
-// otherwise make two in one microsecond.
-func newSecContext(cl *client.Client, spn string) (gssapi.ContextToken, error) {
+// apReqToken is one request's SPNEGO token and what checking the host's
+// answer to it needs.
+type apReqToken struct {
+	spnego []byte
+	// key is the ticket's session key, which only the KDC, the client and
+	// the service that holds the SPN's key know.
+	key types.EncryptionKey
+	// ctime and cusec are the authenticator's time, which the host's
+	// AP-REP must send back (RFC 4120 §3.2.4).
+	ctime time.Time
+	cusec int
+}
+
+// newAPReqToken makes an SPNEGO NegTokenInit with an AP-REQ that asks for
+// mutual authentication (as SSPI and MIT GSSAPI do), whose authenticator's
+// time (ctime, cusec) no other token of this process has: a Kerberos
+// acceptor's replay cache (Windows', MIT's, gokrb5's) refuses a second
+// authenticator from the same client with the same time, and concurrent
+// requests could otherwise make two in one microsecond.
+func newAPReqToken(cl *client.Client, tkt messages.Ticket, key types.EncryptionKey) (apReqToken, error) {
 	tokenMu.Lock()
-	defer tokenMu.Unlock()
 	for time.Now().UnixMicro() <= lastMicro {
 		runtime.Gosched()
 	}
-	tok, err := spnego.SPNEGOClient(cl, spn).InitSecContext()
+	mt, err := spnego.NewKRB5TokenAPREQ(cl, tkt, key,
+		[]int{gssapi.ContextFlagInteg, gssapi.ContextFlagConf, gssapi.ContextFlagMutual},
+		[]int{flags.APOptionMutualRequired})
 	lastMicro = time.Now().UnixMicro()
-	return tok, err
+	tokenMu.Unlock()
+	if err != nil {
+		return apReqToken{}, err
+	}
+	// gokrb5 keeps the authenticator it made to itself; read its time back
+	// from the AP-REQ.
+	plain, err := crypto.DecryptEncPart(mt.APReq.EncryptedAuthenticator, key, keyusage.AP_REQ_AUTHENTICATOR)
+	if err != nil {
+		return apReqToken{}, fmt.Errorf("read back our own authenticator: %w", err)
+	}
+	var auth types.Authenticator
+	if err := auth.Unmarshal(plain); err != nil {
+		return apReqToken{}, fmt.Errorf("read back our own authenticator: %w", err)
+	}
+	mtb, err := mt.Marshal()
+	if err != nil {
+		return apReqToken{}, err
+	}
+	st := spnego.SPNEGOToken{Init: true, NegTokenInit: spnego.NegTokenInit{MechTokenBytes: mtb}}
+	st.NegTokenInit.MechTypes = append(st.NegTokenInit.MechTypes, gssapi.OIDKRB5.OID())
+	b, err := st.Marshal()
+	if err != nil {
+		return apReqToken{}, err
+	}
+	return apReqToken{spnego: b, key: key, ctime: auth.CTime, cusec: auth.Cusec}, nil
+}
+
+// checkReply verifies the host's mutual authentication: a reply other
+// than 401 must carry, in WWW-Authenticate, an AP-REP (in an SPNEGO
+// NegTokenResp, or bare) that decrypts with the session key and echoes the
+// authenticator's time. Only the holder of the SPN's key can make one, so
+// this authenticates the host even where TLS does not (a certificate not
+// checked, --insecure-skip-verify). A 401 is the host refusing us and goes
+// up as such.
+func (t apReqToken) checkReply(resp *Response) error {
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil
+	}
+	var tokens []string
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		scheme, b64, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "Kerberos")) && strings.TrimSpace(b64) != "" {
+			tokens = append(tokens, strings.TrimSpace(b64))
+		}
+	}
+	if len(tokens) != 1 {
+		return fmt.Errorf("%d Kerberos tokens in WWW-Authenticate, want the one with its AP-REP", len(tokens))
+	}
+	raw, err := base64.StdEncoding.DecodeString(tokens[0])
+	if err != nil {
+		return fmt.Errorf("mutual authentication token: %w", err)
+	}
+	mech := raw
+	if len(raw) > 0 && raw[0] == 0xa1 { // SPNEGO NegTokenResp
+		var st spnego.SPNEGOToken
+		if err := st.Unmarshal(raw); err != nil || !st.Resp {
+			return fmt.Errorf("mutual authentication token is not an SPNEGO response: %v", err)
+		}
+		if int(st.NegTokenResp.NegState) != int(spnego.NegStateAcceptCompleted) {
+			return fmt.Errorf("SPNEGO state %d, want accept-completed", st.NegTokenResp.NegState)
+		}
+		mech = st.NegTokenResp.ResponseToken
+	}
+	var kt spnego.KRB5Token
+	if err := kt.Unmarshal(mech); err != nil {
+		return fmt.Errorf("mutual authentication token: %w", err)
+	}
+	if !kt.IsAPRep() {
+		return errors.New("mutual authentication token holds no AP-REP")
+	}
+	plain, err := crypto.DecryptEncPart(kt.APRep.EncPart, t.key, keyusage.AP_REP_ENCPART)
+	if err != nil {
+		return fmt.Errorf("AP-REP does not decrypt with the session key: %w", err)
+	}
+	var enc messages.EncAPRepPart
+	if err := enc.Unmarshal(plain); err != nil {
+		return fmt.Errorf("AP-REP: %w", err)
+	}
+	// KerberosTime has whole seconds; cusec carries the microseconds.
+	if enc.CTime.Unix() != t.ctime.Unix() || enc.Cusec != t.cusec {
+		return fmt.Errorf("AP-REP answers an authenticator of %s.%06d, ours is of %s.%06d",
+			enc.CTime.UTC().Format(time.RFC3339), enc.Cusec, t.ctime.UTC().Format(time.RFC3339), t.cusec)
+	}
+	return nil
 }
 
 // kerberosCreds are what a login needs, resolved once from the Config

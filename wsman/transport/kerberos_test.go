@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/service"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
+	"github.com/bitsremote/bitsremote/wsman/internal/krbap"
 )
 
 // krbServer is a WinRM-like endpoint that accepts Kerberos with gokrb5's
@@ -36,6 +38,10 @@ type krbServer struct {
 	mu    sync.Mutex
 	auths []string
 	users []string
+	// reply, when set, makes the WWW-Authenticate value of a successful
+	// reply from the mutual authentication token the server would send
+	// ("" for no header); by default the token goes as Windows sends it.
+	reply func(good string) string
 }
 
 // gokrb5 puts the acceptor's result in the context under this key.
@@ -77,7 +83,15 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		user := id.UserName() + "@" + id.Domain()
 		ks.mu.Lock()
 		ks.users = append(ks.users, user)
+		reply := ks.reply
 		ks.mu.Unlock()
+		good := "Negotiate " + base64.StdEncoding.EncodeToString(apRepFor(t, kt, st.NegTokenInit.MechTokenBytes))
+		if reply != nil {
+			good = reply(good)
+		}
+		if good != "" {
+			w.Header().Set("WWW-Authenticate", good)
+		}
 		fmt.Fprintf(w, "user=%s body=%s", user, body)
 	})
 	if https {
@@ -87,6 +101,33 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		t.Cleanup(ks.Close)
 	}
 	return ks
+}
+
+// apRepFor is the SPNEGO NegTokenResp (accept-completed) with the
+// AP-REP that answers the AP-REQ in mechToken, as Windows sends it to a
+// client asking for mutual authentication.
+func apRepFor(t *testing.T, kt *keytab.Keytab, mechToken []byte) []byte {
+	var k5 spnego.KRB5Token
+	if err := k5.Unmarshal(mechToken); err != nil {
+		t.Fatal(err)
+	}
+	apreq := k5.APReq
+	if err := apreq.Ticket.DecryptEncPart(kt, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := apreq.DecryptAuthenticator(apreq.Ticket.DecryptedEncPart.Key); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := krbap.Token(&apreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := spnego.SPNEGOToken{Resp: true, NegTokenResp: spnego.NegTokenResp{SupportedMech: gssapi.OIDKRB5.OID(), ResponseToken: tok}}
+	b, err := resp.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func (ks *krbServer) seen() (auths, users []string) {
@@ -480,5 +521,49 @@ func TestKerberosMalformedKDCReply(t *testing.T) {
 		if err == nil || !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "kerberos library failed on a malformed message") {
 			t.Fatalf("attempt %d: got %v", i, err)
 		}
+	}
+}
+
+// TestKerberosMutualAuthentication: the host must prove it holds the
+// SPN's key with an AP-REP answering this request's authenticator; a
+// reply without one, with garbage, or with the AP-REP of an earlier
+// request (a replayed reply) fails the request as an authentication
+// error after it was sent, whatever TLS said.
+func TestKerberosMutualAuthentication(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	var earlier string
+	ks.reply = func(good string) string { earlier = good; return good }
+	if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(localURL(ks), "https://"), "/wsman")
+	prefix := "reply from " + host + " (HTTP 200): the host did not prove it is HTTP/localhost (Kerberos mutual authentication): "
+	for _, tc := range []struct {
+		name  string
+		reply func(good string) string
+		want  string
+	}{
+		{"no token", func(string) string { return "" }, "0 Kerberos tokens in WWW-Authenticate, want the one with its AP-REP"},
+		{"bare challenge", func(string) string { return "Negotiate" }, "0 Kerberos tokens in WWW-Authenticate, want the one with its AP-REP"},
+		{"not base64", func(string) string { return "Negotiate %%%" }, "mutual authentication token: illegal base64 data at input byte 0"},
+		{"an earlier request's AP-REP", func(string) string { return earlier }, "AP-REP answers an authenticator of "},
+		{"rejected", func(string) string { return "Negotiate oQcwBaADCgEC" }, "SPNEGO state 2, want accept-completed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks.mu.Lock()
+			ks.reply = tc.reply
+			ks.mu.Unlock()
+			_, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+			if err == nil || !strings.HasPrefix(err.Error(), prefix+tc.want) || !errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNotSent) {
+				t.Fatalf("got %v, want %q (ErrAuthentication, sent)", err, prefix+tc.want)
+			}
+		})
 	}
 }
