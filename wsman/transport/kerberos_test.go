@@ -422,6 +422,7 @@ import base64, sys, gssapi
 ctx = gssapi.SecurityContext(usage="accept")
 out = ctx.step(base64.b64decode(sys.stdin.read()))
 print(ctx.complete, ctx.initiator_name, ctx.target_name, ctx.mech)
+print(base64.b64encode(out or b"").decode())
 `
 	cmd := exec.Command(pywinrmtest.Python, "-c", accept)
 	cmd.Env = append(r.Env(), "KRB5_KTNAME=FILE:"+kt)
@@ -431,10 +432,59 @@ print(ctx.complete, ctx.initiator_name, ctx.target_name, ctx.mech)
 		t.Fatalf("MIT refused the token: %v: %s", err, out)
 	}
 	// SPNEGO negotiated the Kerberos 5 mechanism (1.2.840.113554.1.2.2).
-	want := fmt.Sprintf("True %s@%s HTTP/localhost@%s <OID 1.2.840.113554.1.2.2>\n", krbtest.User, r.Name, r.Name)
-	if string(out) != want {
-		t.Errorf("MIT accepted %q, want %q", out, want)
+	accepted, reply, _ := strings.Cut(string(out), "\n")
+	want := fmt.Sprintf("True %s@%s HTTP/localhost@%s <OID 1.2.840.113554.1.2.2>", krbtest.User, r.Name, r.Name)
+	if accepted != want {
+		t.Errorf("MIT accepted %q, want %q", accepted, want)
 	}
+	// We asked for mutual authentication, so MIT answered with an AP-REP
+	// (in a NegTokenResp, as Windows does). The check the transport made
+	// of it is the one a reply from this acceptor would pass; replay it
+	// here, where the request's token state is at hand.
+	reply = strings.TrimSpace(reply)
+	if reply == "" {
+		t.Fatal("MIT sent no mutual authentication token")
+	}
+	cl, err := kerberosLogin(mustCreds(t, krbConfig(r, pki)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tkt, key, err := cl.GetServiceTicket("HTTP/localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := newAPReqToken(cl, tkt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(pywinrmtest.Python, "-c", accept)
+	cmd.Env = append(r.Env(), "KRB5_KTNAME=FILE:"+kt)
+	cmd.Stdin = strings.NewReader(base64.StdEncoding.EncodeToString(tok.spnego))
+	if out, err = cmd.CombinedOutput(); err != nil {
+		t.Fatalf("MIT refused the token: %v: %s", err, out)
+	}
+	_, reply, _ = strings.Cut(string(out), "\n")
+	resp := &Response{StatusCode: 200, Header: http.Header{"Www-Authenticate": {"Negotiate " + strings.TrimSpace(reply)}}}
+	if err := tok.checkReply(resp); err != nil {
+		t.Errorf("MIT's AP-REP fails our check: %v", err)
+	}
+	// And an AP-REP MIT made for another request does not pass.
+	other, err := newAPReqToken(cl, tkt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.checkReply(resp); err == nil || !strings.Contains(err.Error(), "AP-REP answers an authenticator of") {
+		t.Errorf("another request's AP-REP: %v", err)
+	}
+}
+
+func mustCreds(t *testing.T, cfg Config) kerberosCreds {
+	t.Helper()
+	c, err := kerberosCredentials(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestKerberosKDCUnreachable: no KDC answering is a connection failure,
