@@ -36,9 +36,13 @@ type Client struct {
 // NewClient returns a Client over w.
 func NewClient(w *wsman.Client) *Client { return &Client{WSMan: w} }
 
-// host names the host in errors: wsman.Client.Host, else the endpoint's
-// host:port.
-func (c *Client) host() string {
+func (c *Client) host() string { return c.Host() }
+
+// Host is how errors name the host this client works on: the wsman
+// client's Host, else the endpoint's host:port. Callers that report
+// errors of their own about the host (the fleet's shared reads) use it
+// too, so that every message names the host the same way.
+func (c *Client) Host() string {
 	if c.WSMan == nil {
 		return "(no host)"
 	}

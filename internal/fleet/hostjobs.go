@@ -185,7 +185,7 @@ func (h *HostJobs) Job(ctx context.Context, jobID string) (*bitsprov.Job, error)
 			select {
 			case <-ch:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("get job %s: %w", jobID, ctx.Err())
+				return nil, fmt.Errorf("get job %s on %s: %w", jobID, h.Bits.Host(), ctx.Err())
 			}
 			h.mu.Lock()
 			err := h.err
