@@ -87,6 +87,21 @@ func TestKerberos(t *testing.T) {
 		}
 	})
 
+	t.Run("inventory host by address with its Kerberos name", func(t *testing.T) {
+		_, port, _ := strings.Cut(h.Host, ":")
+		inv := filepath.Join(t.TempDir(), "hosts.ini")
+		if err := os.WriteFile(inv, []byte("[win]\nweb1 ansible_host=127.0.0.1 ansible_port="+port+
+			" ansible_winrm_scheme=https ansible_winrm_transport=kerberos ansible_winrm_kerberos_hostname_override=localhost\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := run(t, runSpec{
+			args:    []string{"list", "-i", inv, "-u", "admin", "--ca-file", h.CAFile, "-o", "json"},
+			env:     env("BITSREMOTE_PASSWORD=" + s.password),
+			secrets: secrets,
+		})
+		wantCode(t, res, 0)
+	})
+
 	t.Run("a user the host does not admit", func(t *testing.T) {
 		r.AddUser(t, "intern", "Intern-Pw-1")
 		res := run(t, runSpec{

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -866,6 +867,19 @@ func (inv *Inventory) resolve(h *invHost) (Host, error) {
 			return Host{}, bad("ansible_winrm_message_encryption", "want auto, always or never")
 		}
 		host.Encryption = v
+	}
+	// pywinrm's Kerberos service and hostname_override: for a host
+	// reached by address (ansible_host=10.0.0.5) whose tickets are for
+	// its domain name.
+	service, override := vars["ansible_winrm_service"], vars["ansible_winrm_kerberos_hostname_override"]
+	if strings.ContainsAny(service, "/@ ") {
+		return Host{}, bad("ansible_winrm_service", "want a service name such as HTTP")
+	}
+	if strings.ContainsAny(override, "/@ ") {
+		return Host{}, bad("ansible_winrm_kerberos_hostname_override", "want a host name")
+	}
+	if service != "" || override != "" {
+		host.SPN = cmp.Or(service, "HTTP") + "/" + strings.ToLower(cmp.Or(override, host.Address))
 	}
 	return host, nil
 }

@@ -84,6 +84,9 @@ func (cn *Connector) Connect(h Host) (*Conn, error) {
 		}
 		cfg.Encryption = e
 	}
+	if h.SPN != "" {
+		cfg.SPN = h.SPN
+	}
 	// One connection per host: NTLM needs it, and a thousand hosts times
 	// a pool would exhaust file descriptors.
 	cfg.MaxConnsPerHost, cfg.MaxIdleConnsPerHost = 1, 1

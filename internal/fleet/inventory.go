@@ -49,6 +49,11 @@ type Host struct {
 	// Encryption is ansible_winrm_message_encryption (auto, always,
 	// never); "" leaves --encryption.
 	Encryption string
+	// SPN is the Kerberos service principal to ask tickets for, from
+	// ansible_winrm_service (default HTTP) and
+	// ansible_winrm_kerberos_hostname_override (default Address), set
+	// only when either is; "" leaves HTTP/<address>.
+	SPN string
 	// Groups are the inventory groups the host belongs to, directly or
 	// through children, sorted; "all" and "ungrouped" included.
 	Groups []string

@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"github.com/bitsremote/bitsremote/wsman/transport"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,6 +300,8 @@ func TestInventoryErrors(t *testing.T) {
 		{"h1 ansible_winrm_transport=credssp\n", `host h1: ansible_winrm_transport="credssp": no supported transport (want ntlm, basic, plaintext, ssl, kerberos or certificate; credssp is not supported)`},
 		{"h1 ansible_winrm_message_encryption=sometimes\n", `host h1: ansible_winrm_message_encryption="sometimes": want auto, always or never`},
 		{"h1 ansible_winrm_path=wsman\n", `host h1: ansible_winrm_path="wsman": want a path starting with /`},
+		{"h1 ansible_winrm_service=HTTP/x\n", `host h1: ansible_winrm_service="HTTP/x": want a service name such as HTTP`},
+		{"h1 ansible_winrm_kerberos_hostname_override=a@B\n", `host h1: ansible_winrm_kerberos_hostname_override="a@B": want a host name`},
 	} {
 		inv, err := ParseINI(strings.NewReader(tc.doc), "h")
 		if err != nil {
@@ -306,6 +310,55 @@ func TestInventoryErrors(t *testing.T) {
 		if _, err := inv.Hosts(""); err == nil || err.Error() != tc.err {
 			t.Errorf("%q: err = %v, want %q", tc.doc, err, tc.err)
 		}
+	}
+}
+
+// TestKerberosSPN: pywinrm's Kerberos service and hostname override make
+// a host's SPN, for hosts reached by address whose tickets are for their
+// domain names; without either the transport's default (HTTP/<address>)
+// applies.
+func TestKerberosSPN(t *testing.T) {
+	doc := `[win]
+web1.corp.example.com ansible_host=10.0.0.5 ansible_winrm_kerberos_hostname_override=WEB1.corp.example.com
+web2 ansible_host=10.0.0.6 ansible_winrm_service=WSMAN
+web3 ansible_winrm_service=HTTP ansible_winrm_kerberos_hostname_override=web3.corp.example.com
+web4 ansible_host=10.0.0.8
+`
+	inv, err := ParseINI(strings.NewReader(doc), "hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := inv.Hosts("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hosts {
+		got = append(got, h.Name+"="+h.SPN)
+	}
+	want := []string{"web1.corp.example.com=HTTP/web1.corp.example.com", "web2=WSMAN/10.0.0.6", "web3=HTTP/web3.corp.example.com", "web4="}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("SPNs (-want +got):\n%s", d)
+	}
+	// The connection asks for tickets for it, and the ledger keeps it.
+	var cfgs []transport.Config
+	cn := &Connector{NewTransport: func(c transport.Config) (transport.Transport, error) {
+		cfgs = append(cfgs, c)
+		return transport.Func(nil), nil
+	}}
+	c, err := cn.Connect(hosts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgs[0].SPN != "HTTP/web1.corp.example.com" {
+		t.Errorf("transport SPN %q", cfgs[0].SPN)
+	}
+	back, err := c.Record().Host(hosts[0].Name)
+	if err != nil || back.SPN != "HTTP/web1.corp.example.com" {
+		t.Errorf("ledger round trip: %+v, %v", back, err)
+	}
+	if _, err := cn.Connect(hosts[3]); err != nil || cfgs[1].SPN != "" {
+		t.Errorf("a host without its own SPN: %q, %v", cfgs[1].SPN, err)
 	}
 }
 

@@ -133,6 +133,8 @@ type HostRecord struct {
 	User       string `json:"user,omitempty"`
 	Auth       string `json:"auth,omitempty"`
 	Encryption string `json:"encryption,omitempty"`
+	// SPN is the host's own Kerberos service principal (see Host.SPN).
+	SPN string `json:"spn,omitempty"`
 	// Account is the user the run authenticated as, whichever setting
 	// named it, so that a later command can tell whether it looks for
 	// the run's jobs as the same user (see hostRun.reachedAsRecorded).
@@ -142,7 +144,7 @@ type HostRecord struct {
 
 // Record is how c reaches its host, for the ledger.
 func (c *Conn) Record() *HostRecord {
-	return &HostRecord{URL: c.URL, User: c.Host.User, Auth: c.Host.Auth, Encryption: c.Host.Encryption, Account: c.user}
+	return &HostRecord{URL: c.URL, User: c.Host.User, Auth: c.Host.Auth, Encryption: c.Host.Encryption, SPN: c.Host.SPN, Account: c.user}
 }
 
 // Host turns the record back into the Host it came from, named name (the
@@ -164,7 +166,7 @@ func (r *HostRecord) Host(name string) (Host, error) {
 			return Host{}, fmt.Errorf("host %s: recorded encryption: %w", name, err)
 		}
 	}
-	h.Name, h.User, h.Auth, h.Encryption = name, r.User, r.Auth, r.Encryption
+	h.Name, h.User, h.Auth, h.Encryption, h.SPN = name, r.User, r.Auth, r.Encryption, r.SPN
 	return h, nil
 }
 
