@@ -190,6 +190,14 @@ func newAPReqToken(cl *client.Client, tkt messages.Ticket, key types.EncryptionK
 // this authenticates the host even where TLS does not (a certificate not
 // checked, --insecure-skip-verify). A 401 is the host refusing us and goes
 // up as such.
+//
+// An error reply (400 and above) without any token goes up unchecked:
+// WinRM sends SOAP faults' HTTP 500, a w:TimedOut among them, without
+// WWW-Authenticate (requests-kerberos PR #72 was made for that), as
+// HTTP.sys does its 400 for a header too long, and pywinrm takes them as
+// the host's answer. Refusing them would turn every fault into "the host
+// did not prove itself" (exit 3) and stop the retry of a w:TimedOut. Such
+// a reply proves nothing, but it is a failure, never a success.
 func (t apReqToken) checkReply(resp *Response) error {
 	if resp.StatusCode == http.StatusUnauthorized {
 		return nil
@@ -200,6 +208,9 @@ func (t apReqToken) checkReply(resp *Response) error {
 		if (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "Kerberos")) && strings.TrimSpace(b64) != "" {
 			tokens = append(tokens, strings.TrimSpace(b64))
 		}
+	}
+	if len(tokens) == 0 && resp.StatusCode >= http.StatusBadRequest {
+		return nil
 	}
 	if len(tokens) != 1 {
 		return fmt.Errorf("%d Kerberos tokens in WWW-Authenticate, want the one with its AP-REP", len(tokens))

@@ -42,6 +42,9 @@ type krbServer struct {
 	// reply from the mutual authentication token the server would send
 	// ("" for no header); by default the token goes as Windows sends it.
 	reply func(good string) string
+	// status, when set, is the status of a successful reply (a SOAP
+	// fault's 500, say) instead of 200.
+	status int
 }
 
 // gokrb5 puts the acceptor's result in the context under this key.
@@ -83,7 +86,7 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		user := id.UserName() + "@" + id.Domain()
 		ks.mu.Lock()
 		ks.users = append(ks.users, user)
-		reply := ks.reply
+		reply, code := ks.reply, ks.status
 		ks.mu.Unlock()
 		good := "Negotiate " + base64.StdEncoding.EncodeToString(apRepFor(t, kt, st.NegTokenInit.MechTokenBytes))
 		if reply != nil {
@@ -91,6 +94,9 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		}
 		if good != "" {
 			w.Header().Set("WWW-Authenticate", good)
+		}
+		if code != 0 {
+			w.WriteHeader(code)
 		}
 		fmt.Fprintf(w, "user=%s body=%s", user, body)
 	})
@@ -613,6 +619,64 @@ func TestKerberosMutualAuthentication(t *testing.T) {
 			_, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
 			if err == nil || !strings.HasPrefix(err.Error(), prefix+tc.want) || !errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNotSent) {
 				t.Fatalf("got %v, want %q (ErrAuthentication, sent)", err, prefix+tc.want)
+			}
+		})
+	}
+}
+
+// TestKerberosErrorReplyWithoutToken: Windows sends some error replies
+// without the mutual authentication token (a SOAP fault's HTTP 500, such
+// as the w:TimedOut of an operation that ran out of time: requests-kerberos
+// PR #72 was made for it; HTTP.sys's 400 for a header too long; 503). They
+// go up as the host's answer for package wsman to classify (a fault, a
+// retry), as pywinrm takes them, not as a host that failed to prove
+// itself. An error reply that does carry a token must still prove the host,
+// and a success without one is refused.
+func TestKerberosErrorReplyWithoutToken(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	var earlier string
+	ks.reply = func(good string) string { earlier = good; return good }
+	if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(localURL(ks), "https://"), "/wsman")
+	prefix := "reply from " + host + " (HTTP %d): the host did not prove it is HTTP/localhost (Kerberos mutual authentication): "
+	for _, tc := range []struct {
+		name   string
+		status int
+		reply  func(good string) string
+		want   string // "" for the reply to go up
+	}{
+		{"fault without a token", 500, func(string) string { return "" }, ""},
+		{"bare 400 without a token", 400, func(string) string { return "" }, ""},
+		{"503 without a token", 503, func(string) string { return "" }, ""},
+		{"fault with its token", 500, func(good string) string { return good }, ""},
+		{"fault with another request's token", 500, func(string) string { return earlier }, "AP-REP answers an authenticator of "},
+		{"fault with garbage", 500, func(string) string { return "Negotiate %%%" }, "mutual authentication token: illegal base64 data at input byte 0"},
+		{"success without a token", 200, func(string) string { return "" }, "0 Kerberos tokens in WWW-Authenticate, want the one with its AP-REP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks.mu.Lock()
+			ks.reply, ks.status = tc.reply, tc.status
+			ks.mu.Unlock()
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+			if tc.want != "" {
+				want := fmt.Sprintf(prefix, tc.status) + tc.want
+				if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrAuthentication) {
+					t.Fatalf("got %v, want %q (ErrAuthentication)", err, want)
+				}
+				return
+			}
+			wantBody := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"
+			if err != nil || resp.StatusCode != tc.status || string(resp.Body) != wantBody {
+				t.Fatalf("got %v %v, want HTTP %d %q", resp, err, tc.status, wantBody)
 			}
 		})
 	}
