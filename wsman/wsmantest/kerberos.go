@@ -335,7 +335,7 @@ func (s *Server) krbConnOf(r *http.Request) *krbConn {
 
 // serveKerberos authenticates a request carrying a Kerberos token and, if
 // that succeeds, serves it.
-func (s *Server) serveKerberos(w http.ResponseWriter, r *http.Request, kc *krbConn, scheme, token string) {
+func (s *Server) serveKerberos(w *bufWriter, r *http.Request, kc *krbConn, scheme, token string) {
 	rec := r.Context().Value(recordKey{}).(*record)
 	logon, why := s.krb.accept(scheme, token, r.RemoteAddr)
 	if logon == nil {
@@ -349,10 +349,15 @@ func (s *Server) serveKerberos(w http.ResponseWriter, r *http.Request, kc *krbCo
 	}
 	kc.set(logon.user, false)
 	s.krbLogons.Add(1)
-	if logon.reply != "" {
+	s.serveKerberosSOAP(w, r, logon.user)
+	// WinRM sends its final token with a success only: a fault's 500
+	// goes out without WWW-Authenticate, even to a client that asked for
+	// mutual authentication (requests-kerberos PR #72, made for WinRM's
+	// w:TimedOut). The reply is buffered, so the header can wait for the
+	// status.
+	if logon.reply != "" && w.status < http.StatusBadRequest {
 		w.Header().Set("WWW-Authenticate", logon.reply)
 	}
-	s.serveKerberosSOAP(w, r, logon.user)
 }
 
 // serveKerberosSOAP serves a request on a Kerberos-authenticated

@@ -608,3 +608,37 @@ func TestKerberosConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestKerberosMutualFault: a fault's HTTP 500 goes out without
+// WWW-Authenticate, even to a client that asked for mutual
+// authentication, as WinRM sends it (requests-kerberos PR #72: "returned
+// as a 500 without a WWW-Authenticate header"); a success on the same
+// connection, with a new token, carries its AP-REP again.
+func TestKerberosMutualFault(t *testing.T) {
+	r := startRealm(t)
+	s, _ := newKrbServer(t, r, wsmantest.Config{}, false)
+	c := dial(t, s)
+	a := r.newAPReq(t, true)
+	got := c.post(negTokenInit(t, a.token, gssapi.OIDKRB5.OID()), "", fmt.Sprintf(getEnvelope, widgetURI, wsman.ActionGet, "boom", ""))
+	if got.status != http.StatusInternalServerError || !strings.Contains(got.body, "Fault") {
+		t.Fatalf("status %d body %q, want a fault", got.status, got.body)
+	}
+	if hdr := got.header.Values("WWW-Authenticate"); hdr != nil {
+		t.Errorf("fault: WWW-Authenticate %q, want none", hdr)
+	}
+	b := r.newAPReq(t, true)
+	ok := c.post(negTokenInit(t, b.token, gssapi.OIDKRB5.OID()), "", getW001)
+	hdr := ok.header.Values("WWW-Authenticate")
+	if ok.status != http.StatusOK || len(hdr) != 1 {
+		t.Fatalf("status %d WWW-Authenticate %q, want 200 and one", ok.status, hdr)
+	}
+	tok, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(hdr[0], "Negotiate "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st spnego.SPNEGOToken
+	if err := st.Unmarshal(tok); err != nil || !st.Resp {
+		t.Fatalf("not a NegTokenResp (%v): %x", err, tok)
+	}
+	checkAPRep(t, st.NegTokenResp.ResponseToken, b)
+}
