@@ -49,6 +49,21 @@ func TestKerberos(t *testing.T) {
 		sameBytes(t, "a.bin", readFile(t, dest), content)
 	})
 
+	t.Run("a fault is the host's answer", func(t *testing.T) {
+		// WinRM sends a fault's 500 without the mutual authentication
+		// token: it is a fault (exit 5), not an impostor (exit 3).
+		const unknownID = "{0BADC0DE-0000-4000-8000-000000000001}"
+		res := run(t, runSpec{
+			args:    append([]string{"get", unknownID, "-u", "admin"}, flags...),
+			env:     env("BITSREMOTE_PASSWORD=" + s.password),
+			secrets: secrets,
+		})
+		wantCode(t, res, 5)
+		if !strings.Contains(res.Stderr, unknownID) || !strings.Contains(res.Stderr, "not found") {
+			t.Errorf("stderr:\n%s", res.Stderr)
+		}
+	})
+
 	t.Run("ticket cache without a password", func(t *testing.T) {
 		cc := r.Kinit(t, "admin", s.password)
 		res := run(t, runSpec{
