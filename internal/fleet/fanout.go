@@ -51,7 +51,7 @@ type Conn struct {
 	Bits  *bitsprov.Client
 	t     transport.Transport
 	// user is the account the connection authenticates as (the host's
-	// own user, else the command's).
+	// own user, else the command's; with Kerberos, the principal).
 	user string
 }
 
@@ -107,7 +107,15 @@ func (cn *Connector) Connect(h Host) (*Conn, error) {
 	if cn.Configure != nil {
 		cn.Configure(wc)
 	}
-	return &Conn{Host: h, Name: name, URL: url, WSMan: wc, Bits: bitsprov.NewClient(wc), t: t, user: cfg.User}, nil
+	user := cfg.User
+	if cfg.Auth == transport.AuthKerberos {
+		// The principal, however -u spelled it, or the ticket cache's
+		// without -u; when it cannot be read, the first request says why.
+		if p, err := transport.KerberosPrincipal(cfg); err == nil {
+			user = p
+		}
+	}
+	return &Conn{Host: h, Name: name, URL: url, WSMan: wc, Bits: bitsprov.NewClient(wc), t: t, user: user}, nil
 }
 
 // Pool holds one Conn per host for the life of a command, so that

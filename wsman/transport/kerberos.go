@@ -278,6 +278,27 @@ func (c kerberosCreds) key() string {
 	return strings.Join([]string{c.conf, c.ccache, c.user, c.realm, base64.RawStdEncoding.EncodeToString(h[:])}, "\x00")
 }
 
+// KerberosPrincipal returns the principal, user@REALM, that Kerberos
+// authentication with cfg logs in as: cfg.User in its realm (krb5.conf's
+// default_realm when it names none) with a password, else the ticket
+// cache's principal, which cfg.User need not name. It reads the
+// configuration and the cache and asks no KDC. A fleet's ledger records
+// it as the account a run's jobs belong to.
+func KerberosPrincipal(cfg Config) (string, error) {
+	c, err := kerberosCredentials(cfg)
+	if err != nil {
+		return "", fmt.Errorf("kerberos auth: %w", err)
+	}
+	if c.password != "" {
+		return c.user + "@" + c.realm, nil
+	}
+	var cc *credentials.CCache
+	if err := guard(func() (err error) { cc, err = credentials.LoadCCache(c.ccache); return err }); err != nil {
+		return "", fmt.Errorf("kerberos auth: ticket cache %s: %w", c.ccache, err)
+	}
+	return cc.DefaultPrincipal.PrincipalName.PrincipalNameString() + "@" + cc.DefaultPrincipal.Realm, nil
+}
+
 func kerberosCredentials(cfg Config) (kerberosCreds, error) {
 	c := kerberosCreds{conf: cfg.Krb5Conf, password: cfg.Password}
 	if c.conf == "" {
