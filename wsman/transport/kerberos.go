@@ -19,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
@@ -363,15 +364,20 @@ var (
 
 type loginEntry struct {
 	once sync.Once
-	cl   *client.Client
 	err  error
+	// mu guards cl after once, and serializes the check of its TGT and
+	// what renews it, so that a fleet's hosts wait for one KDC exchange
+	// or one reading of the ticket cache instead of each making its own.
+	mu sync.Mutex
+	cl *client.Client
 }
 
 // kerberosLogin returns a logged-in client for creds, shared by every
 // transport of the process with the same credentials. A refusal by the
 // KDC is kept (it would only be refused again, counting against the
 // account's lockout); a failure to reach the KDC is not, so that a later
-// request tries again.
+// request tries again, nor is a ticket cache's failure, which costs no
+// KDC exchange and which kinit may mend.
 func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 	loginMu.Lock()
 	e := logins[creds.key()]
@@ -384,7 +390,7 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 		e.err = guard(func() (err error) { e.cl, err = newKerberosClient(creds); return err })
 	})
 	if e.err != nil {
-		if errors.Is(e.err, ErrKDCUnreachable) || errors.Is(e.err, errMalformed) {
+		if errors.Is(e.err, ErrKDCUnreachable) || errors.Is(e.err, errMalformed) || creds.password == "" {
 			loginMu.Lock()
 			if logins[creds.key()] == e {
 				delete(logins, creds.key())
@@ -393,10 +399,21 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 		}
 		return nil, e.err
 	}
-	// A client from a password logs in again when its TGT expires; one
-	// from a cache cannot, and says so here.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// A client from a password logs in again when its TGT expires.
 	if err := guard(e.cl.AffirmLogin); err != nil {
-		return nil, kdcError(err, "")
+		if creds.password != "" {
+			return nil, kdcError(err, "")
+		}
+		// One from a cache cannot: gokrb5 reads the cache once. Read it
+		// again, as MIT's library does for every context: kinit,
+		// k5start or sssd may have refreshed it since.
+		cl, err := newKerberosClient(creds)
+		if err != nil {
+			return nil, err
+		}
+		e.cl = cl
 	}
 	return e.cl, nil
 }
@@ -429,6 +446,12 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 	cl, err := client.NewFromCCache(cc, conf, settings)
 	if err != nil {
 		return nil, fmt.Errorf("ticket cache %s: %w", creds.ccache, err)
+	}
+	// gokrb5 cannot renew the cache's TGT, nor log in again without a
+	// password.
+	krbtgt := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", cc.DefaultPrincipal.Realm}}
+	if tgt, ok := cc.GetEntry(krbtgt); ok && !time.Now().Before(tgt.EndTime) {
+		return nil, fmt.Errorf("the ticket-granting ticket in %s expired at %s: run kinit again: %w", creds.ccache, tgt.EndTime.Local().Format(time.RFC3339), ErrAuthentication)
 	}
 	return cl, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
@@ -677,6 +678,68 @@ func TestKerberosErrorReplyWithoutToken(t *testing.T) {
 			wantBody := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"
 			if err != nil || resp.StatusCode != tc.status || string(resp.Body) != wantBody {
 				t.Fatalf("got %v %v, want HTTP %d %q", resp, err, tc.status, wantBody)
+			}
+		})
+	}
+}
+
+// kinit runs MIT's kinit for krbtest.User into the cache file cc with
+// extra options (a lifetime, say), as an admin, k5start or sssd does.
+func kinit(t *testing.T, r *krbtest.Realm, cc string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(krbtest.Tools["kinit"], append(args, krbtest.User+"@"+r.Name)...)
+	cmd.Env = append(r.Env(), "KRB5CCNAME=FILE:"+cc)
+	cmd.Stdin = strings.NewReader(krbtest.Password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kinit %v: %v: %s", args, err, out)
+	}
+}
+
+// TestKerberosTicketCacheRefreshed: gokrb5 reads a ticket cache once and
+// cannot renew its TGT, so when the TGT has expired the transport reads
+// the cache again, which kinit, k5start or sssd may have refreshed since
+// (MIT's library reads it for every context, so pywinrm goes on); a
+// cache nobody refreshed says to run kinit.
+func TestKerberosTicketCacheRefreshed(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	for _, refresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refreshed %v", refresh), func(t *testing.T) {
+			t.Parallel()
+			cc := t.TempDir() + "/ccache"
+			kinit(t, r, cc, "-l", "3s")
+			tgt, err := credentials.LoadCCache(cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var end time.Time
+			for _, c := range tgt.GetEntries() {
+				end = c.EndTime
+			}
+			tr, err := New(Config{Auth: AuthKerberos, Krb5Conf: r.Krb5Conf, KrbCCache: cc, CAFile: pki.CAFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
+				t.Fatal(err)
+			}
+			if refresh {
+				kinit(t, r, cc)
+			}
+			// Kerberos times are whole seconds.
+			time.Sleep(time.Until(end.Add(1100 * time.Millisecond)))
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<y/>")})
+			if refresh {
+				if want := "user=" + krbtest.User + "@" + r.Name + " body=<y/>"; err != nil || string(resp.Body) != want {
+					t.Fatalf("after the TGT expired and the cache was refreshed: %v %v, want %q", resp, err, want)
+				}
+				return
+			}
+			want := fmt.Sprintf("kerberos login (ticket cache %s): the ticket-granting ticket in %s expired at %s: run kinit again: ", cc, cc, end.Local().Format(time.RFC3339))
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
+				t.Fatalf("got %v, want %q... (ErrAuthentication, ErrNotSent)", err, want)
 			}
 		})
 	}
