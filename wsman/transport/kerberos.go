@@ -116,6 +116,18 @@ func (k *kerberosTransport) authorize(ep endpoint) (string, func(*Response) erro
 	return "Negotiate " + base64.StdEncoding.EncodeToString(tok.spnego), check, nil
 }
 
+// krbRefusal is a Kerberos failure before the host is reached: the KDC
+// refusing the credentials or the service principal, or a ticket cache
+// that cannot serve. It counts as an authentication failure (exit 3)
+// without saying, as ErrAuthentication's text does, that the host
+// rejected anything.
+type krbRefusal struct{ err error }
+
+func (e *krbRefusal) Error() string   { return e.err.Error() }
+func (e *krbRefusal) Unwrap() []error { return []error{e.err, ErrAuthentication} }
+
+func refused(format string, a ...any) error { return &krbRefusal{fmt.Errorf(format, a...)} }
+
 // mutualAuthError is a reply from a host that did not prove it holds the
 // SPN's key. It counts as an authentication failure (exit 3) without
 // saying that our credentials were refused.
@@ -440,7 +452,7 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 	if creds.user != "" {
 		got := cc.DefaultPrincipal.PrincipalName.PrincipalNameString()
 		if !strings.EqualFold(got, creds.user) || (creds.realm != "" && !strings.EqualFold(cc.DefaultPrincipal.Realm, creds.realm)) {
-			return nil, fmt.Errorf("the ticket cache %s holds %s@%s, not the user asked for: %w", creds.ccache, got, cc.DefaultPrincipal.Realm, ErrAuthentication)
+			return nil, refused("the ticket cache %s holds %s@%s, not the user asked for", creds.ccache, got, cc.DefaultPrincipal.Realm)
 		}
 	}
 	cl, err := client.NewFromCCache(cc, conf, settings)
@@ -451,7 +463,7 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 	// password.
 	krbtgt := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", cc.DefaultPrincipal.Realm}}
 	if tgt, ok := cc.GetEntry(krbtgt); ok && !time.Now().Before(tgt.EndTime) {
-		return nil, fmt.Errorf("the ticket-granting ticket in %s expired at %s: run kinit again: %w", creds.ccache, tgt.EndTime.Local().Format(time.RFC3339), ErrAuthentication)
+		return nil, refused("the ticket-granting ticket in %s expired at %s: run kinit again", creds.ccache, tgt.EndTime.Local().Format(time.RFC3339))
 	}
 	return cl, nil
 }
@@ -480,21 +492,26 @@ func guard(f func() error) (err error) {
 var ErrKDCUnreachable = errors.New("no KDC of the realm could be reached")
 
 // kdcError classifies a gokrb5 error, which carries the KDC's error code
-// only in its text: a refusal of the credentials or of the SPN wraps
-// ErrAuthentication (exit 3), no KDC reached wraps ErrKDCUnreachable.
+// only in its text: a refusal of the credentials or of the SPN is a
+// krbRefusal (ErrAuthentication, exit 3), no KDC reached wraps
+// ErrKDCUnreachable.
 func kdcError(err error, spn string) error {
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "no valid existing session"):
+		// A client from a ticket cache whose TGT expired, with no
+		// password to get another.
+		return refused("the ticket-granting ticket has expired: run kinit again: %w", err)
 	case strings.Contains(msg, "KDC_ERR_S_PRINCIPAL_UNKNOWN"):
-		return fmt.Errorf("the KDC does not know the service principal %s (use the host's DNS name as registered in the domain, not an address or alias, or set the SPN): %w: %w", spn, ErrAuthentication, err)
+		return refused("the KDC does not know the service principal %s (use the host's DNS name as registered in the domain, not an address or alias, or set the SPN): %w", spn, err)
 	case strings.Contains(msg, "KDC_ERR_PREAUTH_FAILED"), strings.Contains(msg, "KDC_ERR_C_PRINCIPAL_UNKNOWN"),
 		strings.Contains(msg, "KDC_ERR_CLIENT_REVOKED"), strings.Contains(msg, "KDC_ERR_KEY_EXPIRED"),
-		strings.Contains(msg, "KRB_AP_ERR_TKT_EXPIRED"), strings.Contains(msg, "no valid existing session"),
+		strings.Contains(msg, "KRB_AP_ERR_TKT_EXPIRED"),
 		strings.Contains(msg, "KDC_ERR_POLICY"), strings.Contains(msg, "KDC_ERR_ETYPE_NOSUPP"),
 		// A KDC that does not require pre-authentication answers a wrong
 		// password with an AS-REP the client cannot decrypt.
 		strings.Contains(msg, "client password/keytab incorrect"):
-		return fmt.Errorf("%w: %w", ErrAuthentication, err)
+		return refused("the KDC refused the credentials: %w", err)
 	case strings.Contains(msg, "Networking_Error"):
 		return fmt.Errorf("%w: %w", ErrKDCUnreachable, err)
 	}
