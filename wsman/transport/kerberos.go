@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -342,7 +343,7 @@ func kerberosCredentials(cfg Config) (kerberosCreds, error) {
 			return c, errors.New("a user name is required with a password")
 		}
 		if c.realm == "" {
-			conf, err := config.Load(c.conf)
+			conf, err := loadKrb5Conf(c.conf)
 			if err != nil {
 				return c, fmt.Errorf("read the Kerberos configuration %s: %w", c.conf, err)
 			}
@@ -431,7 +432,7 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 }
 
 func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
-	conf, err := config.Load(creds.conf)
+	conf, err := loadKrb5Conf(creds.conf)
 	if err != nil {
 		return nil, fmt.Errorf("read the Kerberos configuration %s: %w", creds.conf, err)
 	}
@@ -466,6 +467,53 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 		return nil, refused("the ticket-granting ticket in %s expired at %s: run kinit again", creds.ccache, tgt.EndTime.Local().Format(time.RFC3339))
 	}
 	return cl, nil
+}
+
+// krb5DNS finds the settings that say whether to look KDCs up in DNS.
+var krb5DNS = regexp.MustCompile(`(?mi)^[ \t]*(dns_lookup_kdc|dns_fallback)[ \t]*=[ \t]*(\S*)`)
+
+// loadKrb5Conf reads a krb5.conf as MIT's library would where gokrb5
+// reads it otherwise: a realm whose KDCs it does not list has them looked
+// up in DNS (_kerberos._tcp SRV records, which Active Directory's domain
+// controllers publish) unless dns_lookup_kdc, else dns_fallback, says
+// no. gokrb5 reads only dns_lookup_kdc and does not look by default, and
+// the krb5.conf of a machine joined to a domain (realmd's, say) often
+// names the realm and no KDC.
+func loadKrb5Conf(path string) (*config.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := config.NewFromString(string(b))
+	if err != nil {
+		return nil, err
+	}
+	var lookup, fallback string
+	for _, m := range krb5DNS.FindAllStringSubmatch(string(b), -1) {
+		if strings.EqualFold(m[1], "dns_lookup_kdc") {
+			lookup = m[2]
+		} else {
+			fallback = m[2]
+		}
+	}
+	switch {
+	case lookup != "":
+		// gokrb5 read it.
+	case fallback != "":
+		conf.LibDefaults.DNSLookupKDC = krb5Bool(fallback)
+	default:
+		conf.LibDefaults.DNSLookupKDC = true
+	}
+	return conf, nil
+}
+
+// krb5Bool reads a krb5.conf boolean as MIT's profile library does.
+func krb5Bool(v string) bool {
+	switch strings.ToLower(v) {
+	case "y", "yes", "true", "t", "1", "on":
+		return true
+	}
+	return false
 }
 
 // errMalformed marks a gokrb5 panic turned into an error by guard.

@@ -25,6 +25,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/service"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
@@ -743,6 +744,121 @@ func TestKerberosTicketCacheRefreshed(t *testing.T) {
 			want := fmt.Sprintf("kerberos login (ticket cache %s): the ticket-granting ticket in %s expired at %s: run kinit again", cc, cc, end.Local().Format(time.RFC3339))
 			if err == nil || err.Error() != want || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
 				t.Fatalf("got %v, want %q... (ErrAuthentication, ErrNotSent)", err, want)
+			}
+		})
+	}
+}
+
+// fakeSRV answers DNS SRV queries for name with localhost and the port of
+// hostport (an address on loopback), and every
+// other query with NXDOMAIN, for the rest of t: net.DefaultResolver,
+// which gokrb5 looks KDCs up with, asks it instead of the system's
+// servers.
+func fakeSRV(t *testing.T, name, hostport string) {
+	t.Helper()
+	_, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go takes no address for a target, as DNS wants a name.
+	const host = "localhost"
+	var port uint16
+	if _, err := fmt.Sscan(portStr, &port); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeNameError}
+			match := q.Type == dnsmessage.TypeSRV && strings.EqualFold(q.Name.String(), name)
+			if match {
+				rh.RCode = dnsmessage.RCodeSuccess
+			}
+			b := dnsmessage.NewBuilder(nil, rh)
+			b.EnableCompression()
+			_ = b.StartQuestions()
+			_ = b.Question(q)
+			_ = b.StartAnswers()
+			if match {
+				_ = b.SRVResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
+					dnsmessage.SRVResource{Priority: 0, Weight: 100, Port: port, Target: dnsmessage.MustNewName(host + ".")})
+			}
+			if out, err := b.Finish(); err == nil {
+				_, _ = pc.WriteTo(out, addr)
+			}
+		}
+	}()
+	old := net.DefaultResolver
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+	t.Cleanup(func() {
+		net.DefaultResolver = old
+		pc.Close()
+		<-done
+	})
+}
+
+// TestKerberosKDCFromDNS: a krb5.conf that names the realm but no KDC, as
+// realmd writes one for an Active Directory domain, finds the KDC in DNS
+// (_kerberos._tcp SRV records, which domain controllers publish), as
+// MIT's library does unless dns_lookup_kdc says not to; gokrb5 on its own
+// does not look.
+func TestKerberosKDCFromDNS(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	fakeSRV(t, "_kerberos._tcp."+r.Name+".", r.KDC)
+	for _, tc := range []struct {
+		name, libdefaults string
+		want              string // "" for success
+	}{
+		{"MIT's default", "", ""},
+		{"dns_lookup_kdc = true", " dns_lookup_kdc = true\n", ""},
+		{"dns_fallback = true", " dns_fallback = true\n", ""},
+		{"dns_fallback = false", " dns_fallback = false\n", "client krb5 config does not have any defined KDCs for the default realm"},
+		{"dns_lookup_kdc says yes, dns_fallback no", " dns_lookup_kdc = yes\n dns_fallback = false\n", ""},
+		{"dns_lookup_kdc = false", " dns_lookup_kdc = false\n", "client krb5 config does not have any defined KDCs for the default realm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := t.TempDir() + "/krb5.conf"
+			text := fmt.Sprintf("[libdefaults]\n default_realm = %s\n udp_preference_limit = 1\n%s\n[realms]\n %s = {\n }\n", r.Name, tc.libdefaults, r.Name)
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tr, err := New(Config{Auth: AuthKerberos, User: krbtest.User, Password: krbtest.Password, Krb5Conf: conf, CAFile: pki.CAFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeIdle(t, tr)
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || string(resp.Body) != want {
+				t.Fatalf("got %v %v, want %q", resp, err, want)
 			}
 		})
 	}
