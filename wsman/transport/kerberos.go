@@ -560,7 +560,11 @@ func kdcError(err error, spn string) error {
 		// password with an AS-REP the client cannot decrypt.
 		strings.Contains(msg, "client password/keytab incorrect"):
 		return refused("the KDC refused the credentials: %w", err)
-	case strings.Contains(msg, "Networking_Error"):
+	case strings.Contains(msg, "KRB_AP_ERR_SKEW"):
+		return refused("this machine's clock differs from the KDC's by more than Kerberos allows (5 minutes by default): set it right: %w", err)
+	case strings.Contains(msg, "Networking_Error"),
+		// A KDC that cannot serve now: another, or a later request, may.
+		strings.Contains(msg, "KDC_ERR_SVC_UNAVAILABLE"):
 		return fmt.Errorf("%w: %w", ErrKDCUnreachable, err)
 	}
 	return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/service"
@@ -527,19 +528,17 @@ func TestKerberosKDCUnreachable(t *testing.T) {
 	}
 }
 
-// TestKerberosMalformedKDCReply: a KDC (or whatever answers on its port)
-// replying with an AS-REP whose encrypted part is shorter than its
-// checksum makes gokrb5 v8.4.4 panic (jcmturner/gokrb5#580); the login
-// must fail with an error instead, and fail again the next time rather
-// than leave a half-made client behind.
-func TestKerberosMalformedKDCReply(t *testing.T) {
+// fakeKDC answers every AS-REQ on a TCP port of loopback with what
+// answer makes of it, until t ends, and returns a krb5.conf naming it the
+// KDC of realm.
+func fakeKDC(t *testing.T, realm string, answer func(messages.ASReq) ([]byte, error)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	done := make(chan struct{})
-	defer func() { ln.Close(); <-done }()
+	t.Cleanup(func() { ln.Close(); <-done })
 	go func() {
 		defer close(done)
 		for {
@@ -553,14 +552,7 @@ func TestKerberosMalformedKDCReply(t *testing.T) {
 				if _, err := io.ReadFull(c, req); err == nil {
 					var asreq messages.ASReq
 					_ = asreq.Unmarshal(req)
-					rep := messages.ASRep{KDCRepFields: messages.KDCRepFields{
-						PVNO: 5, MsgType: 11, CRealm: asreq.ReqBody.Realm, CName: asreq.ReqBody.CName,
-						Ticket: messages.Ticket{TktVNO: 5, Realm: asreq.ReqBody.Realm, SName: asreq.ReqBody.SName,
-							EncPart: types.EncryptedData{EType: 18, KVNO: 1, Cipher: []byte{1, 2, 3}}},
-						EncPart: types.EncryptedData{EType: 18, Cipher: []byte{1, 2, 3}},
-					}}
-					b, err := rep.Marshal()
-					if err == nil {
+					if b, err := answer(asreq); err == nil {
 						_ = binary.Write(c, binary.BigEndian, uint32(len(b)))
 						_, _ = c.Write(b)
 					}
@@ -570,9 +562,27 @@ func TestKerberosMalformedKDCReply(t *testing.T) {
 		}
 	}()
 	conf := t.TempDir() + "/krb5.conf"
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "[libdefaults]\n default_realm = EVIL.TEST\n udp_preference_limit = 1\n[realms]\n EVIL.TEST = {\n  kdc = %s\n }\n", ln.Addr()), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[libdefaults]\n default_realm = %s\n udp_preference_limit = 1\n[realms]\n %s = {\n  kdc = %s\n }\n", realm, realm, ln.Addr()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return conf
+}
+
+// TestKerberosMalformedKDCReply: a KDC (or whatever answers on its port)
+// replying with an AS-REP whose encrypted part is shorter than its
+// checksum makes gokrb5 v8.4.4 panic (jcmturner/gokrb5#580); the login
+// must fail with an error instead, and fail again the next time rather
+// than leave a half-made client behind.
+func TestKerberosMalformedKDCReply(t *testing.T) {
+	conf := fakeKDC(t, "EVIL.TEST", func(asreq messages.ASReq) ([]byte, error) {
+		rep := messages.ASRep{KDCRepFields: messages.KDCRepFields{
+			PVNO: 5, MsgType: 11, CRealm: asreq.ReqBody.Realm, CName: asreq.ReqBody.CName,
+			Ticket: messages.Ticket{TktVNO: 5, Realm: asreq.ReqBody.Realm, SName: asreq.ReqBody.SName,
+				EncPart: types.EncryptedData{EType: 18, KVNO: 1, Cipher: []byte{1, 2, 3}}},
+			EncPart: types.EncryptedData{EType: 18, Cipher: []byte{1, 2, 3}},
+		}}
+		return rep.Marshal()
+	})
 	tr, err := New(Config{Auth: AuthKerberos, User: "u", Password: "p", Krb5Conf: conf})
 	if err != nil {
 		t.Fatal(err)
@@ -859,6 +869,41 @@ func TestKerberosKDCFromDNS(t *testing.T) {
 			}
 			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || string(resp.Body) != want {
 				t.Fatalf("got %v %v, want %q", resp, err, want)
+			}
+		})
+	}
+}
+
+// TestKerberosKDCErrors: what the KDC answers a login with decides the
+// exit code: a refusal of the account or of this machine's clock is an
+// authentication failure (exit 3) that says what to mend; a KDC that
+// cannot serve now is one not reached (exit 4), tried again by the next
+// request.
+func TestKerberosKDCErrors(t *testing.T) {
+	for _, tc := range []struct {
+		code        int32
+		auth, unrch bool
+		want        string
+	}{
+		{errorcode.KRB_AP_ERR_SKEW, true, false, "kerberos login (u@ERR.TEST with a password): this machine's clock differs from the KDC's by more than Kerberos allows (5 minutes by default): set it right: "},
+		{errorcode.KDC_ERR_KEY_EXPIRED, true, false, "kerberos login (u@ERR.TEST with a password): the KDC refused the credentials: "},
+		{errorcode.KDC_ERR_CLIENT_REVOKED, true, false, "kerberos login (u@ERR.TEST with a password): the KDC refused the credentials: "},
+		{errorcode.KDC_ERR_SVC_UNAVAILABLE, false, true, "kerberos login (u@ERR.TEST with a password): no KDC of the realm could be reached: "},
+	} {
+		name := errorcode.Lookup(tc.code)
+		t.Run(strings.Fields(name)[1], func(t *testing.T) {
+			conf := fakeKDC(t, "ERR.TEST", func(asreq messages.ASReq) ([]byte, error) {
+				e := messages.NewKRBError(asreq.ReqBody.SName, asreq.ReqBody.Realm, tc.code, "")
+				return e.Marshal()
+			})
+			tr, err := New(Config{Auth: AuthKerberos, User: "u", Password: "p", Krb5Conf: conf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !strings.Contains(err.Error(), name) ||
+				errors.Is(err, ErrAuthentication) != tc.auth || errors.Is(err, ErrKDCUnreachable) != tc.unrch || !errors.Is(err, ErrNotSent) {
+				t.Fatalf("got %v, want %q... with %q (ErrAuthentication %v, ErrKDCUnreachable %v)", err, tc.want, name, tc.auth, tc.unrch)
 			}
 		})
 	}
