@@ -88,7 +88,9 @@ func (k *kerberosTransport) authorize(ep endpoint) (string, func(*Response) erro
 	}
 	spn := k.spn
 	if spn == "" {
-		spn = "HTTP/" + strings.ToLower(ep.u.Hostname())
+		// A fully qualified name's trailing dot is not part of the
+		// principal, as MIT's krb5_sname_to_principal drops it.
+		spn = "HTTP/" + strings.TrimSuffix(strings.ToLower(ep.u.Hostname()), ".")
 	}
 	cl, err := kerberosLogin(k.creds)
 	if err != nil {

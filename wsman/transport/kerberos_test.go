@@ -908,3 +908,27 @@ func TestKerberosKDCErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestKerberosSPN: the service principal is HTTP/ and the host's name as
+// the URL gives it, in lower case and without the trailing dot of a fully
+// qualified name (MIT's krb5_sname_to_principal drops it too); never the
+// port.
+func TestKerberosSPN(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ks.URL, "https://"))
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	for _, host := range []string{"localhost", "LocalHost", "localhost."} {
+		t.Run(host, func(t *testing.T) {
+			resp, err := tr.RoundTrip(context.Background(), &Request{URL: "https://" + net.JoinHostPort(host, port) + "/wsman", Body: []byte("<x/>")})
+			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || string(resp.Body) != want {
+				t.Fatalf("got %v %v, want %q", resp, err, want)
+			}
+		})
+	}
+}
