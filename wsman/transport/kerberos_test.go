@@ -912,22 +912,42 @@ func TestKerberosKDCErrors(t *testing.T) {
 // TestKerberosSPN: the service principal is HTTP/ and the host's name as
 // the URL gives it, in lower case and without the trailing dot of a fully
 // qualified name (MIT's krb5_sname_to_principal drops it too); never the
-// port.
+// port. The tokens made for each URL are taken to the server by its
+// address, as "localhost." does not resolve everywhere.
 func TestKerberosSPN(t *testing.T) {
 	r := krbtest.Start(t)
 	pki := newTestPKI(t)
 	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ks.URL, "https://"))
-	tr, err := New(krbConfig(r, pki))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeIdle(t, tr)
+	k := &kerberosTransport{creds: mustCreds(t, krbConfig(r, pki))}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.CAPool, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	t.Cleanup(hc.CloseIdleConnections)
 	for _, host := range []string{"localhost", "LocalHost", "localhost."} {
 		t.Run(host, func(t *testing.T) {
-			resp, err := tr.RoundTrip(context.Background(), &Request{URL: "https://" + net.JoinHostPort(host, port) + "/wsman", Body: []byte("<x/>")})
-			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || string(resp.Body) != want {
-				t.Fatalf("got %v %v, want %q", resp, err, want)
+			ep, err := newEndpoint("https://" + net.JoinHostPort(host, port) + "/wsman")
+			if err != nil {
+				t.Fatal(err)
+			}
+			authz, check, err := k.authorize(ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequest(http.MethodPost, ks.URL+"/wsman", strings.NewReader("<x/>"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", authz)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || resp.StatusCode != 200 || string(body) != want {
+				t.Fatalf("HTTP %d %q %v, want 200 %q", resp.StatusCode, body, err, want)
+			}
+			if err := check(&Response{StatusCode: resp.StatusCode, Header: resp.Header}); err != nil {
+				t.Errorf("mutual authentication: %v", err)
 			}
 		})
 	}
