@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -355,21 +356,51 @@ func kerberosCredentials(cfg Config) (kerberosCreds, error) {
 		}
 		return c, nil
 	}
-	cc := cfg.KrbCCache
+	cc, from := cfg.KrbCCache, ""
 	if cc == "" {
 		cc = os.Getenv("KRB5CCNAME")
 	}
 	if cc == "" {
-		cc = fmt.Sprintf("/tmp/krb5cc_%d", os.Getuid())
+		// Where kinit put it: krb5.conf's default_ccache_name, then
+		// MIT's built-in default.
+		if cc = defaultCCacheName(c.conf); cc != "" {
+			from = " (default_ccache_name in " + c.conf + ")"
+		} else {
+			cc = fmt.Sprintf("/tmp/krb5cc_%d", os.Getuid())
+		}
 	}
 	if kind, path, ok := strings.Cut(cc, ":"); ok {
 		if !strings.EqualFold(kind, "FILE") {
-			return c, fmt.Errorf("ticket cache %q: only FILE: caches can be read (run kinit -c FILE:/path, or give a password)", cc)
+			return c, fmt.Errorf("ticket cache %q%s: only FILE: caches can be read (run kinit -c FILE:/path and set KRB5CCNAME to it, or give a password)", cc, from)
 		}
 		cc = path
 	}
 	c.ccache = cc
 	return c, nil
+}
+
+// krb5CCacheName finds krb5.conf's default_ccache_name.
+var krb5CCacheName = regexp.MustCompile(`(?m)^[ \t]*default_ccache_name[ \t]*=[ \t]*(\S+)`)
+
+// defaultCCacheName is the default_ccache_name that the krb5.conf at
+// path sets, with the parameters MIT expands in it that name the user
+// and the temporary folder, or "" when it sets none. gokrb5 does not
+// read it, and Fedora's and sssd's krb5.conf set it.
+func defaultCCacheName(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	m := krb5CCacheName.FindSubmatch(b)
+	if m == nil {
+		return ""
+	}
+	tmp := os.Getenv("TMPDIR")
+	if tmp == "" {
+		tmp = "/tmp"
+	}
+	uid := strconv.Itoa(os.Getuid())
+	return strings.NewReplacer("%{uid}", uid, "%{euid}", strconv.Itoa(os.Geteuid()), "%{USERID}", uid, "%{TEMP}", tmp, "%{null}", "").Replace(string(m[1]))
 }
 
 var (

@@ -372,7 +372,7 @@ func TestKerberosConfigErrors(t *testing.T) {
 		{"DOMAIN\\user", Config{User: `CORP\admin`, Password: "p"}, `kerberos auth: user "CORP\\admin": give a Kerberos principal, user or user@REALM, not DOMAIN\user (a NetBIOS domain is not always the realm)`},
 		{"empty realm", Config{User: "admin@", Password: "p"}, `kerberos auth: user "admin@": want user or user@REALM`},
 		{"password without user", Config{Password: "p"}, "kerberos auth: a user name is required with a password"},
-		{"keyring cache", Config{KrbCCache: "KEYRING:persistent:0"}, `kerberos auth: ticket cache "KEYRING:persistent:0": only FILE: caches can be read (run kinit -c FILE:/path, or give a password)`},
+		{"keyring cache", Config{KrbCCache: "KEYRING:persistent:0"}, `kerberos auth: ticket cache "KEYRING:persistent:0": only FILE: caches can be read (run kinit -c FILE:/path and set KRB5CCNAME to it, or give a password)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Auth = AuthKerberos
@@ -951,4 +951,50 @@ func TestKerberosSPN(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKerberosDefaultCCacheName: without KrbCCache or $KRB5CCNAME the
+// ticket cache is krb5.conf's default_ccache_name, as kinit and klist
+// take it (%{uid} expanded), then /tmp/krb5cc_<uid>; a default that is
+// not a file (Fedora's and RHEL's KEYRING:, sssd's KCM:) is refused
+// saying where it came from and what to do.
+func TestKerberosDefaultCCacheName(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	base, err := os.ReadFile(r.Krb5Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KRB5CCNAME", "")
+	withDefault := func(t *testing.T, name string) string {
+		conf := t.TempDir() + "/krb5.conf"
+		text := strings.Replace(string(base), "[libdefaults]\n", "[libdefaults]\n default_ccache_name = "+name+"\n", 1)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return conf
+	}
+	t.Run("FILE with the uid", func(t *testing.T) {
+		dir := t.TempDir()
+		conf := withDefault(t, "FILE:"+dir+"/cc_%{uid}")
+		kinit(t, r, fmt.Sprintf("%s/cc_%d", dir, os.Getuid()))
+		tr, err := New(Config{Auth: AuthKerberos, Krb5Conf: conf, CAFile: pki.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
+		if want := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"; err != nil || string(resp.Body) != want {
+			t.Fatalf("got %v %v, want %q", resp, err, want)
+		}
+	})
+	t.Run("KEYRING", func(t *testing.T) {
+		conf := withDefault(t, "KEYRING:persistent:%{uid}")
+		_, err := New(Config{Auth: AuthKerberos, Krb5Conf: conf, CAFile: pki.CAFile})
+		want := fmt.Sprintf(`kerberos auth: ticket cache "KEYRING:persistent:%d" (default_ccache_name in %s): only FILE: caches can be read (run kinit -c FILE:/path and set KRB5CCNAME to it, or give a password)`, os.Getuid(), conf)
+		if err == nil || err.Error() != want {
+			t.Fatalf("got %v, want %q", err, want)
+		}
+	})
 }
