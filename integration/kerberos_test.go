@@ -125,6 +125,10 @@ func TestKerberos(t *testing.T) {
 			secrets: append(secrets, "Intern-Pw-1"),
 		})
 		wantCode(t, res, 3)
+		// The KDC gave intern a ticket; the host refused it.
+		if want := "bitsremote: " + host + ": Enumerate: HTTP 401 "; !strings.HasPrefix(res.Stderr, want) {
+			t.Errorf("stderr %q, want the host's 401 (%q...)", res.Stderr, want)
+		}
 	})
 
 	if b, err := os.ReadFile(r.Log); err == nil && strings.Count(string(b), "ISSUE") == 0 {
