@@ -455,8 +455,8 @@ func kerberosLogin(creds kerberosCreds) (*client.Client, error) {
 		// One from a cache cannot: gokrb5 reads the cache once. Read it
 		// again, as MIT's library does for every context: kinit,
 		// k5start or sssd may have refreshed it since.
-		cl, err := newKerberosClient(creds)
-		if err != nil {
+		var cl *client.Client
+		if err := guard(func() (err error) { cl, err = newKerberosClient(creds); return err }); err != nil {
 			return nil, err
 		}
 		e.cl = cl
@@ -555,13 +555,14 @@ var errMalformed = errors.New("the kerberos library failed on a malformed messag
 // guard runs f, turning a panic into an error: gokrb5 v8.4.4 panics on
 // some malformed messages from the network, a KDC reply whose encrypted
 // part is shorter than its checksum among them (jcmturner/gokrb5#580),
-// and a KDC, or whatever answers on its port, must not crash a run over
-// a whole fleet. The panic's value names no secret: gokrb5's panics are
+// and on an empty ticket cache file (as kinit leaves it for a moment
+// while it rewrites it), and neither a KDC, nor whatever answers on its
+// port, nor a cache being refreshed must crash a run over a whole fleet. The panic's value names no secret: gokrb5's panics are
 // runtime errors such as slice bounds.
 func guard(f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w (%v; see jcmturner/gokrb5#580)", errMalformed, p)
+			err = fmt.Errorf("%w (%v)", errMalformed, p)
 		}
 	}()
 	return f()
