@@ -481,7 +481,7 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 	}
 	cc, err := credentials.LoadCCache(creds.ccache)
 	if err != nil {
-		return nil, fmt.Errorf("no password was given and the ticket cache %s cannot be read (run kinit first): %w", creds.ccache, err)
+		return nil, refused("no password was given and the ticket cache %s cannot be read (run kinit first): %w", creds.ccache, err)
 	}
 	if creds.user != "" {
 		got := cc.DefaultPrincipal.PrincipalName.PrincipalNameString()
@@ -491,7 +491,7 @@ func newKerberosClient(creds kerberosCreds) (*client.Client, error) {
 	}
 	cl, err := client.NewFromCCache(cc, conf, settings)
 	if err != nil {
-		return nil, fmt.Errorf("ticket cache %s: %w", creds.ccache, err)
+		return nil, refused("ticket cache %s: %w", creds.ccache, err)
 	}
 	// gokrb5 cannot renew the cache's TGT, nor log in again without a
 	// password.

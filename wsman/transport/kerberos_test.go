@@ -391,8 +391,29 @@ func TestKerberosConfigErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
-		if err == nil || !strings.Contains(err.Error(), "no password was given and the ticket cache "+missing+" cannot be read (run kinit first)") {
-			t.Fatalf("got %v", err)
+		// No credentials at all: an authentication failure (exit 3),
+		// not a failed job.
+		want := "kerberos login (ticket cache " + missing + "): no password was given and the ticket cache " + missing + " cannot be read (run kinit first): open " + missing + ": no such file or directory"
+		if err == nil || err.Error() != want || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("got %v, want %q (ErrAuthentication, ErrNotSent)", err, want)
+		}
+	})
+	t.Run("cache without a TGT", func(t *testing.T) {
+		r := krbtest.Start(t)
+		pki := newTestPKI(t)
+		// A cache holding a service ticket and no TGT (kinit -S):
+		// gokrb5 needs the TGT.
+		r.AddService(t, "HTTP/localhost")
+		only := t.TempDir() + "/only-service"
+		kinit(t, r, only, "-S", "HTTP/localhost")
+		tr, err := New(Config{Auth: AuthKerberos, Krb5Conf: r.Krb5Conf, KrbCCache: only, CAFile: pki.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.RoundTrip(context.Background(), &Request{URL: "https://localhost:1/wsman", Body: []byte("<x/>")})
+		want := "kerberos login (ticket cache " + only + "): ticket cache " + only + ": TGT not found in CCache"
+		if err == nil || err.Error() != want || !errors.Is(err, ErrAuthentication) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("got %v, want %q (ErrAuthentication, ErrNotSent)", err, want)
 		}
 	})
 }
