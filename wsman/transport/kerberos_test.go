@@ -1036,3 +1036,60 @@ func TestKerberosDefaultCCacheName(t *testing.T) {
 		}
 	})
 }
+
+// TestKerberosConcurrent: the transports of a fleet's hosts share one
+// login and make their tokens at once: every request is accepted (no two
+// authenticators alike, which the acceptors' replay caches would refuse),
+// the KDC sees one login, and -race sees the shared client used safely.
+func TestKerberosConcurrent(t *testing.T) {
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	spns := []string{"HTTP/host1.bitsremote.test", "HTTP/host2.bitsremote.test"}
+	var servers []*krbServer
+	for _, spn := range spns {
+		servers = append(servers, newKrbServer(t, pki, r.AddService(t, spn), true))
+	}
+	as0, _ := kdcRequests(t, r)
+	const perHost, each = 4, 3
+	errs := make(chan error, len(spns)*perHost*each)
+	var wg sync.WaitGroup
+	for i, ks := range servers {
+		cfg := krbConfig(r, pki)
+		cfg.SPN = spns[i]
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, tr)
+		for g := range perHost {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := range each {
+					body := fmt.Sprintf("<r%d-%d/>", g, n)
+					resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte(body)})
+					if err != nil {
+						errs <- err
+						continue
+					}
+					if want := "user=" + krbtest.User + "@" + r.Name + " body=" + body; string(resp.Body) != want {
+						errs <- fmt.Errorf("got %q, want %q", resp.Body, want)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, ks := range servers {
+		if _, users := ks.seen(); len(users) != perHost*each {
+			t.Errorf("%s accepted %d requests, want %d", spns[i], len(users), perHost*each)
+		}
+	}
+	if as, _ := kdcRequests(t, r); as-as0 != 2 {
+		t.Errorf("KDC saw %d AS requests, want 2 (one login)", as-as0)
+	}
+}
