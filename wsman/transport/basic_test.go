@@ -196,7 +196,15 @@ func TestAnyStatusIsAResponse(t *testing.T) {
 
 func newTLSServer(t *testing.T, pki *testPKI, h http.Handler, clientAuth tls.ClientAuthType) *httptest.Server {
 	t.Helper()
+	return newTLSServerWith(t, pki, h, clientAuth, nil)
+}
+
+// newTLSServerWith is newTLSServer with a ConnContext (per-connection
+// state, as connection-bound authentication needs).
+func newTLSServerWith(t *testing.T, pki *testPKI, h http.Handler, clientAuth tls.ClientAuthType, connContext func(context.Context, net.Conn) context.Context) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = connContext
 	srv.TLS = &tls.Config{
 		Certificates: []tls.Certificate{pki.ServerCert},
 		ClientAuth:   clientAuth,

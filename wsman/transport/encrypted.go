@@ -78,7 +78,8 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 	if d, u, ok := strings.Cut(cfg.User, `\`); ok {
 		domain, user = d, u
 	}
-	return &ntlmEncrypted{
+	t := &sealedTransport{
+		mech:        "ntlm",
 		d:           d,
 		anon:        newConnPool(d, Config{MaxIdleConnsPerHost: 1}),
 		limit:       cfg.maxResponseBytes(),
@@ -88,10 +89,22 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 		password:    cfg.Password,
 		mode:        cfg.Encryption,
 		serial:      make(chan struct{}, 1),
-	}, nil
+	}
+	t.sealFn = func(msg, sig []byte) { t.sealErr = t.sess.SealInPlace(msg, sig) }
+	t.unsealFn = func(msg, sig []byte) error { return t.sess.UnsealInPlace(msg, sig) }
+	return t, nil
 }
 
-type ntlmEncrypted struct {
+// sealedTransport is MS-WSMV HTTP message encryption over one
+// connection-bound security context per host: NTLM (ntlmHandshake) or
+// Kerberos (kerberosHandshake). The handshake authenticates a connection
+// and yields its sealer; everything else (the one connection, the order
+// of the sealed stream, the retries, the framing) is the same for both.
+type sealedTransport struct {
+	// mech names the mechanism in errors ("ntlm", "kerberos").
+	mech string
+	// krb, when set, makes the handshake Kerberos's; else it is NTLM's.
+	krb       *kerberosTransport
 	endpoints endpointCache
 	d         *dialer
 	// anon carries Anonymous requests on connections of their own, so they
@@ -110,9 +123,14 @@ type ntlmEncrypted struct {
 	// (possible only when not sealing).
 	conn *hconn
 	key  string
-	sess *ntlmauth.Session
+	sess sealer
 	// sealBuf is reused to frame sealed requests (one at a time).
 	sealBuf []byte
+	// sealFn seals with sess for encframe, leaving its error in sealErr:
+	// made once, so that sealing a message allocates no closure.
+	sealFn   func(msg, sig []byte)
+	sealErr  error
+	unsealFn func(msg, sig []byte) error
 
 	// testHookBetweenLegs, when set, runs after the CHALLENGE is read and
 	// before the AUTHENTICATE is sent on h.
@@ -121,7 +139,7 @@ type ntlmEncrypted struct {
 
 // RoundTrip sends req.Body, sealed when the mode and scheme call for it, and
 // returns the reply (unsealed) whatever its status.
-func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+func (t *sealedTransport) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	var buf [4]header
 	ep, hdrs, err := t.endpoints.prepare(req, buf[:0])
 	if err != nil {
@@ -187,7 +205,7 @@ func (t *ntlmEncrypted) RoundTrip(ctx context.Context, req *Request) (*Response,
 
 // Confidential reports whether bodies to endpoint are sealed or go over
 // TLS.
-func (t *ntlmEncrypted) Confidential(endpoint string) bool {
+func (t *sealedTransport) Confidential(endpoint string) bool {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return false
@@ -198,7 +216,7 @@ func (t *ntlmEncrypted) Confidential(endpoint string) bool {
 
 // reset forgets the session and closes its connection, so the next
 // request starts over with a new connection and a new handshake.
-func (t *ntlmEncrypted) reset() {
+func (t *sealedTransport) reset() {
 	if t.conn != nil {
 		t.conn.close()
 	}
@@ -207,7 +225,7 @@ func (t *ntlmEncrypted) reset() {
 
 // CloseIdleConnections closes kept-alive connections, ending the NTLM
 // session; the next request authenticates again.
-func (t *ntlmEncrypted) CloseIdleConnections() {
+func (t *sealedTransport) CloseIdleConnections() {
 	select {
 	case t.serial <- struct{}{}:
 		t.reset()
@@ -222,7 +240,7 @@ func (t *ntlmEncrypted) CloseIdleConnections() {
 // connection when the one carrying it is lost between legs (at most
 // maxAttempts times): the host's NTLM state is bound to that connection,
 // so an AUTHENTICATE on another could only get a 401.
-func (t *ntlmEncrypted) authenticate(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
+func (t *sealedTransport) authenticate(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
 	var err error
 	for range maxAttempts {
 		t.reset()
@@ -243,10 +261,21 @@ type connLostError struct{ err error }
 func (e *connLostError) Error() string { return e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
 
-// handshake authenticates a new connection with empty-body POSTs (so that
-// no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then 2xx.
-// On success the connection and its session are t's.
-func (t *ntlmEncrypted) handshake(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
+// handshake authenticates a new connection with empty-body POSTs and on
+// success sets conn, key and sess. (A method, not a func field: hdrs
+// would escape through an indirect call, costing an allocation per
+// message.)
+func (t *sealedTransport) handshake(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
+	if t.krb != nil {
+		return t.kerberosHandshake(ctx, ep, hdrs, seal)
+	}
+	return t.ntlmHandshake(ctx, ep, hdrs, seal)
+}
+
+// ntlmHandshake authenticates a new connection with empty-body POSTs (so
+// that no body needs replaying): NEGOTIATE, CHALLENGE, AUTHENTICATE, then
+// 2xx. On success the connection and its session are t's.
+func (t *sealedTransport) ntlmHandshake(ctx context.Context, ep endpoint, hdrs []header, seal bool) error {
 	host := ep.hostHeader
 	nc, err := ntlmssp.NewClient(
 		ntlmssp.SetUserInfo(t.user, t.password),
@@ -310,9 +339,27 @@ func (t *ntlmEncrypted) handshake(ctx context.Context, ep endpoint, hdrs []heade
 	// A Connection: close on the 200 leaves h broken; the first message
 	// then finds no connection and authenticates a new one.
 	ok = true
-	t.conn, t.key, t.sess = h, ep.key, sess
+	t.conn, t.key, t.sess = h, ep.key, nil
+	if sess != nil {
+		t.sess = ntlmSealer{sess}
+	}
 	return nil
 }
+
+// sealer is a security context's per-message protection, as the
+// multipart/encrypted framing carries it: a signature (header) of
+// SignatureLen bytes and the message sealed where it lies.
+type sealer interface {
+	SealInPlace(msg, sig []byte) error
+	UnsealInPlace(msg, sig []byte) error
+	SignatureLen() int
+}
+
+// ntlmSealer is an NTLM session as a sealer.
+type ntlmSealer struct{ *ntlmauth.Session }
+
+func (s ntlmSealer) SealInPlace(msg, sig []byte) error { s.Session.SealInPlace(msg, sig); return nil }
+func (s ntlmSealer) SignatureLen() int                 { return ntlmSignatureLen }
 
 // sealing128 reports whether an AUTHENTICATE message (whose flags are the
 // negotiated ones) carries NTLMSSP_NEGOTIATE_SEAL and _128.
@@ -327,7 +374,7 @@ func sealing128(authenticate []byte) bool {
 
 // leg posts one handshake message with an empty body on h, the
 // connection that carries the whole handshake.
-func (t *ntlmEncrypted) leg(ctx context.Context, h *hconn, ep endpoint, hdrs []header, token []byte) (*Response, error) {
+func (t *sealedTransport) leg(ctx context.Context, h *hconn, ep endpoint, hdrs []header, token []byte) (*Response, error) {
 	leg := append(hdrs[:len(hdrs):len(hdrs)], header{"Authorization", "Negotiate " + base64.StdEncoding.EncodeToString(token)})
 	resp, err := h.roundTrip(ctx, ep, leg, ContentTypeSOAP, nil, max401Body, t.respTimeout)
 	if err != nil {
@@ -364,11 +411,15 @@ func challengeToken(resp *Response) ([]byte, error) {
 
 // send posts one message on the authenticated connection and unseals the
 // reply.
-func (t *ntlmEncrypted) send(ctx context.Context, ep endpoint, hdrs []header, req *Request, seal bool) (*Response, error) {
+func (t *sealedTransport) send(ctx context.Context, ep endpoint, hdrs []header, req *Request, seal bool) (*Response, error) {
 	host := ep.hostHeader
 	body, ctype := req.Body, ContentTypeSOAP
 	if seal {
-		body = encframe.AppendSealed(t.sealBuf[:0], encframe.SOAPType, req.Body, ntlmSignatureLen, t.sess.SealInPlace)
+		t.sealErr = nil
+		body = encframe.AppendSealed(t.sealBuf[:0], encframe.SOAPType, req.Body, t.sess.SignatureLen(), t.sealFn)
+		if t.sealErr != nil {
+			return nil, &notSentError{fmt.Errorf("post to %s: seal the message: %w", host, t.sealErr)}
+		}
 		if cap(body) <= 256<<10 {
 			t.sealBuf = body
 		}
@@ -414,7 +465,7 @@ func (t *ntlmEncrypted) send(ctx context.Context, ep endpoint, hdrs []header, re
 	}
 	// The reply body is ours (a new buffer per reply): it is decrypted
 	// where it lies.
-	plain, otype, err := encframe.UnwrapInPlace(resp.Body, t.sess.UnsealInPlace)
+	plain, otype, err := encframe.UnwrapInPlace(resp.Body, t.unsealFn)
 	if err != nil {
 		return nil, fmt.Errorf("unseal reply (HTTP %d) from %s: %w: %w", resp.StatusCode, host, ErrUnsealedReply, err)
 	}

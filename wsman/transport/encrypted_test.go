@@ -801,7 +801,7 @@ func TestNTLMEncryptedConnectionLostBetweenLegs(t *testing.T) {
 			ls := newLossyServer(t, tc.policy)
 			tr := newEncTransport(t, Config{})
 			if tc.clientDrop {
-				e := tr.(*ntlmEncrypted)
+				e := tr.(*sealedTransport)
 				fired := false
 				e.testHookBetweenLegs = func(h *hconn) {
 					if fired {

@@ -31,13 +31,6 @@ import (
 // Config.Krb5Conf nor $KRB5_CONFIG names one, as MIT's tools do.
 const DefaultKrb5Conf = "/etc/krb5.conf"
 
-// ErrKerberosNeedsHTTPS is returned, before anything is sent, for a
-// Kerberos request to an http:// endpoint unless Encryption is Never:
-// WinRM over http needs message encryption, and gokrb5's GSS Wrap cannot
-// seal (go-deps.md §7), so the body would cross the network in clear or
-// be refused by a host with the default AllowUnencrypted=false.
-var ErrKerberosNeedsHTTPS = errors.New("kerberos over http:// would need Kerberos message encryption, which bitsremote does not do: use https (port 5986), or --encryption never for a host that allows unencrypted traffic")
-
 // NewKerberos returns a Transport that authenticates every request with a
 // Kerberos service ticket for the endpoint's SPN (Config.SPN, or
 // HTTP/<host>), in an SPNEGO token on an Authorization: Negotiate header,
@@ -52,12 +45,32 @@ var ErrKerberosNeedsHTTPS = errors.New("kerberos over http:// would need Kerbero
 // once per host: Active Directory locks accounts after a few bad
 // attempts.
 //
-// It runs over https://; http:// is refused with ErrKerberosNeedsHTTPS
-// unless cfg.Encryption is Never.
+// How bodies are protected follows cfg.Encryption, as for NTLM: Auto
+// seals over http:// (NewKerberosEncrypted) and relies on TLS over
+// https://, where each request carries its own token (newKerberosHTTP);
+// Always seals everywhere; Never never seals (a host with
+// AllowUnencrypted=true, or https://).
 func NewKerberos(cfg Config) (Transport, error) {
-	if cfg.Encryption == EncryptionAlways {
-		return nil, fmt.Errorf("kerberos auth: --encryption always: %w", ErrKerberosNeedsHTTPS)
+	if _, err := kerberosCredentials(cfg); err != nil {
+		return nil, fmt.Errorf("kerberos auth: %w", err)
 	}
+	switch cfg.Encryption {
+	case EncryptionNever:
+		return newKerberosHTTP(cfg)
+	case EncryptionAlways:
+		return NewKerberosEncrypted(cfg)
+	case EncryptionAuto:
+		if _, err := cfg.newDialer(); err != nil {
+			return nil, fmt.Errorf("kerberos auth: %w", err)
+		}
+		return &autoTransport{cfg: cfg, newSealed: NewKerberosEncrypted, newTLS: newKerberosHTTP}, nil
+	}
+	return nil, fmt.Errorf("unknown encryption mode %v", cfg.Encryption)
+}
+
+// newKerberosHTTP authenticates every request with a token of its own
+// and never seals.
+func newKerberosHTTP(cfg Config) (Transport, error) {
 	creds, err := kerberosCredentials(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kerberos auth: %w", err)
@@ -66,16 +79,15 @@ func NewKerberos(cfg Config) (Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &kerberosTransport{creds: creds, spn: cfg.SPN, allowHTTP: cfg.Encryption == EncryptionNever}
+	k := &kerberosTransport{creds: creds, spn: cfg.SPN}
 	p.authorize = k.authorize
 	return p, nil
 }
 
 // kerberosTransport makes the Authorization header of each request.
 type kerberosTransport struct {
-	creds     kerberosCreds
-	spn       string
-	allowHTTP bool
+	creds kerberosCreds
+	spn   string
 }
 
 // authorize returns "Negotiate <SPNEGO NegTokenInit with an AP-REQ>" for
@@ -84,18 +96,34 @@ type kerberosTransport struct {
 // which Windows accepts on any connection, so no request depends on how
 // long the host keeps a connection's authentication.
 func (k *kerberosTransport) authorize(ep endpoint) (string, func(*Response) error, error) {
-	if !ep.https && !k.allowHTTP {
-		return "", nil, fmt.Errorf("kerberos to %s: %w", ep.hostHeader, ErrKerberosNeedsHTTPS)
+	spn, tok, err := k.token(ep)
+	if err != nil {
+		return "", nil, err
 	}
-	spn := k.spn
-	if spn == "" {
-		// A fully qualified name's trailing dot is not part of the
-		// principal, as MIT's krb5_sname_to_principal drops it.
-		spn = "HTTP/" + strings.TrimSuffix(strings.ToLower(ep.u.Hostname()), ".")
+	check := func(resp *Response) error {
+		_, err := tok.verify(resp, ep.hostHeader, spn)
+		return err
 	}
+	return "Negotiate " + base64.StdEncoding.EncodeToString(tok.spnego), check, nil
+}
+
+// spnFor is the service principal for ep: Config.SPN, or HTTP/<host>.
+func (k *kerberosTransport) spnFor(ep endpoint) string {
+	if k.spn != "" {
+		return k.spn
+	}
+	// A fully qualified name's trailing dot is not part of the principal,
+	// as MIT's krb5_sname_to_principal drops it.
+	return "HTTP/" + strings.TrimSuffix(strings.ToLower(ep.u.Hostname()), ".")
+}
+
+// token logs in (once per credentials) and makes an AP-REQ token for ep's
+// SPN.
+func (k *kerberosTransport) token(ep endpoint) (spn string, tok apReqToken, err error) {
+	spn = k.spnFor(ep)
 	cl, err := kerberosLogin(k.creds)
 	if err != nil {
-		return "", nil, fmt.Errorf("kerberos login (%s): %w", k.creds, err)
+		return spn, tok, fmt.Errorf("kerberos login (%s): %w", k.creds, err)
 	}
 	// The ticket first, outside tokenMu: a KDC exchange for one host must
 	// not hold up the tokens of the others.
@@ -104,20 +132,22 @@ func (k *kerberosTransport) authorize(ep endpoint) (string, func(*Response) erro
 		key types.EncryptionKey
 	)
 	if err := guard(func() (err error) { tkt, key, err = cl.GetServiceTicket(spn); return err }); err != nil {
-		return "", nil, fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
+		return spn, tok, fmt.Errorf("kerberos service ticket for %s (host %s): %w", spn, ep.hostHeader, kdcError(err, spn))
 	}
-	var tok apReqToken
 	if err := guard(func() (err error) { tok, err = newAPReqToken(cl, tkt, key); return err }); err != nil {
-		return "", nil, fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, err)
+		return spn, tok, fmt.Errorf("kerberos token for %s (host %s): %w", spn, ep.hostHeader, err)
 	}
-	check := func(resp *Response) error {
-		err := guard(func() error { return tok.checkReply(resp) })
-		if err != nil {
-			return &mutualAuthError{fmt.Errorf("reply from %s (HTTP %d): the host did not prove it is %s (Kerberos mutual authentication): %w", ep.hostHeader, resp.StatusCode, spn, err)}
-		}
-		return nil
+	return spn, tok, nil
+}
+
+// verify is checkReply, guarded, with the error saying which host failed
+// to prove itself.
+func (t apReqToken) verify(resp *Response, host, spn string) (rep *messages.EncAPRepPart, err error) {
+	err = guard(func() (err error) { rep, err = t.checkReply(resp); return err })
+	if err != nil {
+		return nil, &mutualAuthError{fmt.Errorf("reply from %s (HTTP %d): the host did not prove it is %s (Kerberos mutual authentication): %w", host, resp.StatusCode, spn, err)}
 	}
-	return "Negotiate " + base64.StdEncoding.EncodeToString(tok.spnego), check, nil
+	return rep, nil
 }
 
 // krbRefusal is a Kerberos failure before the host is reached: the KDC
@@ -156,6 +186,9 @@ type apReqToken struct {
 	// AP-REP must send back (RFC 4120 §3.2.4).
 	ctime time.Time
 	cusec int
+	// auth is the whole authenticator: its subkey and sequence number
+	// start a sealing session (krbseal).
+	auth types.Authenticator
 }
 
 // newAPReqToken makes an SPNEGO NegTokenInit with an AP-REQ that asks for
@@ -197,7 +230,7 @@ func newAPReqToken(cl *client.Client, tkt messages.Ticket, key types.EncryptionK
 	if err != nil {
 		return apReqToken{}, err
 	}
-	return apReqToken{spnego: b, key: key, ctime: auth.CTime, cusec: auth.Cusec}, nil
+	return apReqToken{spnego: b, key: key, ctime: auth.CTime, cusec: auth.Cusec, auth: auth}, nil
 }
 
 // checkReply verifies the host's mutual authentication: a reply other
@@ -215,9 +248,12 @@ func newAPReqToken(cl *client.Client, tkt messages.Ticket, key types.EncryptionK
 // the host's answer. Refusing them would turn every fault into "the host
 // did not prove itself" (exit 3) and stop the retry of a w:TimedOut. Such
 // a reply proves nothing, but it is a failure, never a success.
-func (t apReqToken) checkReply(resp *Response) error {
+//
+// checkReply returns the host's decrypted AP-REP, nil for a reply that
+// need not carry one (a 401, an error status without a token).
+func (t apReqToken) checkReply(resp *Response) (*messages.EncAPRepPart, error) {
 	if resp.StatusCode == http.StatusUnauthorized {
-		return nil
+		return nil, nil
 	}
 	var tokens []string
 	for _, v := range resp.Header.Values("WWW-Authenticate") {
@@ -227,47 +263,47 @@ func (t apReqToken) checkReply(resp *Response) error {
 		}
 	}
 	if len(tokens) == 0 && resp.StatusCode >= http.StatusBadRequest {
-		return nil
+		return nil, nil
 	}
 	if len(tokens) != 1 {
-		return fmt.Errorf("%d Kerberos tokens in WWW-Authenticate, want the one with its AP-REP", len(tokens))
+		return nil, fmt.Errorf("%d Kerberos tokens in WWW-Authenticate, want the one with its AP-REP", len(tokens))
 	}
 	raw, err := base64.StdEncoding.DecodeString(tokens[0])
 	if err != nil {
-		return fmt.Errorf("mutual authentication token: %w", err)
+		return nil, fmt.Errorf("mutual authentication token: %w", err)
 	}
 	mech := raw
 	if len(raw) > 0 && raw[0] == 0xa1 { // SPNEGO NegTokenResp
 		var st spnego.SPNEGOToken
 		if err := st.Unmarshal(raw); err != nil || !st.Resp {
-			return fmt.Errorf("mutual authentication token is not an SPNEGO response: %v", err)
+			return nil, fmt.Errorf("mutual authentication token is not an SPNEGO response: %v", err)
 		}
 		if int(st.NegTokenResp.NegState) != int(spnego.NegStateAcceptCompleted) {
-			return fmt.Errorf("SPNEGO state %d, want accept-completed", st.NegTokenResp.NegState)
+			return nil, fmt.Errorf("SPNEGO state %d, want accept-completed", st.NegTokenResp.NegState)
 		}
 		mech = st.NegTokenResp.ResponseToken
 	}
 	var kt spnego.KRB5Token
 	if err := kt.Unmarshal(mech); err != nil {
-		return fmt.Errorf("mutual authentication token: %w", err)
+		return nil, fmt.Errorf("mutual authentication token: %w", err)
 	}
 	if !kt.IsAPRep() {
-		return errors.New("mutual authentication token holds no AP-REP")
+		return nil, errors.New("mutual authentication token holds no AP-REP")
 	}
 	plain, err := crypto.DecryptEncPart(kt.APRep.EncPart, t.key, keyusage.AP_REP_ENCPART)
 	if err != nil {
-		return fmt.Errorf("AP-REP does not decrypt with the session key: %w", err)
+		return nil, fmt.Errorf("AP-REP does not decrypt with the session key: %w", err)
 	}
 	var enc messages.EncAPRepPart
 	if err := enc.Unmarshal(plain); err != nil {
-		return fmt.Errorf("AP-REP: %w", err)
+		return nil, fmt.Errorf("AP-REP: %w", err)
 	}
 	// KerberosTime has whole seconds; cusec carries the microseconds.
 	if enc.CTime.Unix() != t.ctime.Unix() || enc.Cusec != t.cusec {
-		return fmt.Errorf("AP-REP answers an authenticator of %s.%06d, ours is of %s.%06d",
+		return nil, fmt.Errorf("AP-REP answers an authenticator of %s.%06d, ours is of %s.%06d",
 			enc.CTime.UTC().Format(time.RFC3339), enc.Cusec, t.ctime.UTC().Format(time.RFC3339), t.cusec)
 	}
-	return nil
+	return &enc, nil
 }
 
 // kerberosCreds are what a login needs, resolved once from the Config

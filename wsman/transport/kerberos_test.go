@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -30,7 +31,9 @@ import (
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
+	"github.com/bitsremote/bitsremote/wsman/internal/encframe"
 	"github.com/bitsremote/bitsremote/wsman/internal/krbap"
+	"github.com/bitsremote/bitsremote/wsman/internal/krbseal"
 )
 
 // krbServer is a WinRM-like endpoint that accepts Kerberos with gokrb5's
@@ -48,6 +51,21 @@ type krbServer struct {
 	// status, when set, is the status of a successful reply (a SOAP
 	// fault's 500, say) instead of 200.
 	status int
+	// bodies are the request bodies as they arrived, for tests that prove
+	// nothing went in clear.
+	bodies [][]byte
+}
+
+// krbConnKey keys a connection's Kerberos state in a request's context.
+type krbConnKey struct{}
+
+// krbConnState is what one connection of krbServer authenticated: as
+// WinRM does over HTTP, a sealed message needs no Authorization on a
+// connection whose AP-REQ the server accepted, and is unsealed with that
+// context's acceptor session.
+type krbConnState struct {
+	user string
+	sess *krbseal.Session
 }
 
 // gokrb5 puts the acceptor's result in the context under this key.
@@ -69,7 +87,26 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		authz := r.Header.Get("Authorization")
 		ks.mu.Lock()
 		ks.auths = append(ks.auths, authz)
+		ks.bodies = append(ks.bodies, append([]byte(nil), body...))
 		ks.mu.Unlock()
+		cs := r.Context().Value(krbConnKey{}).(*krbConnState)
+		if authz == "" && cs.sess != nil && encframe.IsEncrypted(r.Header.Get("Content-Type")) {
+			plain, _, err := encframe.UnwrapInPlace(body, cs.sess.UnsealInPlace)
+			if err != nil {
+				t.Logf("unseal: %v", err)
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			reply := fmt.Appendf(nil, "user=%s body=%s", cs.user, plain)
+			var sealErr error
+			out := encframe.AppendSealed(nil, encframe.SOAPType, reply, cs.sess.SignatureLen(), func(msg, sig []byte) { sealErr = cs.sess.SealInPlace(msg, sig) })
+			if sealErr != nil {
+				t.Errorf("seal: %v", sealErr)
+			}
+			w.Header().Set("Content-Type", encframe.ContentType)
+			_, _ = w.Write(out)
+			return
+		}
 		scheme, b64, _ := strings.Cut(authz, " ")
 		tok, err := base64.StdEncoding.DecodeString(b64)
 		var st spnego.SPNEGOToken
@@ -91,7 +128,9 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		ks.users = append(ks.users, user)
 		reply, code := ks.reply, ks.status
 		ks.mu.Unlock()
-		good := "Negotiate " + base64.StdEncoding.EncodeToString(apRepFor(t, kt, st.NegTokenInit.MechTokenBytes))
+		tok, sess := apRepFor(t, kt, st.NegTokenInit.MechTokenBytes)
+		cs.user, cs.sess = user, sess
+		good := "Negotiate " + base64.StdEncoding.EncodeToString(tok)
 		if reply != nil {
 			good = reply(good)
 		}
@@ -103,10 +142,15 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		}
 		fmt.Fprintf(w, "user=%s body=%s", user, body)
 	})
+	connState := func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, krbConnKey{}, &krbConnState{})
+	}
 	if https {
-		ks.Server = newTLSServer(t, pki, h, tls.NoClientCert)
+		ks.Server = newTLSServerWith(t, pki, h, tls.NoClientCert, connState)
 	} else {
-		ks.Server = httptest.NewServer(h)
+		ks.Server = httptest.NewUnstartedServer(h)
+		ks.Config.ConnContext = connState
+		ks.Start()
 		t.Cleanup(ks.Close)
 	}
 	return ks
@@ -114,8 +158,9 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 
 // apRepFor is the SPNEGO NegTokenResp (accept-completed) with the
 // AP-REP that answers the AP-REQ in mechToken, as Windows sends it to a
-// client asking for mutual authentication.
-func apRepFor(t *testing.T, kt *keytab.Keytab, mechToken []byte) []byte {
+// client asking for mutual authentication, and the acceptor's sealing
+// session of that context.
+func apRepFor(t *testing.T, kt *keytab.Keytab, mechToken []byte) ([]byte, *krbseal.Session) {
 	var k5 spnego.KRB5Token
 	if err := k5.Unmarshal(mechToken); err != nil {
 		t.Fatal(err)
@@ -127,7 +172,11 @@ func apRepFor(t *testing.T, kt *keytab.Keytab, mechToken []byte) []byte {
 	if err := apreq.DecryptAuthenticator(apreq.Ticket.DecryptedEncPart.Key); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := krbap.Token(&apreq)
+	tok, rep, err := krbap.Token(&apreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := krbseal.NewAcceptor(apreq.Ticket.DecryptedEncPart.Key, apreq.Authenticator, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +185,7 @@ func apRepFor(t *testing.T, kt *keytab.Keytab, mechToken []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return b, sess
 }
 
 func (ks *krbServer) seen() (auths, users []string) {
@@ -331,33 +380,60 @@ func TestKerberosRefused(t *testing.T) {
 	}
 }
 
+// TestKerberosHTTP: over http://, Auto seals (one empty-body POST carries
+// the AP-REQ, then every message goes sealed without Authorization on
+// that connection, and no body is ever in clear), Always seals over
+// https:// too, and Never sends a token with each plain request.
 func TestKerberosHTTP(t *testing.T) {
 	r := krbtest.Start(t)
 	pki := newTestPKI(t)
-	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), false)
-	for _, enc := range []Encryption{EncryptionAuto, EncryptionNever} {
-		t.Run(enc.String(), func(t *testing.T) {
+	kt := r.AddService(t, "HTTP/localhost")
+	for _, tc := range []struct {
+		name  string
+		enc   Encryption
+		https bool
+		seal  bool
+	}{
+		{"auto over http", EncryptionAuto, false, true},
+		{"always over https", EncryptionAlways, true, true},
+		{"never over http", EncryptionNever, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks := newKrbServer(t, pki, kt, tc.https)
 			cfg := krbConfig(r, pki)
-			cfg.Encryption = enc
+			cfg.Encryption = tc.enc
 			tr, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			closeIdle(t, tr)
-			resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")})
-			if enc == EncryptionAuto {
-				want := "kerberos to " + strings.TrimPrefix(localURL(ks), "http://")
-				want = strings.TrimSuffix(want, "/wsman") + ": " + ErrKerberosNeedsHTTPS.Error()
-				if err == nil || err.Error() != want || !errors.Is(err, ErrKerberosNeedsHTTPS) || !errors.Is(err, ErrNotSent) {
-					t.Fatalf("got %v, want %q", err, want)
+			for i := range 3 {
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: fmt.Appendf(nil, "<get%d/>", i)})
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
 				}
-				if auths, _ := ks.seen(); len(auths) != 0 {
-					t.Errorf("the server saw %d requests, want none", len(auths))
+				want := fmt.Sprintf("user=%s@%s body=<get%d/>", krbtest.User, r.Name, i)
+				if resp.StatusCode != 200 || string(resp.Body) != want || resp.Encrypted != tc.seal {
+					t.Fatalf("request %d: HTTP %d %q encrypted=%v, want 200 %q encrypted=%v", i, resp.StatusCode, resp.Body, resp.Encrypted, want, tc.seal)
+				}
+			}
+			auths, _ := ks.seen()
+			ks.mu.Lock()
+			bodies := ks.bodies
+			ks.mu.Unlock()
+			if !tc.seal {
+				if len(auths) != 3 || auths[0] == "" || auths[2] == "" {
+					t.Errorf("never: %d requests, want 3 each with a token", len(auths))
 				}
 				return
 			}
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("never over http: %v %v", resp, err)
+			if len(auths) != 4 || auths[0] == "" || len(bodies[0]) != 0 {
+				t.Fatalf("%d requests, want the handshake (empty, with a token) and 3 messages", len(auths))
+			}
+			for i, b := range bodies[1:] {
+				if auths[i+1] != "" || bytes.Contains(b, []byte("<get")) || !bytes.HasPrefix(b, []byte("--Encrypted Boundary\r\n")) {
+					t.Errorf("message %d went with Authorization %q or not sealed: %q", i, auths[i+1], b)
+				}
 			}
 		})
 	}
@@ -498,7 +574,7 @@ print(base64.b64encode(out or b"").decode())
 	}
 	_, reply, _ = strings.Cut(string(out), "\n")
 	resp := &Response{StatusCode: 200, Header: http.Header{"Www-Authenticate": {"Negotiate " + strings.TrimSpace(reply)}}}
-	if err := tok.checkReply(resp); err != nil {
+	if _, err := tok.checkReply(resp); err != nil {
 		t.Errorf("MIT's AP-REP fails our check: %v", err)
 	}
 	// And an AP-REP MIT made for another request does not pass.
@@ -506,7 +582,7 @@ print(base64.b64encode(out or b"").decode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.checkReply(resp); err == nil || !strings.Contains(err.Error(), "AP-REP answers an authenticator of") {
+	if _, err := other.checkReply(resp); err == nil || !strings.Contains(err.Error(), "AP-REP answers an authenticator of") {
 		t.Errorf("another request's AP-REP: %v", err)
 	}
 }

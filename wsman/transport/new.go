@@ -43,7 +43,7 @@ func New(cfg Config) (Transport, error) {
 			if _, err := cfg.newDialer(); err != nil {
 				return nil, fmt.Errorf("ntlm auth: %w", err)
 			}
-			return &ntlmAuto{cfg: cfg}, nil
+			return &autoTransport{cfg: cfg, newSealed: NewNTLMEncrypted, newTLS: NewNTLM}, nil
 		}
 		return nil, fmt.Errorf("unknown encryption mode %v", cfg.Encryption)
 	}
@@ -58,14 +58,16 @@ func newAnonymous(cfg Config) (Transport, error) {
 	return newHTTPPost(cfg, "none", "", false)
 }
 
-// ntlmAuto seals over http:// and relies on TLS over https://.
-type ntlmAuto struct {
-	cfg         Config
-	mu          sync.Mutex
-	sealed, tls Transport
+// autoTransport is Encryption=Auto: it seals over http:// and relies on
+// TLS over https://, with a transport for each built on first use.
+type autoTransport struct {
+	cfg               Config
+	newSealed, newTLS func(Config) (Transport, error)
+	mu                sync.Mutex
+	sealed, tls       Transport
 }
 
-func (a *ntlmAuto) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+func (a *autoTransport) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	if req == nil {
 		return nil, errors.New("nil request")
 	}
@@ -80,19 +82,19 @@ func (a *ntlmAuto) RoundTrip(ctx context.Context, req *Request) (*Response, erro
 	return t.RoundTrip(ctx, req)
 }
 
-func (a *ntlmAuto) pick(scheme string) (Transport, error) {
+func (a *autoTransport) pick(scheme string) (Transport, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var err error
 	switch scheme {
 	case "https":
 		if a.tls == nil {
-			a.tls, err = NewNTLM(a.cfg)
+			a.tls, err = a.newTLS(a.cfg)
 		}
 		return a.tls, err
 	case "http":
 		if a.sealed == nil {
-			a.sealed, err = NewNTLMEncrypted(a.cfg)
+			a.sealed, err = a.newSealed(a.cfg)
 		}
 		return a.sealed, err
 	}
@@ -100,13 +102,13 @@ func (a *ntlmAuto) pick(scheme string) (Transport, error) {
 }
 
 // Confidential is true: http:// is sealed and https:// is TLS.
-func (a *ntlmAuto) Confidential(endpoint string) bool {
+func (a *autoTransport) Confidential(endpoint string) bool {
 	_, err := parseEndpoint(endpoint)
 	return err == nil
 }
 
 // CloseIdleConnections closes the idle connections of both transports.
-func (a *ntlmAuto) CloseIdleConnections() {
+func (a *autoTransport) CloseIdleConnections() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, t := range []Transport{a.sealed, a.tls} {

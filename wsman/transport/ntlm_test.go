@@ -313,7 +313,6 @@ func TestNew(t *testing.T) {
 		{name: "basic always", cfg: Config{Auth: AuthBasic, Encryption: EncryptionAlways}, wantErr: "basic auth cannot encrypt messages: use --encryption never or auto with https, or NTLM"},
 		{name: "certificate always", cfg: Config{Auth: AuthCertificate, Encryption: EncryptionAlways}, wantErr: "certificate auth cannot encrypt messages: it runs over https, which already does"},
 		{name: "none always", cfg: Config{Auth: AuthNone, Encryption: EncryptionAlways}, wantErr: "unauthenticated requests cannot be encrypted"},
-		{name: "kerberos always", cfg: Config{Auth: AuthKerberos, Encryption: EncryptionAlways}, wantErr: "kerberos auth: --encryption always: " + ErrKerberosNeedsHTTPS.Error()},
 		{name: "unknown auth", cfg: Config{Auth: Auth(42)}, wantErr: "unknown auth method Auth(42)"},
 		{name: "unknown encryption", cfg: Config{Auth: AuthNTLM, Encryption: Encryption(9)}, wantErr: "unknown encryption mode Encryption(9)"},
 		{name: "ntlm auto without user", cfg: Config{Auth: AuthNTLM}, wantErr: "ntlm auth: a user name is required"},

@@ -180,7 +180,7 @@ func (a *krbAcceptor) accept(scheme, b64, remoteAddr string) (*krbLogon, string)
 	logon := &krbLogon{user: user}
 	var resp []byte // the GSS krb5 AP-REP token, when mutual authentication is asked for
 	if types.IsFlagSet(&apreq.APOptions, flags.APOptionMutualRequired) {
-		if resp, err = krbap.Token(apreq); err != nil {
+		if resp, _, err = krbap.Token(apreq); err != nil {
 			// Only a failing random source can get here.
 			return nil, KrbErrAuthenticator
 		}

@@ -25,20 +25,22 @@ import (
 // the KRB_AP_REP (RFC 4120 §5.5.2) that proves the service to a
 // client asking for mutual authentication: ctime and cusec from its
 // authenticator, an acceptor subkey and sequence number as Windows sends,
-// encrypted with the ticket's session key, key usage 12.
-func Token(apreq *messages.APReq) ([]byte, error) {
+// encrypted with the ticket's session key, key usage 12. It returns the
+// AP-REP's part too: its subkey and sequence number start the acceptor's
+// sealing session (krbseal.NewAcceptor).
+func Token(apreq *messages.APReq) ([]byte, messages.EncAPRepPart, error) {
 	skey := apreq.Ticket.DecryptedEncPart.Key
 	et, err := crypto.GetEtype(skey.KeyType)
 	if err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	sub := make([]byte, et.GetKeyByteSize())
 	var seq [4]byte
 	if _, err := rand.Read(sub); err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	if _, err := rand.Read(seq[:]); err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	part := messages.EncAPRepPart{
 		CTime:          apreq.Authenticator.CTime.UTC(),
@@ -48,21 +50,21 @@ func Token(apreq *messages.APReq) ([]byte, error) {
 	}
 	pb, err := asn1.Marshal(part)
 	if err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	ed, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(pb, asnAppTag.EncAPRepPart), skey, keyusage.AP_REP_ENCPART, 0)
 	if err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	rb, err := asn1.Marshal(messages.APRep{PVNO: iana.PVNO, MsgType: msgtype.KRB_AP_REP, EncPart: ed})
 	if err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	oid, err := asn1.Marshal(gssapi.OIDKRB5.OID())
 	if err != nil {
-		return nil, err
+		return nil, messages.EncAPRepPart{}, err
 	}
 	tok := append(oid, 0x02, 0x00)
 	tok = append(tok, asn1tools.AddASNAppTag(rb, asnAppTag.APREP)...)
-	return asn1tools.AddASNAppTag(tok, 0), nil
+	return asn1tools.AddASNAppTag(tok, 0), part, nil
 }
