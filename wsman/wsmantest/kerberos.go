@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/wsman/internal/encframe"
 	"github.com/bitsremote/bitsremote/wsman/internal/krbap"
+	"github.com/bitsremote/bitsremote/wsman/internal/krbseal"
 )
 
 // Why a Kerberos authentication was refused, as LogEntry.AuthError reports
@@ -144,6 +146,11 @@ type krbLogon struct {
 	// reply is the WWW-Authenticate value for the successful reply, ""
 	// when there is nothing to send.
 	reply string
+	// sess seals the connection's messages (MS-WSMV HTTP message
+	// encryption with Kerberos): the context's acceptor side, from the
+	// AP-REP's subkey and sequence number; nil without mutual
+	// authentication, when there is no AP-REP.
+	sess *krbseal.Session
 }
 
 // accept verifies the token of one Authorization header and returns the
@@ -180,9 +187,15 @@ func (a *krbAcceptor) accept(scheme, b64, remoteAddr string) (*krbLogon, string)
 	logon := &krbLogon{user: user}
 	var resp []byte // the GSS krb5 AP-REP token, when mutual authentication is asked for
 	if types.IsFlagSet(&apreq.APOptions, flags.APOptionMutualRequired) {
-		if resp, _, err = krbap.Token(apreq); err != nil {
+		var rep messages.EncAPRepPart
+		if resp, rep, err = krbap.Token(apreq); err != nil {
 			// Only a failing random source can get here.
 			return nil, KrbErrAuthenticator
+		}
+		if logon.sess, err = krbseal.NewAcceptor(apreq.Ticket.DecryptedEncPart.Key, apreq.Authenticator, rep); err != nil {
+			// A context whose keys krbseal cannot use (not AES) still
+			// authenticates; its sealed messages get 400.
+			logon.sess = nil
 		}
 	}
 	switch {
@@ -305,6 +318,8 @@ type krbConn struct {
 	// failed is set when the connection's last Kerberos attempt was
 	// refused: it is then unauthenticated, whatever came before.
 	failed bool
+	// sess seals the connection's messages, from its last logon.
+	sess *krbseal.Session
 }
 
 func (c *krbConn) state() (user string, failed bool) {
@@ -313,10 +328,18 @@ func (c *krbConn) state() (user string, failed bool) {
 	return c.user, c.failed
 }
 
-func (c *krbConn) set(user string, failed bool) {
+func (c *krbConn) set(user string, failed bool) { c.setLogon(user, failed, nil) }
+
+func (c *krbConn) setLogon(user string, failed bool, sess *krbseal.Session) {
 	c.mu.Lock()
-	c.user, c.failed = user, failed
+	c.user, c.failed, c.sess = user, failed, sess
 	c.mu.Unlock()
+}
+
+func (c *krbConn) session() *krbseal.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
 }
 
 func (s *Server) krbConnContext(ctx context.Context) context.Context {
@@ -347,7 +370,7 @@ func (s *Server) serveKerberos(w *bufWriter, r *http.Request, kc *krbConn, schem
 		s.challenge(w)
 		return
 	}
-	kc.set(logon.user, false)
+	kc.setLogon(logon.user, false, logon.sess)
 	s.krbLogons.Add(1)
 	s.serveKerberosSOAP(w, r, logon.user)
 	// WinRM sends its final token with a success only: a fault's 500
@@ -361,17 +384,14 @@ func (s *Server) serveKerberos(w *bufWriter, r *http.Request, kc *krbConn, schem
 }
 
 // serveKerberosSOAP serves a request on a Kerberos-authenticated
-// connection. Kerberos here cannot seal (gokrb5 has no confidentiality
-// wrap), so encryption is answered as the NTLM layer answers a client
-// that negotiated none.
+// connection: a sealed one (multipart/encrypted, with the context's keys,
+// as a default Windows host requires over HTTP) is unsealed, served and
+// its reply sealed, as ntlmauth.Middleware does for NTLM.
 func (s *Server) serveKerberosSOAP(w http.ResponseWriter, r *http.Request, user string) {
 	rec := r.Context().Value(recordKey{}).(*record)
 	rec.entry.User = user
 	if encframe.IsEncrypted(r.Header.Get("Content-Type")) {
-		// As ntlmauth.Middleware answers sealed data on a connection
-		// whose context has no confidentiality: nothing to unseal it
-		// with, 400 and an empty body.
-		w.WriteHeader(http.StatusBadRequest)
+		s.serveKerberosSealed(w, r)
 		return
 	}
 	limit := int64(s.cfg.MaxEnvelopeSizeKB) * 1024
@@ -391,6 +411,75 @@ func (s *Server) serveKerberosSOAP(w http.ResponseWriter, r *http.Request, user 
 	r2.ContentLength = int64(len(body))
 	r2.Header.Del("Authorization")
 	s.serveSOAP(w, r2)
+}
+
+// serveKerberosSealed unseals a request with the connection's Kerberos
+// context, serves it and seals the reply, faults included.
+func (s *Server) serveKerberosSealed(w http.ResponseWriter, r *http.Request) {
+	rec := r.Context().Value(recordKey{}).(*record)
+	kc := s.krbConnOf(r)
+	sess := kc.session()
+	if sess == nil {
+		// As ntlmauth.Middleware answers sealed data on a connection
+		// whose context has no confidentiality: nothing to unseal it
+		// with, 400 and an empty body.
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	// The framing adds a few hundred bytes to the envelope's limit.
+	limit := int64(s.cfg.MaxEnvelopeSizeKB)*1024 + 1024
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return
+	}
+	if int64(len(body)) > limit {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
+	plain, ctype, err := encframe.UnwrapInPlace(body, sess.UnsealInPlace)
+	if err != nil {
+		// As for NTLM (ntlmauth.Middleware): a forged, replayed or
+		// garbled sealed message gets 400, an empty body and the end of
+		// the connection, whose sealed stream can no longer be trusted;
+		// the client authenticates a new one.
+		kc.set("", true)
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(plain))
+	r2.ContentLength = int64(len(plain))
+	r2.Header.Set("Content-Type", ctype)
+	r2.Header.Del("Authorization")
+	inner := &bufWriter{h: http.Header{}}
+	s.serveSOAP(inner, r2)
+	rec.entry.Encrypted = true
+	for k, v := range inner.h {
+		w.Header()[k] = v
+	}
+	status := inner.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if inner.buf.Len() == 0 {
+		w.WriteHeader(status)
+		return
+	}
+	otype := inner.h.Get("Content-Type")
+	if otype == "" {
+		otype = encframe.SOAPType
+	}
+	var sealErr error
+	framed := encframe.AppendSealed(nil, otype, inner.buf.Bytes(), sess.SignatureLen(), func(msg, sig []byte) { sealErr = sess.SealInPlace(msg, sig) })
+	if sealErr != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", encframe.ContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(framed)))
+	w.WriteHeader(status)
+	_, _ = w.Write(framed)
 }
 
 // KerberosLogons counts the Kerberos AP-REQs the server accepted, so

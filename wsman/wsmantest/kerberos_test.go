@@ -34,6 +34,7 @@ import (
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 	"github.com/bitsremote/bitsremote/wsman"
+	"github.com/bitsremote/bitsremote/wsman/transport"
 	"github.com/bitsremote/bitsremote/wsman/wsmantest"
 )
 
@@ -641,4 +642,66 @@ func TestKerberosMutualFault(t *testing.T) {
 		t.Fatalf("not a NegTokenResp (%v): %x", err, tok)
 	}
 	checkAPRep(t, st.NegTokenResp.ResponseToken, b)
+}
+
+// TestKerberosSealed: a default Windows host (HTTP, AllowUnencrypted
+// false) served to our Kerberos client, which seals every message with the
+// context's keys (transport.NewKerberosEncrypted): the server unseals
+// each request, the provider sees the user, faults come back sealed too,
+// one logon serves the connection, and NTLM still seals on the same host.
+func TestKerberosSealed(t *testing.T) {
+	r := startRealm(t)
+	s, p := newKrbServer(t, r, wsmantest.Config{
+		Auth:              wsmantest.AuthKerberos | wsmantest.AuthNTLM,
+		RequireEncryption: true,
+		Users:             map[string]string{testUser: testPass, krbtest.User: ""},
+	}, true)
+	_, port, _ := net.SplitHostPort(s.Listener.Addr().String())
+	url := "http://localhost:" + port + "/wsman"
+	tr, err := transport.New(transport.Config{Auth: transport.AuthKerberos, User: krbtest.User, Password: krbtest.Password, Krb5Conf: r.Krb5Conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+	c := wsman.NewClient(url, tr)
+	ctx := context.Background()
+	for range 3 {
+		in, err := c.Get(ctx, widgetURI, wsman.Options{Selectors: []wsman.Selector{{Name: "Name", Value: "w001"}}})
+		if err != nil {
+			t.Fatalf("Get: %v (log %+v)", err, s.Log())
+		}
+		if name, _ := in.String("Name"); name != "w001" {
+			t.Fatalf("Get returned %q", name)
+		}
+	}
+	_, err = c.Get(ctx, widgetURI, wsman.Options{Selectors: []wsman.Selector{{Name: "Name", Value: "nope"}}})
+	var f *wsman.Fault
+	if !errors.As(err, &f) || !wsman.IsNotFound(err) {
+		t.Fatalf("Get of a missing widget: %v, want the not-found fault (sealed)", err)
+	}
+	if diff := cmp.Diff([]string{krbtest.User, krbtest.User, krbtest.User, krbtest.User}, p.seen()); diff != "" {
+		t.Errorf("users the provider saw (-want +got):\n%s", diff)
+	}
+	// The log has the messages (the empty logon POST runs no SOAP).
+	log := s.Log()
+	if len(log) != 4 || log[3].Status != 500 || log[3].Fault != "DestinationUnreachable" {
+		t.Fatalf("log %+v, want four messages, the last one faulted", log)
+	}
+	for i, e := range log {
+		if !e.Encrypted || e.User != krbtest.User || e.Action != wsman.ActionGet {
+			t.Errorf("message %d: %+v, want sealed Get as %s", i, e, krbtest.User)
+		}
+	}
+	if n := s.KerberosLogons(); n != 1 {
+		t.Errorf("KerberosLogons = %d, want 1 (one per connection)", n)
+	}
+
+	ntlm, err := transport.New(transport.Config{Auth: transport.AuthNTLM, User: testUser, Password: testPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ntlm.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+	if _, err := wsman.NewClient(url, ntlm).Get(ctx, widgetURI, wsman.Options{Selectors: []wsman.Selector{{Name: "Name", Value: "w002"}}}); err != nil {
+		t.Errorf("NTLM on the same host: %v", err)
+	}
 }
