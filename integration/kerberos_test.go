@@ -135,3 +135,45 @@ func TestKerberos(t *testing.T) {
 		t.Errorf("the KDC issued no ticket")
 	}
 }
+
+// TestKerberosSealed runs a whole transfer with --auth kerberos against a
+// simulated default Windows host: HTTP on its port, unencrypted traffic
+// refused (sim's default), so every message must go sealed with the
+// Kerberos context's keys, as PowerShell sends them to a domain host.
+func TestKerberosSealed(t *testing.T) {
+	t.Parallel()
+	r := krbtest.Start(t)
+	kt := r.AddService(t, "HTTP/localhost")
+	s := startSim(t, simOptions{auth: "kerberos", extra: []string{"--keytab", kt}})
+	r.AddUser(t, "admin", s.password)
+	h := s.host()
+	host := strings.Replace(h.Host, "127.0.0.1", "localhost", 1)
+	fs := newFileServer(t)
+	u, content := fs.addRandom("krb/sealed.bin", 80_000)
+	dest := filepath.Join(t.TempDir(), "sealed.bin")
+	env := []string{"KRB5_CONFIG=" + r.Krb5Conf, "BITSREMOTE_PASSWORD=" + s.password}
+	res := run(t, runSpec{
+		args:    []string{"transfer", u, dest, "--interval", "50ms", "-o", "json", "-u", "admin", "-H", host, "--auth", "kerberos"},
+		env:     env,
+		secrets: s.secrets(),
+	})
+	wantCode(t, res, 0)
+	var j jobJSON
+	decode(t, res, &j)
+	if j.State != "Acknowledged" || j.Outcome == nil || j.Outcome.Result != "Completed" {
+		t.Errorf("transfer: %+v", j)
+	}
+	sameBytes(t, "sealed.bin", readFile(t, dest), content)
+
+	// --encryption never: the host refuses unsealed bodies (HTTP 500 with
+	// no body, as Windows does with AllowUnencrypted=false).
+	res = run(t, runSpec{
+		args:    []string{"list", "-u", "admin", "-H", host, "--auth", "kerberos", "--encryption", "never"},
+		env:     env,
+		secrets: s.secrets(),
+	})
+	wantCode(t, res, 5)
+	if !strings.Contains(res.Stderr, "HTTP 500: the host refused an unencrypted message; it probably requires encryption (AllowUnencrypted=false): use --encryption auto (NTLM or Kerberos) or --https") {
+		t.Errorf("stderr:\n%s", res.Stderr)
+	}
+}

@@ -278,7 +278,6 @@ func TestBadInputExitCodes(t *testing.T) {
 		{"unknown flag", nil, []string{"list", "--bogus"}, ExitUsage, "unknown flag: --bogus"},
 		{"wrong arg count", nil, []string{"get"}, ExitUsage, "takes 1 argument(s): JOBID"},
 		{"connection refused", withPassword(), []string{"list", "-H", "127.0.0.1:1", "-u", testUser, "--timeout", "5s", "--retries", "0"}, ExitConnection, "127.0.0.1:1"},
-		{"kerberos over http", withPassword(), []string{"list", "-H", host, "-u", testUser, "--auth", "kerberos"}, ExitUsage, "kerberos authentication over http would need Kerberos message encryption"},
 		{"creds over plain http", map[string]string{EnvPassword: testPassword, EnvJobPassword: "jobpw"}, []string{"set-credentials", unknown, "--job-user", "svc", "--encryption", "never", "-H", host, "-u", testUser}, ExitUsage, "refusing to send a job password over http://"},
 		{"transfer upload two sources", withPassword(), []string{"transfer", "/a", "/b", "http://x/up", "--type", "upload", "-H", host, "-u", testUser}, ExitUsage, "exactly one file"},
 		{"transfer dest is url", withPassword(), []string{"transfer", "http://x/a", "http://x/b", "-H", host, "-u", testUser}, ExitUsage, "for an upload use --type upload"},

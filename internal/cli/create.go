@@ -193,7 +193,7 @@ remote server (--target server) or to a proxy (--target proxy).
 The job's password comes from $BITSREMOTE_JOB_PASSWORD, --job-password-file,
 or a no-echo prompt on a terminal; never from a flag value. It travels inside
 the SOAP body, so bitsremote refuses to send it unless the connection is
-https:// or NTLM with message encryption (not --encryption never).`,
+https:// or NTLM/Kerberos with message encryption (not --encryption never).`,
 		Example: `  BITSREMOTE_JOB_PASSWORD=... bitsremote set-credentials {6F6D6B3E-1B8A-4F3C-9C2E-3A3D1C2B4A5F} --scheme ntlm --job-user 'CORP\svc-dl' -H server1 -u admin`,
 		Args:    exactArgs("JOBID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -247,11 +247,9 @@ func (f *Factory) checkSecretsProtected() error {
 		}
 		// An inventory may set the host's own transport and encryption.
 		auth, enc := ep.settings(cfg)
-		// Only NTLM seals: Kerberos over http is plaintext (gokrb5 has no
-		// sealing Wrap).
-		sealed := auth == transport.AuthNTLM && enc != transport.EncryptionNever
+		sealed := (auth == transport.AuthNTLM || auth == transport.AuthKerberos) && enc != transport.EncryptionNever
 		if !sealed {
-			return usageErrorf("%s: refusing to send a job password over http:// without message encryption (use --https, or --auth ntlm without --encryption never)", ep.Name)
+			return usageErrorf("%s: refusing to send a job password over http:// without message encryption (use --https, or --auth ntlm or kerberos without --encryption never)", ep.Name)
 		}
 	}
 	return nil

@@ -197,7 +197,7 @@ func worst(codes ...int) int {
 // hintUnencryptedRefused is what a bare HTTP 500 to a message that went
 // unencrypted over http:// most likely means: Windows answers so when
 // AllowUnencrypted=false (the default) and the message was not sealed.
-const hintUnencryptedRefused = "the host refused an unencrypted message; it probably requires encryption (AllowUnencrypted=false): use --encryption auto (NTLM) or --https"
+const hintUnencryptedRefused = "the host refused an unencrypted message; it probably requires encryption (AllowUnencrypted=false): use --encryption auto (NTLM or Kerberos) or --https"
 
 // hintError is an error with what it likely means appended; it matches
 // everything the error does, so its exit code is the error's.

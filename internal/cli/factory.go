@@ -227,32 +227,21 @@ func operationTimeout(d time.Duration) time.Duration {
 	return d - min(d/5, 5*time.Second)
 }
 
-// checkHTTPSOnly refuses what needs HTTPS to a host reached over http://:
-// certificate authentication (WinRM accepts client certificates only over
-// HTTPS), and Kerberos unless --encryption never (over http WinRM wants
-// message encryption, which gokrb5 cannot do: the transport would refuse
-// each request). It looks at each host as it will be reached (--https, an
-// https:// host, an inventory's ansible_winrm_scheme or a ledger's
-// record) and its own auth (ansible_winrm_transport), and names the hosts
-// that would fail, before anything is sent.
+// checkHTTPSOnly refuses certificate authentication to a host reached
+// over http:// (WinRM accepts client certificates only over HTTPS),
+// before anything is sent. It looks at each host as it will be reached
+// (--https, an https:// host, an inventory's ansible_winrm_scheme or a
+// ledger's record) and its own auth (ansible_winrm_transport), and names
+// the hosts that would fail.
 func checkHTTPSOnly(cfg transport.Config, eps []Endpoint) error {
-	var cert, krb []string
+	var cert []string
 	for _, ep := range eps {
-		if ep.https() {
-			continue
-		}
-		switch auth, enc := ep.settings(cfg); {
-		case auth == transport.AuthCertificate:
+		if auth, _ := ep.settings(cfg); auth == transport.AuthCertificate && !ep.https() {
 			cert = append(cert, ep.Name)
-		case auth == transport.AuthKerberos && enc != transport.EncryptionNever:
-			krb = append(krb, ep.Name)
 		}
 	}
-	switch {
-	case len(cert) > 0:
+	if len(cert) > 0 {
 		return usageErrorf("certificate authentication needs HTTPS (WinRM accepts client certificates only over HTTPS), and %s would be reached over http: use --https or https:// hosts", strings.Join(cert, ", "))
-	case len(krb) > 0:
-		return usageErrorf("kerberos authentication over http would need Kerberos message encryption, which bitsremote does not do, and %s would be reached over http: use --https or https:// hosts (port 5986), or --encryption never for hosts that allow unencrypted traffic", strings.Join(krb, ", "))
 	}
 	return nil
 }
