@@ -111,7 +111,7 @@ type Session struct {
 	// send and of the next we accept.
 	sendSeq, recvSeq uint64
 	// buf is scratch for one token's plaintext or ciphertext (under mu),
-	// kept between messages up to maxKept bytes.
+	// kept between messages up to maxKept bytes, and cleared after each.
 	buf []byte
 	sum [sha1.Size]byte
 	tmp [3][aes.BlockSize]byte
@@ -255,6 +255,7 @@ func (s *Session) SealInPlace(msg, sig []byte) error {
 	// over that plaintext.
 	n := confounderLen + len(msg) + headerLen
 	pt := s.scratch(n)
+	defer clear(pt)
 	if _, err := rand.Read(pt[:confounderLen]); err != nil {
 		return fmt.Errorf("krbseal: seal: confounder: %w", err)
 	}
@@ -339,6 +340,7 @@ func (s *Session) UnsealInPlace(msg, sig []byte) error {
 	}
 
 	buf := s.scratch(body)
+	defer clear(buf) // the plaintext is not kept after the call
 	pt, ok := s.decrypt(k, buf, sig[headerLen:], msg, (rrcIn+ec)%body)
 	if !ok && ec != 0 {
 		pt, ok = s.decrypt(k, buf, sig[headerLen:], msg, rrcIn%body)

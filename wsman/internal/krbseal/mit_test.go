@@ -521,3 +521,53 @@ func apRep(t *testing.T, apreq *messages.APReq) ([]byte, messages.EncAPRepPart) 
 	tok = append(tok, asn1tools.AddASNAppTag(rb, asnAppTag.APREP)...)
 	return asn1tools.AddASNAppTag(tok, 0), part
 }
+
+// TestGoAcceptor: a context from a real KDC between gokrb5's initiator
+// (no authenticator subkey) and an acceptor that reads the AP-REQ with
+// the keytab and answers with an acceptor subkey, as the simulator will:
+// NewInitiator and NewAcceptor from the two sides' own views of the keys
+// exchange messages both ways.
+func TestGoAcceptor(t *testing.T) {
+	r := krbtest.Start(t)
+	ktPath := r.AddService(t, "HTTP/localhost")
+	tok, key, auth := goInitiator(t, r, "HTTP/localhost")
+	var st spnego.SPNEGOToken
+	if err := st.Unmarshal(tok); err != nil {
+		t.Fatal(err)
+	}
+	var mt spnego.KRB5Token
+	if err := mt.Unmarshal(st.NegTokenInit.MechTokenBytes); err != nil {
+		t.Fatal(err)
+	}
+	ktb, err := os.ReadFile(ktPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt := keytab.New()
+	if err := kt.Unmarshal(ktb); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := mt.APReq.Verify(kt, 5*time.Minute, types.HostAddress{}, nil); !ok || err != nil {
+		t.Fatalf("the AP-REQ: %v", err)
+	}
+	repTok, _ := apRep(t, &mt.APReq)
+	acc, err := NewAcceptor(mt.APReq.Ticket.DecryptedEncPart.Key, mt.APReq.Authenticator, readAPRep(t, repTok, mt.APReq.Ticket.DecryptedEncPart.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ini, err := NewInitiator(key, auth, readAPRep(t, repTok, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, msg := range mitMessages {
+		sig, data := seal(t, ini, msg)
+		if got, err := unseal(acc, sig, data); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("request %d: %q %v", i, got, err)
+		}
+		reply := append([]byte("reply to "), msg...)
+		sig, data = seal(t, acc, reply)
+		if got, err := unseal(ini, sig, data); err != nil || !bytes.Equal(got, reply) {
+			t.Fatalf("reply %d: %q %v", i, got, err)
+		}
+	}
+}
