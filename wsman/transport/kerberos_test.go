@@ -698,20 +698,7 @@ func TestKerberosMalformedKDCReply(t *testing.T) {
 // request (a replayed reply) fails the request as an authentication
 // error after it was sent, whatever TLS said.
 func TestKerberosMutualAuthentication(t *testing.T) {
-	r := krbtest.Start(t)
-	pki := newTestPKI(t)
-	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
-	tr, err := New(krbConfig(r, pki))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeIdle(t, tr)
-	var earlier string
-	ks.reply = func(good string) string { earlier = good; return good }
-	if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
-		t.Fatal(err)
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(localURL(ks), "https://"), "/wsman")
+	ks, tr, earlier, host := mutualSetup(t)
 	prefix := "reply from " + host + " (HTTP 200): the host did not prove it is HTTP/localhost (Kerberos mutual authentication): "
 	for _, tc := range []struct {
 		name  string
@@ -736,6 +723,27 @@ func TestKerberosMutualAuthentication(t *testing.T) {
 	}
 }
 
+// mutualSetup starts an HTTPS host and a Kerberos transport that has made
+// one request, and returns the mutual authentication token the host sent
+// for it (a test may send it again) and the host's name in errors.
+func mutualSetup(t *testing.T) (ks *krbServer, tr Transport, earlier, host string) {
+	t.Helper()
+	r := krbtest.Start(t)
+	pki := newTestPKI(t)
+	ks = newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
+	tr, err := New(krbConfig(r, pki))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, tr)
+	ks.reply = func(good string) string { earlier = good; return good }
+	if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
+	ks.reply = nil
+	return ks, tr, earlier, strings.TrimSuffix(strings.TrimPrefix(localURL(ks), "https://"), "/wsman")
+}
+
 // TestKerberosErrorReplyWithoutToken: Windows sends some error replies
 // without the mutual authentication token (a SOAP fault's HTTP 500, such
 // as the w:TimedOut of an operation that ran out of time: requests-kerberos
@@ -745,20 +753,7 @@ func TestKerberosMutualAuthentication(t *testing.T) {
 // itself. An error reply that does carry a token must still prove the host,
 // and a success without one is refused.
 func TestKerberosErrorReplyWithoutToken(t *testing.T) {
-	r := krbtest.Start(t)
-	pki := newTestPKI(t)
-	ks := newKrbServer(t, pki, r.AddService(t, "HTTP/localhost"), true)
-	tr, err := New(krbConfig(r, pki))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeIdle(t, tr)
-	var earlier string
-	ks.reply = func(good string) string { earlier = good; return good }
-	if _, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte("<x/>")}); err != nil {
-		t.Fatal(err)
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(localURL(ks), "https://"), "/wsman")
+	ks, tr, earlier, host := mutualSetup(t)
 	prefix := "reply from " + host + " (HTTP %d): the host did not prove it is HTTP/localhost (Kerberos mutual authentication): "
 	for _, tc := range []struct {
 		name   string
@@ -786,7 +781,7 @@ func TestKerberosErrorReplyWithoutToken(t *testing.T) {
 				}
 				return
 			}
-			wantBody := "user=" + krbtest.User + "@" + r.Name + " body=<x/>"
+			wantBody := "user=" + krbtest.User + "@" + krbtest.RealmName + " body=<x/>"
 			if err != nil || resp.StatusCode != tc.status || string(resp.Body) != wantBody {
 				t.Fatalf("got %v %v, want HTTP %d %q", resp, err, tc.status, wantBody)
 			}
