@@ -37,6 +37,13 @@ type Connector struct {
 	// Configure, if set, adjusts each host's wsman.Client (a retry
 	// policy, a locale) before first use.
 	Configure func(*wsman.Client)
+	// Password, if set, gives a host its own password in place of
+	// Base's when ok (a LAPS fleet, where each host's local
+	// administrator has another). It is not asked for hosts that
+	// authenticate with a certificate. The password goes into that
+	// host's transport.Config and nowhere else: not the Conn, not the
+	// ledger.
+	Password func(h Host) (password string, ok bool)
 }
 
 // Conn is one host's clients. Every call to the host goes through one
@@ -86,6 +93,11 @@ func (cn *Connector) Connect(h Host) (*Conn, error) {
 	}
 	if h.SPN != "" {
 		cfg.SPN = h.SPN
+	}
+	if cn.Password != nil && cfg.Auth != transport.AuthCertificate {
+		if p, ok := cn.Password(h); ok {
+			cfg.Password = p
+		}
 	}
 	// One connection per host: NTLM needs it, and a thousand hosts times
 	// a pool would exhaust file descriptors.
