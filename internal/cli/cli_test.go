@@ -33,6 +33,13 @@ type simHost struct {
 
 func newSimHost(t *testing.T) *simHost {
 	t.Helper()
+	return newSimHostPassword(t, testPassword)
+}
+
+// newSimHostPassword is newSimHost whose administrator has password (a
+// LAPS fleet's hosts each have their own).
+func newSimHostPassword(t *testing.T, password string) *simHost {
+	t.Helper()
 	content := bytes.Repeat([]byte("bitsremote test data\n"), 3000)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "file.bin"), content, 0o644); err != nil {
@@ -44,7 +51,7 @@ func newSimHost(t *testing.T) *simHost {
 	h, err := bitssim.NewHost(bitssim.HostConfig{
 		Server: wsmantest.Config{
 			Auth:              wsmantest.AuthNTLM | wsmantest.AuthBasic,
-			Users:             map[string]string{testUser: testPassword},
+			Users:             map[string]string{testUser: password},
 			RequireEncryption: true,
 			Machine:           "sim01",
 		},

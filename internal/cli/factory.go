@@ -49,6 +49,8 @@ type Factory struct {
 	// logger is built from --debug on first use.
 	logger  *slog.Logger
 	logOnce sync.Once
+	// pwMap is --password-map, read by passwords.
+	pwMap *passwordMap
 	// board, while a fleet progress board is on the terminal, takes the
 	// messages that would otherwise be drawn over (see warnf).
 	board *fleet.Board
@@ -74,6 +76,7 @@ type ConnOptions struct {
 	Auth               string
 	User               string
 	PasswordFile       string
+	PasswordMap        string
 	Encryption         string
 	CAFile             string
 	CertFile           string
@@ -104,6 +107,7 @@ func (f *Factory) addConnFlags(cmd *cobra.Command) {
 	fl.StringVar(&c.Auth, "auth", "ntlm", "authentication: basic, ntlm, kerberos or certificate")
 	fl.StringVarP(&c.User, "user", "u", "", "user name: user, DOMAIN\\user or user@realm")
 	fl.StringVar(&c.PasswordFile, "password-file", "", "read the password from the first line of `FILE` (else $"+EnvPassword+", else a prompt on a terminal)")
+	fl.StringVar(&c.PasswordMap, "password-map", "", "per-host passwords (LAPS): `FILE` of 'NAME PASSWORD' lines, NAME a host as given to -H or in the inventory, with or without :port, or * for the rest; hosts it does not cover use the usual password; must not be readable by group or others")
 	fl.StringVar(&c.Encryption, "encryption", "auto", "message encryption: auto (seal over http, not over https), always or never")
 	fl.StringVar(&c.CAFile, "ca-file", "", "trust the CAs in this PEM `FILE` instead of the system pool")
 	fl.StringVar(&c.CertFile, "cert-file", "", "client certificate PEM `FILE` (--auth certificate)")
@@ -264,6 +268,49 @@ func (f *Factory) password(auth transport.Auth) (string, error) {
 		fmt.Sprintf("Password for %s: ", c.User))
 }
 
+// passwords finds the passwords for eps: each host's own from
+// --password-map, and the usual one (password) in cfg for the hosts the
+// map does not cover, asked for only when there is such a host. Hosts
+// that authenticate with a certificate need none.
+func (f *Factory) passwords(cfg *transport.Config, eps []Endpoint) error {
+	if f.Conn.PasswordMap == "" {
+		var err error
+		cfg.Password, err = f.password(cfg.Auth)
+		return err
+	}
+	m, err := loadPasswordMap(f.Conn.PasswordMap)
+	if err != nil {
+		return err
+	}
+	f.pwMap = m
+	need := false
+	for _, ep := range eps {
+		if auth, _ := ep.settings(*cfg); auth == transport.AuthCertificate {
+			continue
+		}
+		h := ep.fleetHost()
+		_, url := h.Endpoint(f.Conn.Port, f.Conn.HTTPS)
+		if e, ok := m.lookup(h, url); ok {
+			f.log().Debug("password", "host", ep.Name, "from", fmt.Sprintf("%s line %d", passwordMapFlag, e.line))
+			continue
+		}
+		f.log().Debug("password", "host", ep.Name, "from", "the usual password (not in "+passwordMapFlag+")")
+		need = true
+	}
+	if need {
+		cfg.Password, err = f.password(cfg.Auth)
+	}
+	return err
+}
+
+// hostPassword is the fleet.Connector's Password: a host's own from
+// --password-map.
+func (f *Factory) hostPassword(h fleet.Host) (string, bool) {
+	_, url := h.Endpoint(f.Conn.Port, f.Conn.HTTPS)
+	e, ok := f.pwMap.lookup(h, url)
+	return e.password, ok
+}
+
 // readSecret reads a secret from a file, then an environment variable,
 // then a terminal prompt. The secret never appears in an error.
 func readSecret(f *Factory, file, env, fileFlag, prompt string) (string, error) {
@@ -323,7 +370,7 @@ func (f *Factory) prepare() ([]Endpoint, transport.Config, error) {
 	if err := checkHTTPSOnly(cfg, eps); err != nil {
 		return nil, cfg, err
 	}
-	if cfg.Password, err = f.password(cfg.Auth); err != nil {
+	if err := f.passwords(&cfg, eps); err != nil {
 		return nil, cfg, err
 	}
 	if f.Conn.InsecureSkipVerify {

@@ -69,6 +69,9 @@ func (f *Factory) connector(cfg transport.Config) *fleet.Connector {
 		},
 		Configure: func(wc *wsman.Client) { wc.Retry = wsman.RetryPolicy{Attempts: f.Conn.Retries + 1} },
 	}
+	if f.pwMap != nil {
+		cn.Password = f.hostPassword
+	}
 	if f.Conn.Debug {
 		cn.Wrap = func(host string, t transport.Transport) transport.Transport {
 			return &debugTransport{next: t, log: f.log(), host: host}
@@ -81,11 +84,7 @@ func (f *Factory) connector(cfg transport.Config) *fleet.Connector {
 func (f *Factory) pool(eps []Endpoint, cfg transport.Config) *fleet.Pool {
 	hosts := make([]fleet.Host, len(eps))
 	for i, ep := range eps {
-		hosts[i] = ep.host
-		if hosts[i].Address == "" {
-			// An endpoint built without an inventory entry (tests).
-			hosts[i], _ = fleet.ParseHost(ep.URL)
-		}
+		hosts[i] = ep.fleetHost()
 	}
 	if f.Procs != nil {
 		procs := f.Procs(len(hosts), f.Conn.Concurrency)

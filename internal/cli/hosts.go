@@ -31,6 +31,16 @@ func parseHost(spec string, defaultPort int, https bool) (Endpoint, error) {
 	return Endpoint{Name: name, URL: url, host: h}, nil
 }
 
+// fleetHost is the host ep reaches, as the fleet connects to it.
+func (ep Endpoint) fleetHost() fleet.Host {
+	if ep.host.Address == "" {
+		// An endpoint built without an inventory entry (tests).
+		h, _ := fleet.ParseHost(ep.URL)
+		return h
+	}
+	return ep.host
+}
+
 // https reports whether ep is reached over TLS.
 func (ep Endpoint) https() bool { return strings.HasPrefix(strings.ToLower(ep.URL), "https://") }
 

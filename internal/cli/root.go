@@ -41,7 +41,8 @@ Try it without a Windows host:
   bitsremote demo
 
 Passwords come from --password-file, $BITSREMOTE_PASSWORD, or a prompt on a
-terminal; never from a flag value.
+terminal; never from a flag value. Hosts with their own passwords (LAPS) take
+them from --password-map FILE.
 
 ` + exitCodeHelp,
 		Example: `  bitsremote demo

@@ -722,7 +722,7 @@ func waitLedgerRun(ctx context.Context, opts *WaitOptions) error {
 			return err
 		}
 		// The password is asked for only when a host is to be polled.
-		if cfg.Password, err = f.password(cfg.Auth); err != nil {
+		if err := f.passwords(&cfg, poll); err != nil {
 			return err
 		}
 		if f.Conn.InsecureSkipVerify {
