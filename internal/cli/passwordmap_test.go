@@ -408,3 +408,24 @@ func TestPasswordMapLedger(t *testing.T) {
 	}
 	checkNoLapsSecrets(t, string(b))
 }
+
+func FuzzParsePasswordMap(f *testing.F) {
+	f.Add([]byte("web01\tPw one\r\n* default\n# c\n"))
+	f.Add([]byte("[::1]:5985 a\nhttps://h/wsman b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parsePasswordMap("m", strings.NewReader(string(data)))
+		if err != nil {
+			if ExitCode(err) != ExitUsage {
+				t.Fatalf("exit code %d for %v", ExitCode(err), err)
+			}
+			return
+		}
+		for k, e := range mapEntries(m) {
+			if k == "" || e == "" || strings.ContainsAny(e, "\n") {
+				t.Fatalf("entry %q = %q", k, e)
+			}
+		}
+		h, _ := fleet.ParseHost("web01")
+		_, _ = m.lookup(h, "http://web01:5985/wsman")
+	})
+}

@@ -36,6 +36,9 @@ type SimOptions struct {
 	NoFeature bool
 	// Keytab holds the hosts' Kerberos service keys (--auth kerberos).
 	Keytab string
+	// PasswordPerHost gives each host's administrator its own password,
+	// as LAPS does (for trying --password-map).
+	PasswordPerHost bool
 	// ready, when set, receives the hosts once they serve (tests).
 	ready func([]simHostRecord)
 }
@@ -69,7 +72,11 @@ It prints how to reach each host and serves until SIGINT or SIGTERM.
 127.0.0.2, ...) with the same port; Linux routes all of 127.0.0.0/8 to
 loopback, macOS needs "sudo ifconfig lo0 alias 127.0.0.2" per extra address.
 
-The password is $BITSREMOTE_PASSWORD, or generated and printed once. Jobs
+The password is $BITSREMOTE_PASSWORD, or generated and printed once. With
+--password-per-host every host has its own, as under LAPS: $BITSREMOTE_PASSWORD
+followed by "-" and the host's machine name (secret-SIM01, secret-SIM02, ...),
+or without it one generated per host; each host's is printed, for trying
+--password-map. Jobs
 write their files to the local paths they are given, as the account running
 sim. --files serves a directory for jobs to download from.
 
@@ -104,6 +111,7 @@ nothing more until the hosts stop.`,
 	fl.StringVar(&opts.UploadDir, "upload-dir", "", "receive BITS uploads into this `DIR`")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "keep each host's job queue in `DIR` (DIR/SIM01, ...), so that sim started again has the same jobs, as BITS keeps its queue across restarts")
 	fl.BoolVar(&opts.NoFeature, "without-bits-feature", false, "hosts without the BITS-Compact-Server feature: the BITS provider is missing until 'bitsremote host prepare --yes' installs it")
+	fl.BoolVar(&opts.PasswordPerHost, "password-per-host", false, "give each host its own password, as LAPS does ($"+EnvPassword+"-SIM01, ... or generated), and print each")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "speed of the hosts' BITS timers (0.01: a 600 s retry delay takes 6 s)")
 	return cmd
 }
@@ -242,6 +250,11 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		cfg := base
 		cfg.Addr = addr
 		cfg.Machine = fmt.Sprintf("SIM%02d", i+1)
+		hostPassword := password
+		if opts.PasswordPerHost {
+			hostPassword = simHostPassword(password, generated, cfg.Machine)
+			cfg.Users = map[string]string{opts.User: hostPassword}
+		}
 		hc := bitssim.HostConfig{Server: cfg, TLS: opts.TLS, Provider: bitssim.Config{TimeScale: opts.TimeScale, Slots: 4},
 			FeatureNotInstalled: opts.NoFeature}
 		if opts.StateDir != "" {
@@ -279,8 +292,8 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(h.URL, "https://"), "http://"), "/wsman")
 		rec := simHostRecord{Host: name, URL: h.URL, Machine: cfg.Machine, Auth: opts.Auth, User: opts.User,
 			FilesURL: hosts[0].FilesURL, UploadURL: hosts[0].UploadURL}
-		if generated {
-			rec.Password = password
+		if generated || opts.PasswordPerHost {
+			rec.Password = hostPassword
 		}
 		if opts.TLS {
 			if rec.CAFile, err = h.Server.CAFile(); err != nil {
@@ -299,6 +312,16 @@ func simRun(ctx context.Context, opts *SimOptions) error {
 		f.IO.Warnf("sim: stopping")
 	}
 	return nil
+}
+
+// simHostPassword is a host's own password with --password-per-host:
+// the given one with the machine's name after it, or a fresh one when
+// none was given.
+func simHostPassword(password string, generated bool, machine string) string {
+	if generated {
+		return randomSecret(12)
+	}
+	return password + "-" + machine
 }
 
 // simServers are the addresses of the file and upload servers, kept in
@@ -365,7 +388,12 @@ func printSimHosts(f *Factory, opts *SimOptions, recs []simHostRecord, generated
 		f.IO.Printf("uploads %s (into %s)\n", r.UploadURL, opts.UploadDir)
 	}
 	f.IO.Printf("user %s\n", opts.User)
-	if generated {
+	switch {
+	case opts.PasswordPerHost:
+		for _, r := range recs {
+			f.IO.Printf("password %s %s (this host's own)\n", r.Host, r.Password)
+		}
+	case generated:
 		f.IO.Printf("password %s (generated; set %s to choose one)\n", recs[0].Password, EnvPassword)
 	}
 	var hostFlags []string
@@ -393,6 +421,16 @@ func printSimHosts(f *Factory, opts *SimOptions, recs []simHostRecord, generated
 	tls := ""
 	if opts.TLS {
 		tls = " --https --ca-file " + recs[0].CAFile
+	}
+	if opts.PasswordPerHost {
+		var lines []string
+		for _, r := range recs {
+			lines = append(lines, "'"+r.Host+" "+r.Password+"'")
+		}
+		f.IO.Printf("\nTry:\n  (umask 077; printf '%%s\\n' %s > passwords.map)\n  bitsremote list %s -u %s%s%s --password-map passwords.map\n",
+			strings.Join(lines, " "), strings.Join(hostFlags, " "), opts.User, auth, tls)
+		f.IO.Printf("Serving until Ctrl-C.\n")
+		return
 	}
 	f.IO.Printf("\nTry:\n  %s bitsremote list %s -u %s%s%s\n", env, strings.Join(hostFlags, " "), opts.User, auth, tls)
 	f.IO.Printf("Serving until Ctrl-C.\n")
