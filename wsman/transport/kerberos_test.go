@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,58 @@ type krbServer struct {
 	// bodies are the request bodies as they arrived, for tests that prove
 	// nothing went in clear.
 	bodies [][]byte
+	// handshake, when set, answers a request whose AP-REQ was accepted
+	// instead of the usual reply; good is the WWW-Authenticate value
+	// with the AP-REP. It returns false to let the usual reply go.
+	handshake func(w http.ResponseWriter, good string) bool
+	// sealedReply, when set, may rewrite the reply to a sealed message:
+	// it gets the framed (sealed) reply and writes what goes instead,
+	// returning false to let the framed reply go.
+	sealedReply func(w http.ResponseWriter, framed []byte) bool
+	// wire records every byte the server read, headers included (http
+	// only), for tests that prove nothing went in clear.
+	wire wireLog
+	// conns counts the connections accepted (http only).
+	conns atomic.Int32
+}
+
+// wireLog records the bytes read from every connection of a listener.
+type wireLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *wireLog) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.buf.Bytes())
+}
+
+// recListener records into log what its connections read.
+type recListener struct {
+	net.Listener
+	log *wireLog
+}
+
+func (l recListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recConn{c, l.log}, nil
+}
+
+type recConn struct {
+	net.Conn
+	log *wireLog
+}
+
+func (c recConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.log.mu.Lock()
+	c.log.buf.Write(p[:n])
+	c.log.mu.Unlock()
+	return n, err
 }
 
 // krbConnKey keys a connection's Kerberos state in a request's context.
@@ -103,6 +156,12 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 			if sealErr != nil {
 				t.Errorf("seal: %v", sealErr)
 			}
+			ks.mu.Lock()
+			rewrite := ks.sealedReply
+			ks.mu.Unlock()
+			if rewrite != nil && rewrite(w, out) {
+				return
+			}
 			w.Header().Set("Content-Type", encframe.ContentType)
 			_, _ = w.Write(out)
 			return
@@ -126,11 +185,14 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		user := id.UserName() + "@" + id.Domain()
 		ks.mu.Lock()
 		ks.users = append(ks.users, user)
-		reply, code := ks.reply, ks.status
+		reply, code, handshake := ks.reply, ks.status, ks.handshake
 		ks.mu.Unlock()
 		tok, sess := apRepFor(t, kt, st.NegTokenInit.MechTokenBytes)
 		cs.user, cs.sess = user, sess
 		good := "Negotiate " + base64.StdEncoding.EncodeToString(tok)
+		if handshake != nil && handshake(w, good) {
+			return
+		}
 		if reply != nil {
 			good = reply(good)
 		}
@@ -149,7 +211,13 @@ func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *kr
 		ks.Server = newTLSServerWith(t, pki, h, tls.NoClientCert, connState)
 	} else {
 		ks.Server = httptest.NewUnstartedServer(h)
+		ks.Listener = recListener{ks.Listener, &ks.wire}
 		ks.Config.ConnContext = connState
+		ks.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				ks.conns.Add(1)
+			}
+		}
 		ks.Start()
 		t.Cleanup(ks.Close)
 	}
