@@ -17,9 +17,13 @@ import (
 	"github.com/bitsremote/bitsremote/wsman/internal/ntlmauth"
 )
 
-// ErrAuthentication is returned when the host refuses the NTLM credentials
-// during the handshake. Nothing but the handshake itself (empty bodies) was
-// sent.
+// ErrAuthentication is returned when authentication fails: the host
+// refuses the credentials (HTTP 401), the KDC refuses them, or a Kerberos
+// host does not prove it holds the SPN's key. The sealed transports fail
+// so only in their handshake, when nothing but empty bodies was sent; a
+// transport that authenticates each request (Basic, plain NTLM, Kerberos
+// over https) may have sent the body, and a reply that fails Kerberos
+// mutual authentication came from a host that may have acted on it.
 var ErrAuthentication = errors.New("the host rejected the credentials")
 
 // ErrUnsealedReply is returned when a reply to a sealed request comes back
@@ -223,8 +227,8 @@ func (t *sealedTransport) reset() {
 	t.conn, t.key, t.sess = nil, "", nil
 }
 
-// CloseIdleConnections closes kept-alive connections, ending the NTLM
-// session; the next request authenticates again.
+// CloseIdleConnections closes kept-alive connections, ending the NTLM or
+// Kerberos session; the next request authenticates again.
 func (t *sealedTransport) CloseIdleConnections() {
 	select {
 	case t.serial <- struct{}{}:

@@ -17,7 +17,10 @@ import (
 //     With Auto: sealed (NewNTLMEncrypted) for http:// endpoints and plain
 //     NTLM for https:// ones, chosen per request URL; each is built on first
 //     use.
-//   - Kerberos: NewKerberos, over https:// (or http:// with Never).
+//   - Kerberos: NewKerberos, with the same choice: sealed
+//     (NewKerberosEncrypted) for http:// with Auto and everywhere with
+//     Always, a token per request and no sealing over https:// with Auto
+//     and everywhere with Never.
 func New(cfg Config) (Transport, error) {
 	switch cfg.Auth {
 	case AuthBasic:
