@@ -146,6 +146,11 @@ func classifyFailure(err error) failure {
 	switch {
 	case err == nil:
 		return failure{}
+	case errors.Is(err, transport.ErrHostNotProven) && !errors.Is(err, transport.ErrNotSent):
+		// A reply that failed Kerberos mutual authentication came after
+		// the request went out: never repeated, and the request may have
+		// been carried out by whoever answered.
+		return failure{ambiguous: true}
 	case errors.Is(err, transport.ErrAuthentication), errors.Is(err, transport.ErrEncryptionRequired),
 		errors.Is(err, transport.ErrResponseTooLarge), errors.Is(err, ErrReplyTooLarge),
 		errors.Is(err, ErrAuth), errors.Is(err, ErrEnvelopeTooLarge):

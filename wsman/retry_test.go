@@ -233,6 +233,33 @@ func TestRetryAfter(t *testing.T) {
 	})
 }
 
+// TestHostNotProvenIsAmbiguous: a reply that failed Kerberos mutual
+// authentication arrived after the request went out, so a call that is
+// not safe to repeat is ambiguous (a CreateJob then looks for its marker)
+// and is not sent again; one that never left is not ambiguous.
+func TestHostNotProvenIsAmbiguous(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		ambiguous bool
+	}{
+		{"after the reply", fmt.Errorf("reply from h: the host did not prove it is HTTP/h: %w %w", transport.ErrHostNotProven, transport.ErrAuthentication), true},
+		{"never sent", fmt.Errorf("handshake: %w %w %w", transport.ErrHostNotProven, transport.ErrAuthentication, transport.ErrNotSent), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			c := wsman.NewClient("https://h:5986/wsman", transport.Func(func(context.Context, *transport.Request) (*transport.Response, error) {
+				calls++
+				return nil, tc.err
+			}))
+			_, err := c.Invoke(context.Background(), counterURI, "Add", sel(), nil)
+			if calls != 1 || wsman.IsAmbiguous(err) != tc.ambiguous || !errors.Is(err, transport.ErrAuthentication) {
+				t.Fatalf("Invoke = %v after %d calls; want ambiguous %v, one call, ErrAuthentication", err, calls, tc.ambiguous)
+			}
+		})
+	}
+}
+
 // TestNoBlindRetry: Invoke and Put run at most once unless the host
 // provably never saw them; a failure after they may have run is
 // ErrAmbiguous, and the counter shows whether they ran.

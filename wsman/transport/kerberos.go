@@ -162,13 +162,22 @@ func (e *krbRefusal) Unwrap() []error { return []error{e.err, ErrAuthentication}
 
 func refused(format string, a ...any) error { return &krbRefusal{fmt.Errorf(format, a...)} }
 
+// ErrHostNotProven marks a reply from a host that did not prove it holds
+// the SPN's key (Kerberos mutual authentication). The request was sent:
+// whoever answered may have acted on it, so a caller must not take the
+// failure as "not done" (package wsman reports it as ambiguous, and a
+// CreateJob looks for its marker).
+var ErrHostNotProven = errors.New("the host did not prove its identity")
+
 // mutualAuthError is a reply from a host that did not prove it holds the
 // SPN's key. It counts as an authentication failure (exit 3) without
 // saying that our credentials were refused.
 type mutualAuthError struct{ err error }
 
-func (e *mutualAuthError) Error() string   { return e.err.Error() }
-func (e *mutualAuthError) Unwrap() []error { return []error{e.err, ErrAuthentication} }
+func (e *mutualAuthError) Error() string { return e.err.Error() }
+func (e *mutualAuthError) Unwrap() []error {
+	return []error{e.err, ErrAuthentication, ErrHostNotProven}
+}
 
 var (
 	tokenMu   sync.Mutex
