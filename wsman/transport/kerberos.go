@@ -201,7 +201,8 @@ type apReqToken struct {
 }
 
 // newAPReqToken makes an SPNEGO NegTokenInit with an AP-REQ that asks for
-// mutual authentication (as SSPI and MIT GSSAPI do), whose authenticator's
+// mutual authentication, replay and sequence detection, confidentiality
+// and integrity (what SSPI and pyspnego ask for WinRM), whose authenticator's
 // time (ctime, cusec) no other token of this process has: a Kerberos
 // acceptor's replay cache (Windows', MIT's, gokrb5's) refuses a second
 // authenticator from the same client with the same time, and concurrent
@@ -212,7 +213,7 @@ func newAPReqToken(cl *client.Client, tkt messages.Ticket, key types.EncryptionK
 		runtime.Gosched()
 	}
 	mt, err := spnego.NewKRB5TokenAPREQ(cl, tkt, key,
-		[]int{gssapi.ContextFlagInteg, gssapi.ContextFlagConf, gssapi.ContextFlagMutual},
+		[]int{gssapi.ContextFlagInteg, gssapi.ContextFlagConf, gssapi.ContextFlagMutual, gssapi.ContextFlagReplay, gssapi.ContextFlagSequence},
 		[]int{flags.APOptionMutualRequired})
 	lastMicro = time.Now().UnixMicro()
 	tokenMu.Unlock()

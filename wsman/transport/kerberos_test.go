@@ -598,7 +598,8 @@ func TestKerberosMITAcceptor(t *testing.T) {
 import base64, sys, gssapi
 ctx = gssapi.SecurityContext(usage="accept")
 out = ctx.step(base64.b64decode(sys.stdin.read()))
-print(ctx.complete, ctx.initiator_name, ctx.target_name, ctx.mech)
+F = gssapi.RequirementFlag
+print(ctx.complete, ctx.initiator_name, ctx.target_name, ctx.mech, *[f.name for f in (F.mutual_authentication, F.replay_detection, F.out_of_sequence_detection, F.confidentiality, F.integrity) if f in ctx.actual_flags])
 print(base64.b64encode(out or b"").decode())
 `
 	cmd := exec.Command(pywinrmtest.Python, "-c", accept)
@@ -610,7 +611,9 @@ print(base64.b64encode(out or b"").decode())
 	}
 	// SPNEGO negotiated the Kerberos 5 mechanism (1.2.840.113554.1.2.2).
 	accepted, reply, _ := strings.Cut(string(out), "\n")
-	want := fmt.Sprintf("True %s@%s HTTP/localhost@%s <OID 1.2.840.113554.1.2.2>", krbtest.User, r.Name, r.Name)
+	// With the flags SSPI and pyspnego ask for: mutual authentication,
+	// replay and sequence detection, confidentiality, integrity.
+	want := fmt.Sprintf("True %s@%s HTTP/localhost@%s <OID 1.2.840.113554.1.2.2> mutual_authentication replay_detection out_of_sequence_detection confidentiality integrity", krbtest.User, r.Name, r.Name)
 	if accepted != want {
 		t.Errorf("MIT accepted %q, want %q", accepted, want)
 	}
