@@ -74,23 +74,29 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 	if cfg.User == "" {
 		return nil, errors.New("ntlm encrypted: a user name is required")
 	}
-	d, err := cfg.newDialer()
+	t, err := newSealedTransport(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ntlm encrypted: %w", err)
 	}
-	user, domain := cfg.User, ""
+	t.user, t.password = cfg.User, cfg.Password
 	if d, u, ok := strings.Cut(cfg.User, `\`); ok {
-		domain, user = d, u
+		t.domain, t.user = d, u
+	}
+	return t, nil
+}
+
+// newSealedTransport is the part of a sealed transport every mechanism
+// shares; the caller adds the mechanism's credentials.
+func newSealedTransport(cfg Config) (*sealedTransport, error) {
+	d, err := cfg.newDialer()
+	if err != nil {
+		return nil, err
 	}
 	t := &sealedTransport{
-		mech:        "ntlm",
 		d:           d,
 		anon:        newConnPool(d, Config{MaxIdleConnsPerHost: 1}),
 		limit:       cfg.maxResponseBytes(),
 		respTimeout: cfg.ResponseTimeout,
-		user:        user,
-		domain:      domain,
-		password:    cfg.Password,
 		mode:        cfg.Encryption,
 		serial:      make(chan struct{}, 1),
 	}
@@ -105,8 +111,6 @@ func NewNTLMEncrypted(cfg Config) (Transport, error) {
 // and yields its sealer; everything else (the one connection, the order
 // of the sealed stream, the retries, the framing) is the same for both.
 type sealedTransport struct {
-	// mech names the mechanism in errors ("ntlm", "kerberos").
-	mech string
 	// krb, when set, makes the handshake Kerberos's; else it is NTLM's.
 	krb       *kerberosTransport
 	endpoints endpointCache

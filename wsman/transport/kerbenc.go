@@ -26,22 +26,11 @@ func NewKerberosEncrypted(cfg Config) (Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kerberos auth: %w", err)
 	}
-	d, err := cfg.newDialer()
+	t, err := newSealedTransport(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kerberos encrypted: %w", err)
 	}
-	t := &sealedTransport{
-		mech:        "kerberos",
-		krb:         &kerberosTransport{creds: creds, spn: cfg.SPN},
-		d:           d,
-		anon:        newConnPool(d, Config{MaxIdleConnsPerHost: 1}),
-		limit:       cfg.maxResponseBytes(),
-		respTimeout: cfg.ResponseTimeout,
-		mode:        cfg.Encryption,
-		serial:      make(chan struct{}, 1),
-	}
-	t.sealFn = func(msg, sig []byte) { t.sealErr = t.sess.SealInPlace(msg, sig) }
-	t.unsealFn = func(msg, sig []byte) error { return t.sess.UnsealInPlace(msg, sig) }
+	t.krb = &kerberosTransport{creds: creds, spn: cfg.SPN}
 	return t, nil
 }
 
