@@ -19,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
 	"github.com/bitsremote/bitsremote/internal/pywinrmtest"
 )
 
@@ -218,6 +222,37 @@ func (r *Realm) Kinit(tb testing.TB, name, password string) string {
 		tb.Fatalf("krbtest: kinit %s: %v: %s", name, err, bytes.TrimSpace(out))
 	}
 	return cc
+}
+
+// Login returns a gokrb5 client logged in as User with Password, for
+// tests that make tokens by hand; it is destroyed when tb ends.
+func (r *Realm) Login(tb testing.TB) *client.Client {
+	tb.Helper()
+	cfg, err := config.Load(r.Krb5Conf)
+	if err != nil {
+		tb.Fatalf("krbtest: %v", err)
+	}
+	cl := client.NewWithPassword(User, r.Name, Password, cfg, client.DisablePAFXFAST(true))
+	tb.Cleanup(cl.Destroy)
+	if err := cl.Login(); err != nil {
+		tb.Fatalf("krbtest: login as %s: %v", User, err)
+	}
+	return cl
+}
+
+// ReadKeytab reads a keytab that AddService wrote, for tests that accept
+// tickets themselves.
+func ReadKeytab(tb testing.TB, path string) *keytab.Keytab {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("krbtest: %v", err)
+	}
+	kt := keytab.New()
+	if err := kt.Unmarshal(b); err != nil {
+		tb.Fatalf("krbtest: keytab %s: %v", path, err)
+	}
+	return kt
 }
 
 // Env is the environment for a Kerberos client of this realm (KRB5_CONFIG

@@ -1,13 +1,11 @@
 package krbtest_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/bitsremote/bitsremote/internal/krbtest"
 )
@@ -18,34 +16,22 @@ import (
 func TestRealm(t *testing.T) {
 	r := krbtest.Start(t)
 	kt := r.AddService(t, "HTTP/localhost")
-	cfg, err := config.Load(r.Krb5Conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := client.NewWithPassword(krbtest.User, r.Name, krbtest.Password, cfg, client.DisablePAFXFAST(true))
-	defer cl.Destroy()
-	if err := cl.Login(); err != nil {
-		t.Fatalf("login with the password: %v", err)
-	}
+	cl := r.Login(t)
 	tkt, _, err := cl.GetServiceTicket("HTTP/localhost")
 	if err != nil {
 		t.Fatalf("service ticket: %v", err)
 	}
-	b, err := os.ReadFile(kt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ktab := keytab.New()
-	if err := ktab.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := tkt.DecryptEncPart(ktab, nil); err != nil {
+	if err := tkt.DecryptEncPart(krbtest.ReadKeytab(t, kt), nil); err != nil {
 		t.Fatalf("the keytab does not decrypt the service ticket: %v", err)
 	}
 	if got := tkt.DecryptedEncPart.CName.PrincipalNameString(); got != krbtest.User {
 		t.Errorf("ticket client %q, want %q", got, krbtest.User)
 	}
 
+	cfg, err := config.Load(r.Krb5Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := client.NewWithPassword(krbtest.User, r.Name, "wrong", cfg, client.DisablePAFXFAST(true))
 	defer bad.Destroy()
 	if err := bad.Login(); err == nil {

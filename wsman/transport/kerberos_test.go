@@ -126,14 +126,7 @@ const gokrb5Credentials = "github.com/jcmturner/gokrb5/v8/ctxCredentials"
 
 func newKrbServer(t *testing.T, pki *testPKI, keytabPath string, https bool) *krbServer {
 	t.Helper()
-	b, err := os.ReadFile(keytabPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt := keytab.New()
-	if err := kt.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
+	kt := krbtest.ReadKeytab(t, keytabPath)
 	ks := &krbServer{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -23,7 +23,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/client"
-	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
@@ -57,16 +56,7 @@ func startRealm(t *testing.T) *realm {
 	t.Helper()
 	r := krbtest.Start(t)
 	kt := r.AddService(t, spn)
-	cfg, err := config.Load(r.Krb5Conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := client.NewWithPassword(krbtest.User, r.Name, krbtest.Password, cfg, client.DisablePAFXFAST(true))
-	t.Cleanup(cl.Destroy)
-	if err := cl.Login(); err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	return &realm{Realm: r, keytab: kt, cl: cl}
+	return &realm{Realm: r, keytab: kt, cl: r.Login(t)}
 }
 
 // spnegoHeader is what gokrb5's own SPNEGO client sends: a NegTokenInit

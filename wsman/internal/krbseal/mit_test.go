@@ -18,8 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/asn1tools"
-	"github.com/jcmturner/gokrb5/v8/client"
-	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/iana"
@@ -27,7 +25,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
@@ -197,15 +194,7 @@ func (p *mitPeer) must(t *testing.T, req mitReq) mitResp {
 // the session key and the authenticator sent.
 func goInitiator(t *testing.T, r *krbtest.Realm, spn string) ([]byte, types.EncryptionKey, types.Authenticator) {
 	t.Helper()
-	cfg, err := config.Load(r.Krb5Conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := client.NewWithPassword(krbtest.User, r.Name, krbtest.Password, cfg, client.DisablePAFXFAST(true))
-	t.Cleanup(cl.Destroy)
-	if err := cl.Login(); err != nil {
-		t.Fatal(err)
-	}
+	cl := r.Login(t)
 	tkt, key, err := cl.GetServiceTicket(spn)
 	if err != nil {
 		t.Fatal(err)
@@ -424,14 +413,7 @@ func TestMITInitiator(t *testing.T) {
 	if err := tok.Unmarshal(init.Out); err != nil || !tok.IsAPReq() {
 		t.Fatalf("MIT's token: %v", err)
 	}
-	ktb, err := os.ReadFile(ktPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt := keytab.New()
-	if err := kt.Unmarshal(ktb); err != nil {
-		t.Fatal(err)
-	}
+	kt := krbtest.ReadKeytab(t, ktPath)
 	if ok, err := tok.APReq.Verify(kt, 5*time.Minute, types.HostAddress{}, nil); !ok || err != nil {
 		t.Fatalf("MIT's AP-REQ: %v", err)
 	}
@@ -539,14 +521,7 @@ func TestGoAcceptor(t *testing.T) {
 	if err := mt.Unmarshal(st.NegTokenInit.MechTokenBytes); err != nil {
 		t.Fatal(err)
 	}
-	ktb, err := os.ReadFile(ktPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt := keytab.New()
-	if err := kt.Unmarshal(ktb); err != nil {
-		t.Fatal(err)
-	}
+	kt := krbtest.ReadKeytab(t, ktPath)
 	if ok, err := mt.APReq.Verify(kt, 5*time.Minute, types.HostAddress{}, nil); !ok || err != nil {
 		t.Fatalf("the AP-REQ: %v", err)
 	}
