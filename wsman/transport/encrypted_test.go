@@ -218,21 +218,23 @@ func TestNTLMEncryptedLargeMessage(t *testing.T) {
 	}
 }
 
-func TestNTLMEncryptedConcurrent(t *testing.T) {
-	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
-	tr := newEncTransport(t, Config{})
+// concurrentRoundTrips sends 25 distinct envelopes from each of 8
+// goroutines at once through tr to url, and fails t for any error or any
+// reply that ok refuses.
+func concurrentRoundTrips(t *testing.T, tr Transport, url string, ok func(env string, resp *Response) bool) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
-				env := fmt.Sprintf("<g%d m%d/>", g, i)
-				resp, err := tr.RoundTrip(context.Background(), &Request{URL: es.URL, Body: []byte(env)})
+				env := fmt.Sprintf("<s:Envelope g%d m%d/>", g, i)
+				resp, err := tr.RoundTrip(context.Background(), &Request{URL: url, Body: []byte(env)})
 				if err != nil {
 					errs <- err
 					return
 				}
-				if string(resp.Body) != "echo:"+env {
+				if !ok(env, resp) {
 					errs <- fmt.Errorf("goroutine %d message %d: got %q", g, i, resp.Body)
 					return
 				}
@@ -244,6 +246,12 @@ func TestNTLMEncryptedConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func TestNTLMEncryptedConcurrent(t *testing.T) {
+	es := newEncServer(t, ntlmauth.MiddlewareOptions{RequireEncryption: true}, false)
+	tr := newEncTransport(t, Config{})
+	concurrentRoundTrips(t, tr, es.URL, func(env string, resp *Response) bool { return string(resp.Body) == "echo:"+env })
 	if h := es.handshakes.Load(); h != 2 {
 		t.Fatalf("%d handshake legs, want 2", h)
 	}

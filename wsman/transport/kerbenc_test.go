@@ -107,29 +107,9 @@ func TestKerberosSealedLargeMessage(t *testing.T) {
 func TestKerberosSealedConcurrent(t *testing.T) {
 	r, ks, tr := sealedKrbSetup(t)
 	user := krbtest.User + "@" + r.Name
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 25 {
-				env := fmt.Sprintf("<s:Envelope g%d m%d/>", g, i)
-				resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: []byte(env)})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if want := "user=" + user + " body=" + env; string(resp.Body) != want || !resp.Encrypted {
-					errs <- fmt.Errorf("goroutine %d message %d: got %q", g, i, resp.Body)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	concurrentRoundTrips(t, tr, localURL(ks), func(env string, resp *Response) bool {
+		return string(resp.Body) == "user="+user+" body="+env && resp.Encrypted
+	})
 	if _, users := ks.seen(); len(users) != 1 {
 		t.Errorf("%d AP-REQs, want 1", len(users))
 	}
