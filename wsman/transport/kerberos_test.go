@@ -277,6 +277,22 @@ func krbConfig(r *krbtest.Realm, pki *testPKI) Config {
 	return Config{Auth: AuthKerberos, User: krbtest.User, Password: krbtest.Password, Krb5Conf: r.Krb5Conf, CAFile: pki.CAFile}
 }
 
+// getThree sends three requests through tr to krbServer's url and checks
+// each reply: 200, the body echoed for krbtest.User, sealed or not.
+func getThree(t *testing.T, tr Transport, url string, sealed bool) {
+	t.Helper()
+	for i := range 3 {
+		resp, err := tr.RoundTrip(context.Background(), &Request{URL: url, Body: fmt.Appendf(nil, "<get%d/>", i)})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		want := fmt.Sprintf("user=%s@%s body=<get%d/>", krbtest.User, krbtest.RealmName, i)
+		if resp.StatusCode != 200 || string(resp.Body) != want || resp.Encrypted != sealed {
+			t.Fatalf("request %d: HTTP %d %q encrypted=%v, want 200 %q encrypted=%v", i, resp.StatusCode, resp.Body, resp.Encrypted, want, sealed)
+		}
+	}
+}
+
 func TestKerberosPassword(t *testing.T) {
 	r := krbtest.Start(t)
 	pki := newTestPKI(t)
@@ -288,16 +304,7 @@ func TestKerberosPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeIdle(t, tr)
-	for i := range 3 {
-		resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: fmt.Appendf(nil, "<get%d/>", i)})
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		want := fmt.Sprintf("user=%s@%s body=<get%d/>", krbtest.User, r.Name, i)
-		if resp.StatusCode != 200 || string(resp.Body) != want {
-			t.Fatalf("request %d: HTTP %d %q, want 200 %q", i, resp.StatusCode, resp.Body, want)
-		}
-	}
+	getThree(t, tr, localURL(ks), false)
 	auths, _ := ks.seen()
 	if len(auths) != 3 || auths[0] == auths[1] || auths[1] == auths[2] {
 		t.Errorf("Authorization headers %d, want 3 distinct tokens (a new authenticator per request)", len(auths))
@@ -468,16 +475,7 @@ func TestKerberosHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeIdle(t, tr)
-			for i := range 3 {
-				resp, err := tr.RoundTrip(context.Background(), &Request{URL: localURL(ks), Body: fmt.Appendf(nil, "<get%d/>", i)})
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				want := fmt.Sprintf("user=%s@%s body=<get%d/>", krbtest.User, r.Name, i)
-				if resp.StatusCode != 200 || string(resp.Body) != want || resp.Encrypted != tc.seal {
-					t.Fatalf("request %d: HTTP %d %q encrypted=%v, want 200 %q encrypted=%v", i, resp.StatusCode, resp.Body, resp.Encrypted, want, tc.seal)
-				}
-			}
+			getThree(t, tr, localURL(ks), tc.seal)
 			auths, _ := ks.seen()
 			ks.mu.Lock()
 			bodies := ks.bodies
