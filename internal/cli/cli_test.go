@@ -83,13 +83,12 @@ func run(t *testing.T, env map[string]string, args ...string) result {
 	return runIn(t, "", env, args...)
 }
 
-func runIn(t *testing.T, stdin string, env map[string]string, args ...string) result {
+// testFactory is a Factory on ios whose environment is env, with the job
+// ledger in the test's directory (never the user's) unless env names one.
+func testFactory(t *testing.T, ios *IOStreams, env map[string]string) *Factory {
 	t.Helper()
-	ios, in, out, errOut := Test()
-	in.WriteString(stdin)
 	f := NewFactory()
 	f.IO = ios
-	// Keep the job ledger in the test's directory, never the user's.
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
 	f.Getenv = func(k string) string {
 		if v, ok := env[k]; ok || k != fleet.EnvLedger {
@@ -97,6 +96,14 @@ func runIn(t *testing.T, stdin string, env map[string]string, args ...string) re
 		}
 		return ledger
 	}
+	return f
+}
+
+func runIn(t *testing.T, stdin string, env map[string]string, args ...string) result {
+	t.Helper()
+	ios, in, out, errOut := Test()
+	in.WriteString(stdin)
+	f := testFactory(t, ios, env)
 	code := Execute(context.Background(), f, args)
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }

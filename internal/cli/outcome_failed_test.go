@@ -2,12 +2,10 @@ package cli
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/bitsremote/bitsremote/internal/fleet"
 	"github.com/bitsremote/bitsremote/wsman/transport"
 )
 
@@ -58,16 +56,8 @@ func TestCompleteRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.args(t), base...)
 			ios, _, out, errOut := Test()
-			f := NewFactory()
-			f.IO = ios
+			f := testFactory(t, ios, withPassword())
 			f.NewTransport = refuseComplete
-			ledger := filepath.Join(t.TempDir(), "ledger.db")
-			f.Getenv = func(k string) string {
-				if k == fleet.EnvLedger {
-					return ledger
-				}
-				return withPassword()[k]
-			}
 			code := Execute(context.Background(), f, args)
 			if code != ExitFault {
 				t.Fatalf("exit %d, want 5: %s", code, errOut.String())

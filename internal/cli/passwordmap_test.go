@@ -271,16 +271,7 @@ func runTTY(t *testing.T, env map[string]string, answer string, args ...string) 
 		}
 		return answer, nil
 	}
-	f := NewFactory()
-	f.IO = ios
-	ledger := filepath.Join(t.TempDir(), "ledger.db")
-	f.Getenv = func(k string) string {
-		if v, ok := env[k]; ok || k != fleet.EnvLedger {
-			return v
-		}
-		return ledger
-	}
-	code := Execute(context.Background(), f, args)
+	code := Execute(context.Background(), testFactory(t, ios, env), args)
 	r := result{code: code, stdout: out.String(), stderr: errOut.String()}
 	checkNoLapsSecrets(t, r.stdout+r.stderr)
 	return r, prompts
