@@ -2,14 +2,12 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 func TestDemo(t *testing.T) {
@@ -89,36 +87,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestSim(t *testing.T) {
-	ios, _, _, _ := Test()
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	ios.Out, ios.ErrOut = out, errOut
-	f := NewFactory()
-	f.IO = ios
-	f.Getenv = func(string) string { return "" }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- Execute(ctx, f, []string{"sim", "--listen", "127.0.0.1:0", "--hosts", "2", "-o", "jsonl"})
-	}()
-
-	var lines []string
-	deadline := time.Now().Add(20 * time.Second)
-	for len(lines) < 2 {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("sim printed no hosts; stderr %s", errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-		lines = strings.Fields(out.String())
-	}
-	var hosts []simHostRecord
-	for _, l := range lines {
-		var h simHostRecord
-		if err := json.Unmarshal([]byte(l), &h); err != nil {
-			t.Fatalf("sim line %q: %v", l, err)
-		}
-		hosts = append(hosts, h)
-	}
+	hosts := startSimIn(t, nil)
 	if !strings.HasPrefix(hosts[0].Host, "127.0.0.1:") || !strings.HasPrefix(hosts[1].Host, "127.0.0.2:") ||
 		hosts[0].Password == "" || hosts[0].Password != hosts[1].Password || hosts[0].User != "admin" || hosts[1].Machine != "SIM02" {
 		t.Errorf("sim hosts = %+v", hosts)
@@ -127,15 +96,6 @@ func TestSim(t *testing.T) {
 	r := run(t, env, "list", "-H", hosts[0].Host, "-H", hosts[1].Host, "-u", "admin", "-o", "json")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("list on two sim hosts: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("sim exit %d after cancel", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("sim did not stop")
 	}
 }
 

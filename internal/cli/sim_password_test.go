@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// startSimPerHost runs "sim --hosts 2 --password-per-host" in-process
-// with env and returns its host records; the sim stops when the test ends.
-func startSimPerHost(t *testing.T, env map[string]string) []simHostRecord {
+// startSimIn runs "sim --hosts 2" in-process with env and more flags,
+// and returns its host records; the sim stops when the test ends, and
+// must exit 0.
+func startSimIn(t *testing.T, env map[string]string, flags ...string) []simHostRecord {
 	t.Helper()
 	ios, _, _, _ := Test()
 	out, errOut := &syncBuffer{}, &syncBuffer{}
@@ -21,7 +22,7 @@ func startSimPerHost(t *testing.T, env map[string]string) []simHostRecord {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
-		done <- Execute(ctx, f, []string{"sim", "--listen", "127.0.0.1:0", "--hosts", "2", "--password-per-host", "-o", "jsonl"})
+		done <- Execute(ctx, f, append([]string{"sim", "--listen", "127.0.0.1:0", "--hosts", "2", "-o", "jsonl"}, flags...))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -57,7 +58,7 @@ func startSimPerHost(t *testing.T, env map[string]string) []simHostRecord {
 // TestSimPasswordPerHost: each simulated host accepts its own password
 // only: $BITSREMOTE_PASSWORD-SIM01, -SIM02, or generated ones, printed.
 func TestSimPasswordPerHost(t *testing.T) {
-	hosts := startSimPerHost(t, map[string]string{EnvPassword: "Base-Pw"})
+	hosts := startSimIn(t, map[string]string{EnvPassword: "Base-Pw"}, "--password-per-host")
 	if hosts[0].Password != "Base-Pw-SIM01" || hosts[1].Password != "Base-Pw-SIM02" {
 		t.Fatalf("derived passwords: %+v", hosts)
 	}
@@ -74,7 +75,7 @@ func TestSimPasswordPerHost(t *testing.T) {
 		}
 	}
 
-	gen := startSimPerHost(t, nil)
+	gen := startSimIn(t, nil, "--password-per-host")
 	if gen[0].Password == "" || gen[1].Password == "" || gen[0].Password == gen[1].Password {
 		t.Errorf("generated passwords: %+v", gen)
 	}
